@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything curfew needs to build, test and benchmark on Debian 12 (run as root).
+# Idempotent: packages already present are skipped quickly.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build pkg-config
+  clang-16 libclang-rt-16-dev            # the project's compiler (g++ 12 miscompiles co_await on aggregates)
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

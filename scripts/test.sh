@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs dependencies, then builds and runs every test: the optimised build, then the runtime and
+# sidecar suites again under ASan+UBSan and under TSan.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+jobs=$(nproc)
+status=0
+run_preset() {
+  local preset=$1 label_filter=$2
+  echo "=== $preset: build"
+  cmake --preset "$preset" >/dev/null
+  cmake --build "build/$preset" -j "$jobs" >"build/$preset.build.log" 2>&1 || {
+    tail -n 60 "build/$preset.build.log"; echo "=== $preset: BUILD FAILED"; return 1; }
+  echo "=== $preset: test"
+  (cd "build/$preset" && ctest --output-on-failure -j "$jobs" $label_filter)
+}
+
+run_preset release "" || status=1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+run_preset asan "-L sanitize" || status=1
+run_preset tsan "-L sanitize" || status=1
+exit $status
