@@ -1,0 +1,103 @@
+// ClientCall: a generic (method-agnostic, bytes-only) client call through grpc::GenericStub, with
+// each step an awaitable cancellation point. Cancelling the task that awaits any step cancels the
+// RPC itself (ClientContext::TryCancel: the server sees RST_STREAM CANCEL).
+//
+//   ClientCall call(stub, "/pkg.Svc/Method", loop);
+//   call.context().set_deadline(...);               // configure before start()
+//   if (co_await call.start()) { co_await call.write(request, {}); co_await call.writes_done(); }
+//   while (co_await call.read(reply)) { ... }
+//   grpc::Status status = co_await call.finish();
+//
+// One read and one write may be outstanding at once (from two tasks), as gRPC allows.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "runtime/grpc_op.h"
+#include "runtime/loop.h"
+
+namespace curfew::rt {
+
+class ClientCall {
+ public:
+  ClientCall(grpc::GenericStub& stub, std::string method, Loop& loop)
+      : stub_(stub), method_(std::move(method)), loop_(loop) {}
+  ClientCall(const ClientCall&) = delete;
+  ClientCall& operator=(const ClientCall&) = delete;
+
+  // Metadata, deadline, compression... must be set before start().
+  grpc::ClientContext& context() noexcept { return context_; }
+  const std::string& method() const noexcept { return method_; }
+
+  // Starts the call. false: the call is already dead; finish() tells why.
+  auto start() {
+    stream_ = stub_.PrepareCall(&context_, method_, &loop_.cq());
+    return detail::grpc_op([this](void* tag) { stream_->StartCall(tag); }, interrupt());
+  }
+  // Waits for the server's initial metadata (then in context().GetServerInitialMetadata()).
+  auto read_initial_metadata() {
+    return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); }, interrupt());
+  }
+  // Reads the next message into `message`; false when the server has no more.
+  auto read(grpc::ByteBuffer& message) {
+    return detail::grpc_op([this, &message](void* tag) { stream_->Read(&message, tag); },
+                           interrupt());
+  }
+  // Sends `message`; false when the call is dead.
+  auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
+    return detail::grpc_op(
+        [this, &message, options](void* tag) { stream_->Write(message, options, tag); },
+        interrupt());
+  }
+  // Half-closes the request side.
+  auto writes_done() {
+    return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); }, interrupt());
+  }
+  // Waits for the call's status (trailers in context().GetServerTrailingMetadata()).
+  auto finish() { return FinishAwaiter{*this, detail::grpc_op(FinishStart{this}, interrupt())}; }
+
+  // Cancels the call now (RST_STREAM CANCEL to the server).
+  void cancel() noexcept { context_.TryCancel(); }
+
+  // The status from the last finish().
+  const grpc::Status& status() const noexcept { return status_; }
+
+ private:
+  struct TryCancel {
+    grpc::ClientContext* context;
+    void operator()() const noexcept { context->TryCancel(); }
+  };
+  struct FinishStart {
+    ClientCall* call;
+    void operator()(void* tag) const { call->stream_->Finish(&call->status_, tag); }
+  };
+  // finish() yields the Status rather than gRPC's `ok` (always true for Finish).
+  struct FinishAwaiter {
+    ClientCall& call;
+    detail::GrpcOp<FinishStart, TryCancel> op;
+    bool await_ready() const noexcept { return false; }
+    template <RuntimePromise P>
+    void await_suspend(std::coroutine_handle<P> caller) {
+      op.await_suspend(caller);
+    }
+    grpc::Status await_resume() {
+      op.await_resume();
+      return call.status_;
+    }
+  };
+
+  TryCancel interrupt() noexcept { return TryCancel{&context_}; }
+
+  grpc::GenericStub& stub_;
+  std::string method_;
+  Loop& loop_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
+  grpc::Status status_;
+};
+
+}  // namespace curfew::rt

@@ -1,0 +1,120 @@
+#include "runtime/grpc_server.h"
+
+#include <cassert>
+
+namespace curfew::rt {
+
+// ---- ServerCall ----------------------------------------------------------------------------
+
+ServerCall::ServerCall(Loop& loop) : loop_(loop) {
+  // Must precede RequestCall; only fires for a call that was actually accepted.
+  context_.AsyncNotifyWhenDone(static_cast<Completion*>(&done_tag_));
+}
+
+void ServerCall::WriteStart::operator()(void* tag) const {
+  ++call->writes_in_flight_;
+  call->stream_.Write(*message, options, tag);
+}
+
+void ServerCall::FinishStart::operator()(void* tag) const {
+  call->finish_started_ = true;
+  call->stream_.Finish(status, tag);
+}
+
+void ServerCall::interrupt_now() noexcept {
+  if (!finish_started_ && writes_in_flight_ == 0 && interrupt_status_) {
+    // Answer the caller properly (e.g. DEADLINE_EXCEEDED); pending reads then complete.
+    finish_started_ = true;
+    interrupt_finish_pending_ = true;
+    void* tag = static_cast<Completion*>(&interrupt_finish_tag_);
+    loop_.tag_started(tag);
+    stream_.Finish(interrupt_status_(), tag);
+    return;
+  }
+  context_.TryCancel();
+}
+
+void ServerCall::on_accepted(bool ok) {
+  accepted_ = ok;
+  if (ok) loop_.tag_started(static_cast<Completion*>(&done_tag_));  // now it will fire
+  if (acceptor_ != nullptr) {
+    acceptor_->accepted(ok);
+    return;
+  }
+  // Abandoned slot.
+  if (ok) context_.TryCancel();
+  released_ = true;
+  maybe_delete();
+}
+
+void ServerCall::on_done(bool) {
+  done_ = true;
+  if (!released_ && bound_task_ != nullptr && context_.IsCancelled()) {
+    bound_task_->cancel("caller cancelled");
+  }
+  maybe_delete();
+}
+
+void ServerCall::on_interrupt_finished(bool) {
+  interrupt_finish_pending_ = false;
+  maybe_delete();
+}
+
+void ServerCall::release() noexcept {
+  released_ = true;
+  bound_task_ = nullptr;
+  if (accepted_ && !done_ && !finish_started_) context_.TryCancel();
+  maybe_delete();
+}
+
+void ServerCall::maybe_delete() noexcept {
+  if (!released_) return;
+  if (accepted_ && !done_) return;  // the done tag is still due
+  if (interrupt_finish_pending_) return;
+  delete this;
+}
+
+void detail::ServerCallRelease::operator()(ServerCall* call) const noexcept { call->release(); }
+
+// ---- AcceptAwaiter -------------------------------------------------------------------------
+
+AcceptAwaiter::AcceptAwaiter(grpc::AsyncGenericService& service, Loop& loop)
+    : service_(service), loop_(loop) {}
+
+AcceptAwaiter::~AcceptAwaiter() = default;
+
+void AcceptAwaiter::start() {
+  assert(loop_.server_cq() != nullptr && "accept() needs a loop built with a ServerBuilder");
+  call_ = new ServerCall(loop_);
+  call_->acceptor_ = this;
+  void* tag = static_cast<Completion*>(&call_->accept_tag_);
+  loop_.tag_started(tag);
+  service_.RequestCall(&call_->context_, &call_->stream_, &loop_.cq(), loop_.server_cq(), tag);
+}
+
+void AcceptAwaiter::accepted(bool ok) {
+  ok_ = ok;
+  call_->acceptor_ = nullptr;
+  waiter_.resume();
+}
+
+void AcceptAwaiter::cancel() noexcept {
+  // RequestCall cannot be withdrawn: leave the slot to clean up after itself.
+  call_->acceptor_ = nullptr;
+  call_ = nullptr;
+  loop_.post(*this);
+}
+
+ServerCallPtr AcceptAwaiter::await_resume() {
+  ServerCall* call = std::exchange(call_, nullptr);
+  if (call != nullptr && !ok_) {
+    call->released_ = true;
+    call->maybe_delete();
+    call = nullptr;
+  }
+  ServerCallPtr owned(call);
+  task_->resume();  // may throw CancelledError; `owned` then releases the call
+  return owned;
+}
+
+}  // namespace curfew::rt
