@@ -1,0 +1,270 @@
+// The runtime's gRPC awaitables against a real server and client on 127.0.0.1: cancellation of a
+// task blocked in an operation cancels the RPC itself, and a caller that goes away cancels the
+// server-side task.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "runtime/errors.h"
+#include "runtime/grpc_client.h"
+#include "runtime/grpc_server.h"
+#include "runtime/runtime.h"
+#include "runtime/sleep.h"
+#include "runtime/task_group.h"
+#include "runtime/timeout.h"
+#include "runtime/to_thread.h"
+
+namespace rt = curfew::rt;
+using namespace std::chrono_literals;
+
+namespace {
+
+grpc::ByteBuffer bytes(const std::string& s) {
+  grpc::Slice slice(s);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string text(const grpc::ByteBuffer& b) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(b.Dump(&slices).ok());
+  std::string out;
+  for (auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// A generic server on the runtime: "/t.S/Echo" echoes every message; "/t.S/Hang" reads one
+// message and then waits until the call is cancelled, counting what it observed.
+class RuntimeServer {
+ public:
+  RuntimeServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterAsyncGenericService(&service_);
+    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
+    server_ = builder.BuildAndStart();
+    thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
+  }
+  ~RuntimeServer() {
+    runtime_->cancel("test over");
+    thread_.join();
+    EXPECT_EQ(runtime_->leftover_tags(), 0u);
+  }
+
+  int port() const { return port_; }
+  int hang_cancelled() const { return hang_cancelled_.load(); }
+  int hang_started() const { return hang_started_.load(); }
+
+ private:
+  rt::Task<void> serve() {
+    rt::Loop& loop = *rt::Loop::current();
+    try {
+      rt::TaskGroup group;
+      co_await group.run([](RuntimeServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
+        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
+          g.spawn(self.handle(std::move(call)));
+        }
+      }(*this, group, loop));
+    } catch (const rt::CancelledError&) {
+    }
+    // Cleanup after the cancellation: stop the server off the loop thread, the loop keeps
+    // draining the calls' tags meanwhile.
+    grpc::Server* server = server_.get();
+    co_await rt::to_thread([server] { server->Shutdown(std::chrono::system_clock::now()); });
+  }
+
+  rt::Task<void> handle(rt::ServerCallPtr call) {
+    call->cancel_task_on_disconnect(co_await rt::this_task{});
+    grpc::ByteBuffer message;
+    if (call->method() == "/t.S/Hang") {
+      co_await call->read(message);
+      hang_started_++;
+      try {
+        co_await rt::sleep(1h);
+      } catch (const rt::CancelledError& e) {
+        if (e.reason() == "caller cancelled") hang_cancelled_++;
+        throw;
+      }
+      co_return;
+    }
+    while (co_await call->read(message)) {
+      if (!co_await call->write(message)) co_return;
+    }
+    co_await call->finish(grpc::Status::OK);
+  }
+
+  int port_ = 0;
+  grpc::AsyncGenericService service_;
+  std::unique_ptr<rt::Runtime> runtime_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread thread_;
+  std::atomic<int> hang_started_{0};
+  std::atomic<int> hang_cancelled_{0};
+};
+
+// Waits (on the loop) until `pred` holds, at most `limit`.
+template <class Pred>
+rt::Task<bool> eventually(Pred pred, std::chrono::milliseconds limit = 5s) {
+  for (auto until = rt::Clock::now() + limit; rt::Clock::now() < until;) {
+    if (pred()) co_return true;
+    co_await rt::sleep(5ms);
+  }
+  co_return pred();
+}
+
+struct Client {
+  explicit Client(int port)
+      : channel(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                    grpc::InsecureChannelCredentials())),
+        stub(channel) {}
+  std::shared_ptr<grpc::Channel> channel;
+  grpc::GenericStub stub;
+};
+
+TEST(RuntimeGrpc, EchoRoundTripOverGenericCalls) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c) -> rt::Task<void> {
+    rt::ClientCall call(c.stub, "/t.S/Echo", *rt::Loop::current());
+    call.context().set_deadline(std::chrono::system_clock::now() + 10s);
+    EXPECT_TRUE(co_await call.start());
+    for (std::string m : {std::string("one"), std::string("two"), std::string(1 << 20, 'x')}) {
+      EXPECT_TRUE(co_await call.write(bytes(m)));
+      grpc::ByteBuffer reply;
+      EXPECT_TRUE(co_await call.read(reply));
+      EXPECT_EQ(text(reply), m);
+    }
+    EXPECT_TRUE(co_await call.writes_done());
+    grpc::ByteBuffer extra;
+    EXPECT_FALSE(co_await call.read(extra));
+    grpc::Status status = co_await call.finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }(client));
+}
+
+TEST(RuntimeGrpc, CancellingTaskBlockedInClientReadCancelsTheRpcAndServerObservesIt) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c, RuntimeServer& s) -> rt::Task<void> {
+    bool reader_cancelled = false;
+    rt::TaskGroup group;
+    co_await group.run([](Client& c, RuntimeServer& s, rt::TaskGroup& g, bool& reader_cancelled) -> rt::Task<void> {
+      auto reader = g.spawn([](Client& c, bool& cancelled) -> rt::Task<void> {
+        rt::ClientCall call(c.stub, "/t.S/Hang", *rt::Loop::current());
+        call.context().set_deadline(std::chrono::system_clock::now() + 30s);
+        co_await call.start();
+        co_await call.write(bytes("hello"));
+        grpc::ByteBuffer reply;
+        try {
+          co_await call.read(reply);  // the server never answers
+        } catch (const rt::CancelledError&) {
+          cancelled = true;
+          throw;
+        }
+      }(c, reader_cancelled));
+      EXPECT_TRUE(co_await eventually([&] { return s.hang_started() == 1; }));
+      reader.cancel("test cancels the reader");
+      EXPECT_TRUE(co_await eventually([&] { return s.hang_cancelled() == 1; }))
+          << "server did not observe the cancellation";
+    }(c, s, group, reader_cancelled));
+    EXPECT_TRUE(reader_cancelled);
+  }(client, server));
+}
+
+TEST(RuntimeGrpc, DeadlineScopeAroundAnRpcRaisesTimeoutAndCancelsTheServerSide) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c, RuntimeServer& s) -> rt::Task<void> {
+    const auto started = rt::Clock::now();
+    bool timed_out = false;
+    try {
+      co_await rt::timeout(200ms, [](Client& c) -> rt::Task<void> {
+        rt::ClientCall call(c.stub, "/t.S/Hang", *rt::Loop::current());
+        co_await call.start();
+        co_await call.write(bytes("hello"));
+        grpc::ByteBuffer reply;
+        co_await call.read(reply);
+      }(c));
+    } catch (const rt::TimeoutError&) {
+      timed_out = true;
+    }
+    EXPECT_TRUE(timed_out);
+    EXPECT_LT(rt::Clock::now() - started, 2s) << "a 200 ms deadline must fire well before 2 s";
+    EXPECT_TRUE(co_await eventually([&] { return s.hang_cancelled() == 1; }));
+  }(client, server));
+}
+
+TEST(RuntimeGrpc, CallerDisconnectCancelsTheServerSideTask) {
+  RuntimeServer server;
+  {
+    // A synchronous client on a thread of its own whose channel goes away mid-call.
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                                       grpc::InsecureChannelCredentials());
+    grpc::GenericStub stub(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    auto call = stub.PrepareCall(&context, "/t.S/Hang", &cq);
+    void* tag;
+    bool ok;
+    call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+    grpc::ByteBuffer hello = bytes("hello");
+    call->Write(hello, reinterpret_cast<void*>(2));
+    ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+    for (int i = 0; i < 500 && server.hang_started() == 0; ++i) std::this_thread::sleep_for(10ms);
+    ASSERT_EQ(server.hang_started(), 1);
+    context.TryCancel();  // the caller goes away (RST_STREAM)
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(3));
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+    call.reset();
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  for (int i = 0; i < 500 && server.hang_cancelled() == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(server.hang_cancelled(), 1);
+}
+
+TEST(RuntimeGrpc, ManyConcurrentCallsWithDeadlinesLeaveNoFrameOrTagBehind) {
+  const long frames_before = rt::live_frames();
+  {
+    RuntimeServer server;
+    Client client(server.port());
+    rt::run([](Client& c) -> rt::Task<void> {
+      rt::TaskGroup group;
+      co_await group.run([](Client& c, rt::TaskGroup& g) -> rt::Task<void> {
+        for (int i = 0; i < 200; ++i) {
+          g.spawn([](Client& c, int i) -> rt::Task<void> {
+            const bool hang = i % 2 == 0;
+            try {
+              co_await rt::timeout(100ms, [](Client& c, bool hang) -> rt::Task<void> {
+                rt::ClientCall call(c.stub, hang ? "/t.S/Hang" : "/t.S/Echo", *rt::Loop::current());
+                co_await call.start();
+                co_await call.write(bytes("x"));
+                co_await call.writes_done();
+                grpc::ByteBuffer reply;
+                while (co_await call.read(reply)) {
+                }
+                grpc::Status status = co_await call.finish();
+                EXPECT_TRUE(status.ok());
+              }(c, hang));
+              EXPECT_FALSE(hang);
+            } catch (const rt::TimeoutError&) {
+              EXPECT_TRUE(hang);
+            }
+          }(c, i));
+        }
+        co_return;
+      }(c, group));
+    }(client));
+  }
+  EXPECT_EQ(rt::live_frames(), frames_before);
+}
+
+}  // namespace
