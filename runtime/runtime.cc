@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "absl/synchronization/mutex.h"
+
 namespace curfew::rt {
 
 // One loop thread's root task.
@@ -40,6 +42,10 @@ class Runtime::Worker final : private detail::SpawnObserver {
 };
 
 Runtime::Runtime(RuntimeOptions options) {
+  // Abseil's mutex deadlock detection (on in Debian's build) keeps a global graph of every
+  // lock gRPC takes: a per-operation cost we do not want on the proxy's path. It is a debugging
+  // aid; curfew's own code takes no mutex on the per-call path.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (options.threads < 1) throw std::invalid_argument("Runtime: threads must be >= 1");
   pool_ = std::make_unique<BlockingPool>(options.blocking_threads);
   for (int i = 0; i < options.threads; ++i) {
@@ -57,13 +63,17 @@ Runtime::Runtime(RuntimeOptions options) {
 }
 
 Runtime::~Runtime() {
-  // Queues that never ran (run() not called) still have to be shut down before destruction.
-  if (!ran_) {
-    for (auto& loop : loops_) leftover_tags_ += loop->close();
-  }
+  close();
   pool_.reset();  // joins: no blocking job can post to a loop after this
   workers_.clear();
   loops_.clear();
+}
+
+size_t Runtime::close() {
+  if (closed_) return 0;
+  closed_ = true;
+  for (auto& loop : loops_) leftover_ += loop->close();
+  return leftover_;
 }
 
 void Runtime::record_failure(int, std::exception_ptr error) {
@@ -93,9 +103,6 @@ void Runtime::run(const std::function<Task<void>(int worker)>& root) {
   }
   workers_[0]->run(root(0));
   for (auto& t : others) t.join();
-  size_t leftover = 0;
-  for (auto& loop : loops_) leftover += loop->close();
-  leftover_tags_ = leftover;
   if (first_failure_) std::rethrow_exception(first_failure_);
 }
 

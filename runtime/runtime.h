@@ -5,9 +5,9 @@
 //   runtime.run([&](int worker) -> rt::Task<void> { ... serve on runtime.loop(worker) ... });
 //
 // Each worker runs one root task and finishes when that root and everything it started are done
-// and no gRPC tag is in flight on its queue; only then are the queues shut down and drained, so
-// shutdown leaves no pending tag and no coroutine frame behind. A root that serves a grpc::Server
-// must shut the server down before it returns (a server must stop before its queues do).
+// and no gRPC tag is in flight on its queue, so shutdown leaves no pending tag and no coroutine
+// frame behind. Then close() (or the destructor) shuts the queues down; a grpc::Server using them
+// must have been shut down and destroyed before (gRPC's order).
 //
 // rt::run(task) is the asyncio.run of this runtime: one thread, one task, its result.
 #pragma once
@@ -56,8 +56,16 @@ class Runtime {
   // from a signal-handling thread.
   void cancel(const std::string& reason);
 
-  // Tags that were still queued when the queues were drained at shutdown (0 unless a bug).
-  size_t leftover_tags() const noexcept { return leftover_tags_; }
+  // Shuts the completion queues down and drains them; returns how many tags were still queued
+  // (0 unless a bug). A grpc::Server using the queues must be shut down AND destroyed first.
+  // Idempotent; the destructor calls it.
+  size_t close();
+
+  // close(), then the number of tags it found (for tests: 0 means shutdown was clean).
+  size_t leftover_tags() {
+    close();
+    return leftover_;
+  }
 
  private:
   class Worker;
@@ -71,7 +79,8 @@ class Runtime {
   std::mutex mu_;
   std::exception_ptr first_failure_;
   bool ran_ = false;
-  size_t leftover_tags_ = 0;
+  bool closed_ = false;
+  size_t leftover_ = 0;
 };
 
 // Runs `main` on a fresh single-threaded runtime and returns its result (asyncio.run).

@@ -52,7 +52,8 @@ class RuntimeServer {
   ~RuntimeServer() {
     runtime_->cancel("test over");
     thread_.join();
-    EXPECT_EQ(runtime_->leftover_tags(), 0u);
+    server_.reset();
+    EXPECT_EQ(runtime_->close(), 0u) << "a tag was left in a completion queue";
   }
 
   int port() const { return port_; }

@@ -1,0 +1,143 @@
+// curfew: a gRPC sidecar that enforces deadlines and propagates cancellation.
+//
+//   curfew --config FILE         serve until SIGTERM/SIGINT; SIGHUP or a change of FILE reloads
+//   curfew --check-config FILE   validate, print the effective routes, exit 0 (valid) or 1
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "config/config.h"
+#include "config/load.h"
+#include "sidecar/config_watch.h"
+#include "sidecar/log.h"
+#include "sidecar/sidecar.h"
+
+namespace {
+
+using curfew::sidecar::LogLevel;
+using curfew::sidecar::log;
+
+constexpr char kUsage[] =
+    "usage: curfew --config FILE [--log-level debug|info|warning|error]\n"
+    "       curfew --check-config FILE\n"
+    "       curfew --help | --version\n"
+    "\n"
+    "  --config FILE        serve the listeners of FILE until SIGTERM or SIGINT (graceful drain);\n"
+    "                       SIGHUP, or a change of FILE on disk, reloads it (an invalid file\n"
+    "                       keeps the current configuration serving)\n"
+    "  --check-config FILE  validate FILE, print its effective routes, exit 0 if valid, 1 if not\n"
+    "  --log-level LEVEL    default: info\n";
+
+int check_config(const std::string& path) {
+  auto config = curfew::config::load_config_file(path);
+  if (!config.ok()) {
+    std::cerr << "curfew: invalid configuration: " << config.status().message() << "\n";
+    return 1;
+  }
+  std::cout << curfew::config::describe(*config);
+  return 0;
+}
+
+void reload(curfew::sidecar::Sidecar& sidecar, const std::string& path, const char* why) {
+  auto config = curfew::config::load_config_file(path);
+  if (!config.ok()) {
+    log(LogLevel::kError, std::string("reload (") + why + ") refused, the previous configuration keeps serving: " +
+                              std::string(config.status().message()));
+    return;
+  }
+  if (auto status = sidecar.reload(*std::move(config)); !status.ok()) {
+    log(LogLevel::kError, std::string("reload (") + why + ") refused, the previous configuration keeps serving: " +
+                              std::string(status.message()));
+    return;
+  }
+  log(LogLevel::kInfo, std::string("configuration reloaded (") + why + ") from " + path);
+}
+
+int serve(const std::string& path) {
+  // Signals are taken synchronously by this thread only: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto config = curfew::config::load_config_file(path);
+  if (!config.ok()) {
+    std::cerr << "curfew: invalid configuration: " << config.status().message() << "\n";
+    return 1;
+  }
+  auto sidecar = curfew::sidecar::Sidecar::start(*std::move(config));
+  if (!sidecar.ok()) {
+    std::cerr << "curfew: cannot start: " << sidecar.status().message() << "\n";
+    return 1;
+  }
+  for (const auto& l : (*sidecar)->routing()->config.listeners) {
+    log(LogLevel::kInfo, "listener '" + l.name + "' serving on " + l.address + " (port " +
+                             std::to_string((*sidecar)->port(l.name)) + ")");
+  }
+  log(LogLevel::kInfo, "ready");
+
+  curfew::sidecar::ConfigWatch watch(path);
+  for (;;) {
+    timespec poll{0, 500 * 1000 * 1000};
+    const int sig = sigtimedwait(&signals, nullptr, &poll);
+    if (sig == SIGTERM || sig == SIGINT) {
+      log(LogLevel::kInfo, std::string("received ") + strsignal(sig) + ": draining");
+      (*sidecar)->drain();
+      log(LogLevel::kInfo, "drained, exiting");
+      return 0;
+    }
+    if (sig == SIGHUP) {
+      reload(**sidecar, path, "SIGHUP");
+    } else if (watch.changed()) {
+      reload(**sidecar, path, "file changed");
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::optional<std::string> config_path, check_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* flag) -> std::optional<std::string> {
+      if (i + 1 >= argc) {
+        std::cerr << "curfew: " << flag << " needs a value\n" << kUsage;
+        return std::nullopt;
+      }
+      return std::string(argv[++i]);
+    };
+    if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      return 0;
+    } else if (arg == "--version") {
+      std::cout << "curfew " CURFEW_VERSION "\n";
+      return 0;
+    } else if (arg == "--config") {
+      if (!(config_path = value("--config"))) return 2;
+    } else if (arg == "--check-config") {
+      if (!(check_path = value("--check-config"))) return 2;
+    } else if (arg == "--log-level") {
+      auto level_text = value("--log-level");
+      LogLevel level;
+      if (!level_text || !curfew::sidecar::parse_log_level(*level_text, &level)) {
+        std::cerr << "curfew: --log-level must be debug, info, warning or error\n";
+        return 2;
+      }
+      curfew::sidecar::set_log_level(level);
+    } else {
+      std::cerr << "curfew: unknown argument '" << arg << "'\n" << kUsage;
+      return 2;
+    }
+  }
+  if (check_path) return check_config(*check_path);
+  if (config_path) return serve(*config_path);
+  std::cerr << kUsage;
+  return 2;
+}

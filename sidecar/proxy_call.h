@@ -1,0 +1,36 @@
+// ProxyCall: forwards one accepted call to its route's upstream, byte for byte, under the
+// route's deadline, with cancellation propagated both ways.
+//
+// The flow of one call (see docs/architecture.md):
+//   1. match the method to a route (none: UNIMPLEMENTED from curfew);
+//   2. decide the deadline (deadline_policy.h); below min_budget: DEADLINE_EXCEEDED at once;
+//   3. under a deadline scope, start the upstream call with the caller's metadata and the
+//      remaining budget, then pump requests (caller -> upstream, a child task) and responses
+//      (upstream -> caller, the body) in one task group;
+//   4. the upstream's status, message, details and trailers go back to the caller.
+// The caller going away cancels the task, which cancels the upstream call (RST_STREAM CANCEL);
+// the deadline passing does the same and the caller gets DEADLINE_EXCEEDED naming the route and
+// its budget.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "runtime/grpc_server.h"
+#include "runtime/task.h"
+#include "sidecar/call_report.h"
+#include "sidecar/routing.h"
+
+namespace curfew::sidecar {
+
+struct ProxyContext {
+  std::shared_ptr<const Routing> routing;  // the routing this call keeps for its whole life
+  const config::Listener* listener;        // inside `routing`
+  CallObserver* observer = nullptr;        // may be null
+  const std::atomic<bool>* shutting_down = nullptr;
+};
+
+// Serves `call` to completion. Never throws except CancelledError.
+rt::Task<void> proxy_call(rt::ServerCallPtr call, ProxyContext context);
+
+}  // namespace curfew::sidecar

@@ -1,0 +1,26 @@
+// Routing: everything a call needs to be routed — the configuration and the channels to the
+// upstreams it names. Immutable; a reload builds a new one and swaps it in; each in-flight call
+// keeps the Routing it started with, so a reload never changes a call's route mid-flight.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "config/config.h"
+#include "sidecar/upstreams.h"
+
+namespace curfew::sidecar {
+
+struct Routing {
+  config::Config config;
+  std::shared_ptr<const Upstreams> upstreams;
+
+  // Opens the upstream channels of `config`.
+  static absl::StatusOr<std::shared_ptr<const Routing>> build(config::Config config);
+
+  // The listener called `name`, or nullptr.
+  const config::Listener* listener(std::string_view name) const;
+};
+
+}  // namespace curfew::sidecar

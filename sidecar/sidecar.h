@@ -1,0 +1,58 @@
+// Sidecar: curfew's lifecycle — start every listener, reload the routing atomically, drain on
+// shutdown. Knows nothing of YAML or signals (main.cc does).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "config/config.h"
+#include "sidecar/call_report.h"
+#include "sidecar/listener_server.h"
+#include "sidecar/routing.h"
+
+namespace curfew::sidecar {
+
+class Sidecar {
+ public:
+  // Opens the upstream channels and binds every listener. An error names what failed.
+  static absl::StatusOr<std::unique_ptr<Sidecar>> start(config::Config config,
+                                                        CallObserver* observer = nullptr);
+  ~Sidecar();
+
+  // Swaps in a new configuration: calls already in flight keep their route, new calls use the
+  // new one. Listeners (names, addresses, limits) cannot change without a restart: such a
+  // config is refused and the current one keeps serving.
+  absl::Status reload(config::Config config);
+
+  // Graceful stop: not ready any more, no new calls, calls in flight get until the drain
+  // timeout, then are cancelled (and their upstream calls with them). Blocking.
+  void drain();
+
+  // Ready: a configuration is loaded and the sidecar is not draining.
+  bool ready() const noexcept { return !shutting_down_.load(std::memory_order_relaxed); }
+
+  // Port a listener is bound to (useful with ":0" addresses); 0 if unknown.
+  int port(const std::string& listener) const;
+
+  // The routing serving new calls.
+  std::shared_ptr<const Routing> routing() const;
+
+ private:
+  Sidecar() = default;
+
+  mutable std::mutex mu_;  // guards routing_ (reload vs. readers of the admin side)
+  std::shared_ptr<const Routing> routing_;
+  std::vector<std::unique_ptr<ListenerServer>> listeners_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+// True when two configurations have the same listeners (a reload can switch between them).
+absl::Status same_listeners(const config::Config& before, const config::Config& after);
+
+}  // namespace curfew::sidecar
