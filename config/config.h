@@ -1,0 +1,187 @@
+// The effective curfew configuration: plain structs with every default already applied.
+//
+// These types are what the sidecar consumes. They deliberately know nothing about YAML (see
+// load.h for how they are produced), so the rest of curfew never depends on yaml-cpp.
+
+#ifndef CURFEW_CONFIG_CONFIG_H_
+#define CURFEW_CONFIG_CONFIG_H_
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace curfew::config {
+
+// Match
+//
+// Selects calls by their full gRPC method path, e.g. "/shop.Inventory/Get".
+struct Match {
+  enum Kind {
+    kMethod,   // `value` is one exact path: "/pkg.Service/Method".
+    kService,  // `value` is a fully-qualified service, "pkg.Service"; matches all its methods.
+    kPrefix,   // `value` is a path prefix; "/" matches everything.
+  };
+  Kind kind = kPrefix;
+  std::string value;
+
+  // Match::matches()
+  //
+  // Returns true if `method` (a full path such as "/pkg.Service/Method") is selected.
+  bool matches(std::string_view method) const;
+
+  // Match::covers()
+  //
+  // Returns true if every method `other` selects is also selected by this match, i.e. a route
+  // using `other` placed after one using this match could never be chosen.
+  bool covers(const Match& other) const;
+};
+
+// Retry
+//
+// Retries of one upstream call, all within the caller's deadline.
+struct Retry {
+  int attempts = 1;                            // Total tries including the first, in [1, 10].
+  std::chrono::nanoseconds per_try_timeout{};  // Cap on each try; always > 0.
+  std::chrono::nanoseconds backoff_base{};     // Backoff before the first retry.
+  std::chrono::nanoseconds backoff_max{};      // Upper bound on any backoff; >= backoff_base.
+  std::vector<int> on;                         // Retryable gRPC status codes (grpc::StatusCode).
+  double budget_ratio = 0.2;                   // Max fraction of calls that may be retries.
+};
+
+// Fanout
+//
+// Sends each call to several upstreams instead of one.
+struct Fanout {
+  enum Mode {
+    kAll,     // Scatter-gather: every upstream must succeed.
+    kQuorum,  // Succeeds once `quorum` upstreams have succeeded.
+    kHedge,   // Tries upstreams in order, starting the next after `delay`; first success wins.
+  };
+  enum Merge {
+    kConcat,  // Response messages concatenated on the wire (protobuf merge semantics).
+    kFirst,   // The first successful response is returned as is.
+  };
+  Mode mode = kAll;
+  std::vector<std::string> upstreams;  // At least two, all distinct.
+  Merge merge = kConcat;
+  int quorum = 0;  // Successes needed: n for kAll, the configured quorum for kQuorum, 1 for kHedge.
+  std::chrono::nanoseconds delay{};  // Hedge delay; zero for other modes.
+};
+
+// Mirror
+//
+// Copies a share of calls to another upstream; its responses are discarded.
+struct Mirror {
+  std::string upstream;
+  double percent = 100;  // In [0, 100].
+};
+
+// Route
+//
+// How calls selected by `match` are forwarded and which deadline they get.
+struct Route {
+  std::string name;
+  Match match;
+  std::string upstream;  // Empty when `fanout` is set.
+  // Deadline applied when the caller sent none; unset means the listener's default_timeout.
+  std::optional<std::chrono::nanoseconds> timeout;
+  // Cap on a deadline the caller did send; unset means the caller's deadline is kept.
+  std::optional<std::chrono::nanoseconds> max_timeout;
+  // Calls arriving with less than this remaining fail at once, without an upstream call.
+  std::chrono::nanoseconds min_budget{0};
+  // Subtracted from the budget sent upstream, so curfew can answer before the caller gives up.
+  std::chrono::nanoseconds deadline_offset{0};
+  std::optional<Retry> retry;
+  std::optional<Fanout> fanout;
+  std::optional<Mirror> mirror;
+};
+
+// Limits
+//
+// Per-listener resource limits protecting the sidecar itself.
+struct Limits {
+  int max_concurrent_calls = 10000;
+  int max_message_bytes = 64 << 20;
+  int max_metadata_bytes = 64 << 10;
+  int max_concurrent_streams_per_connection = 1000;
+};
+
+// Listener
+//
+// One address curfew accepts calls on, with its ordered route table.
+struct Listener {
+  std::string name;
+  std::string address;  // "host:port".
+  std::chrono::nanoseconds default_timeout = std::chrono::seconds(1);
+  std::vector<Route> routes;  // Order matters: the first match wins.
+  Limits limits;
+
+  // Listener::route_for()
+  //
+  // Returns the first route whose match selects `method`, or nullptr if none does. The pointer
+  // stays valid as long as this listener is neither modified nor destroyed.
+  const Route* route_for(std::string_view method) const;
+
+  // Listener::effective_timeout()
+  //
+  // Returns the deadline given to `route`'s calls when the caller sent none.
+  std::chrono::nanoseconds effective_timeout(const Route& route) const {
+    return route.timeout.value_or(default_timeout);
+  }
+};
+
+// Upstream
+//
+// A named group of backend endpoints.
+struct Upstream {
+  struct Tls {
+    bool enabled = false;
+    std::string ca_file;    // Empty: the system roots.
+    std::string cert_file;  // Client certificate (mTLS); set together with key_file.
+    std::string key_file;
+    std::string server_name;  // Empty: derived from the endpoint.
+  };
+  std::string name;
+  // gRPC target strings: "host:port", "dns:///name:port", "ipv4:...", "unix:..." and so on.
+  std::vector<std::string> endpoints;
+  std::chrono::nanoseconds connect_timeout = std::chrono::seconds(1);
+  Tls tls;
+};
+
+// Admin
+//
+// The admin HTTP server (/metrics, /healthz, /readyz).
+struct Admin {
+  std::string address = "127.0.0.1:9901";
+};
+
+// Config
+//
+// The whole effective configuration. Produced by load_config_file() / load_config_string(),
+// which guarantee it is valid: names are unique, every referenced upstream exists, and so on.
+struct Config {
+  Admin admin;
+  std::vector<Listener> listeners;  // At least one.
+  std::vector<Upstream> upstreams;
+  // How long in-flight calls may take to finish after shutdown starts.
+  std::chrono::nanoseconds drain_timeout = std::chrono::seconds(10);
+  int worker_threads = 0;   // 0: one per CPU core.
+  std::string source_path;  // The file (or source name) the config was loaded from.
+
+  // Config::find_upstream()
+  //
+  // Returns the upstream called `name`, or nullptr if there is none.
+  const Upstream* find_upstream(std::string_view name) const;
+};
+
+// describe()
+//
+// Returns a human-readable table of the effective routes of every listener (match, upstreams,
+// effective timeouts, retry/fan-out/mirror policy), as printed by `curfew --check-config`.
+std::string describe(const Config& config);
+
+}  // namespace curfew::config
+
+#endif  // CURFEW_CONFIG_CONFIG_H_
