@@ -85,6 +85,9 @@ class ServerCall {
   // True when the caller cancelled or disconnected (known once the call is over).
   bool caller_cancelled() const noexcept { return done_ && context_.IsCancelled(); }
 
+  // True once gRPC reported the call over (finished or cancelled).
+  bool done() const noexcept { return done_; }
+
  private:
   friend class AcceptAwaiter;
   friend struct detail::ServerCallRelease;

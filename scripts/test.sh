@@ -20,7 +20,7 @@ run_preset() {
 run_preset release "" || status=1
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 run_preset asan "-L sanitize" || status=1
 run_preset tsan "-L sanitize" || status=1
 exit $status

@@ -1,6 +1,9 @@
 #include "interop_service.h"
 
 #include <chrono>
+#include <thread>
+
+#include <chrono>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +42,17 @@ class CallScope {
   ServerContext* const ctx_;
   InteropServiceStats* const stats_;
 };
+
+// After a Read() that failed, tells a half-close from a cancellation. The sync API learns of a
+// cancellation through a separate notification that can trail the failed Read() by a moment, so
+// give it that moment (bounded) before calling the stream complete.
+bool CancelledAfterFailedRead(ServerContext* ctx) {
+  for (int i = 0; i < 50; ++i) {
+    if (ctx->IsCancelled()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return ctx->IsCancelled();
+}
 
 // Echo Metadata: the two magic keys come back verbatim, one as initial and one as trailing
 // metadata. Binary (-bin) values arrive decoded and are re-encoded by gRPC on the way out.
@@ -169,7 +183,7 @@ Status InteropService::StreamingInputCall(
   int64_t total = 0;
   while (reader->Read(&request)) total += static_cast<int64_t>(request.payload().body().size());
   // Read() also stops when the call is cancelled; only a half-close earns a response.
-  if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "call cancelled");
+  if (CancelledAfterFailedRead(ctx)) return Status(StatusCode::CANCELLED, "call cancelled");
   response->set_aggregated_payload_size(static_cast<int32_t>(total));
   return Status::OK;
 }
@@ -185,7 +199,7 @@ Status InteropService::FullDuplexCall(
   while (stream->Read(&request)) {
     if (Status s = Answer(ctx, stream, request); !s.ok() || request.has_response_status()) return s;
   }
-  if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "call cancelled");
+  if (CancelledAfterFailedRead(ctx)) return Status(StatusCode::CANCELLED, "call cancelled");
   return Status::OK;
 }
 
@@ -198,7 +212,7 @@ Status InteropService::HalfDuplexCall(
   std::vector<StreamingOutputCallRequest> requests;
   StreamingOutputCallRequest request;
   while (stream->Read(&request)) requests.push_back(request);
-  if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "call cancelled");
+  if (CancelledAfterFailedRead(ctx)) return Status(StatusCode::CANCELLED, "call cancelled");
   for (const StreamingOutputCallRequest& buffered : requests) {
     if (Status s = Answer(ctx, stream, buffered); !s.ok() || buffered.has_response_status()) {
       return s;
