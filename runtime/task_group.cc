@@ -68,9 +68,15 @@ void TaskGroup::spawned_finished(detail::SpawnedBase& child) noexcept {
     if (!aborting_) {
       abort();
       if (!exiting_) {
-        // Interrupt the body; withdrawn again in run().
+        // Interrupt the body; withdrawn again in run(). An owner already being cancelled from
+        // outside is unwinding anyway: the request is only counted, so that the body's cleanup
+        // awaits are not cut short (and a timeout in the body does not claim the cancellation).
         cancelled_owner_ = true;
-        owner_->cancel("task group: task '" + child.name() + "' failed");
+        if (owner_->cancelling() > owner_cancelling_at_entry_) {
+          owner_->add_cancel_request();
+        } else {
+          owner_->cancel("task group: task '" + child.name() + "' failed");
+        }
       }
     }
   }
@@ -85,7 +91,7 @@ Task<void> TaskGroup::run(Task<void> body) {
   if (state_ != State::kNew) throw std::logic_error("TaskGroup: run() entered twice");
   state_ = State::kRunning;
   owner_ = &owner;
-  const int cancelling_at_entry = owner.cancelling();
+  owner_cancelling_at_entry_ = owner.cancelling();
 
   std::exception_ptr body_error;
   try {
@@ -108,19 +114,22 @@ Task<void> TaskGroup::run(Task<void> body) {
   }
   state_ = State::kFinished;
 
+  // Withdrawn whatever the outcome, a fatal error included.
+  if (cancelled_owner_) owner.uncancel();
   if (fatal_) std::rethrow_exception(fatal_);
   if (is_fatal(body_error)) std::rethrow_exception(body_error);
-  if (cancelled_owner_) owner.uncancel();
 
   const bool body_cancelled = is_cancellation(body_error);
   if (body_error && !body_cancelled) {
     failures_.push_back(Failure{"", body_error});
     throw ErrorGroup(std::move(failures_));
   }
-  if (owner.cancelling() > cancelling_at_entry) {
-    if (body_cancelled) std::rethrow_exception(body_error);
-    if (join_cancellation) std::rethrow_exception(join_cancellation);
+  if (owner.cancelling() > owner_cancelling_at_entry_) {
+    // Cancelled from outside: raise the latest cancellation of the owner, which carries the
+    // outside request's reason (the body's may be the group's own, withdrawn above).
     owner.throw_if_cancelled();  // requested but not delivered yet: deliver it here
+    if (join_cancellation) std::rethrow_exception(join_cancellation);
+    if (body_cancelled) std::rethrow_exception(body_error);
   }
   if (!failures_.empty()) throw ErrorGroup(std::move(failures_));
   if (body_cancelled && !cancelled_owner_) std::rethrow_exception(body_error);

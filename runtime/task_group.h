@@ -22,8 +22,10 @@
 //      children failing while the tree is torn down do not turn it into an error;
 //   4. child failures raise an ErrorGroup listing each (nested groups stay nested);
 //   5. otherwise run() returns normally.
-// The group's own cancellation of its owner is withdrawn (uncancel) before run() returns, so an
-// enclosing timeout or group does not misfire.
+// The group's own cancellation of its owner is withdrawn (uncancel) before run() returns or
+// throws, so an enclosing timeout or group does not misfire. A child failing while the owner is
+// already being cancelled from outside does not interrupt the owner a second time: the body's
+// cleanup awaits complete.
 #pragma once
 
 #include <stdexcept>
@@ -78,6 +80,7 @@ class TaskGroup final : private detail::SpawnObserver {
   enum class State { kNew, kRunning, kFinished };
   State state_ = State::kNew;
   TaskState* owner_ = nullptr;
+  int owner_cancelling_at_entry_ = 0;  // the owner's pending cancellations when run() began
   detail::SpawnedBase* children_ = nullptr;  // intrusive list of live children
   size_t live_ = 0;
   size_t spawned_ = 0;

@@ -21,6 +21,10 @@ bool TaskState::cancel(std::string reason) {
   return true;
 }
 
+void TaskState::add_cancel_request() noexcept {
+  if (!done_) ++cancel_requests_;
+}
+
 int TaskState::uncancel() noexcept {
   if (cancel_requests_ > 0) --cancel_requests_;
   if (cancel_requests_ == 0) must_cancel_ = false;

@@ -50,6 +50,11 @@ class TaskState {
   // that suspension point (or at its next one). Returns false when the task has already finished.
   bool cancel(std::string reason = {});
 
+  // Counts one more cancellation request without delivering it, for a task that is already being
+  // cancelled: it is unwinding anyway, and a second CancelledError would cut its cleanup short.
+  // Withdrawn with uncancel() like any other request.
+  void add_cancel_request() noexcept;
+
   // Withdraws one cancellation request (asyncio Task.uncancel) and returns the remaining count.
   // When it reaches zero a not-yet-delivered cancellation is rescinded too (Python 3.13).
   int uncancel() noexcept;
