@@ -43,6 +43,8 @@ class DemoBackend {
 
   // For the most recent call: the time left until its deadline when it arrived (what the
   // grpc-timeout header said, less transit), or nullopt if it had no deadline / no call yet.
+  // gRPC encodes grpc-timeout lossily, rounding up (5000 ms can arrive as ~5009 ms): compare
+  // with a tolerance of a percent or two, never exactly.
   std::optional<std::chrono::milliseconds> last_seen_budget() const {
     return observations_.last_seen_budget();
   }

@@ -18,6 +18,10 @@ namespace {
 using curfew::demo::EchoReply;
 using std::chrono::milliseconds;
 
+// gRPC encodes grpc-timeout lossily and rounds *up* (a 5000 ms deadline has arrived as 5009 ms),
+// so a backend can see slightly more budget than the client set. 2% covers it.
+constexpr milliseconds kBudgetCeiling{5000 * 102 / 100};
+
 class DemoBackendTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,12 +61,12 @@ TEST_F(DemoBackendTest, EchoEchoesAndRecordsBudgetAndMetadata) {
   ASSERT_TRUE(stub_->Echo(&ctx, request, &reply).ok());
   EXPECT_EQ(reply.message(), "ping");
   EXPECT_GT(reply.budget_ms(), 0);
-  EXPECT_LE(reply.budget_ms(), 5000);
+  EXPECT_LE(milliseconds(reply.budget_ms()), kBudgetCeiling);
 
   const auto budget = backend_->last_seen_budget();
   ASSERT_TRUE(budget.has_value());
   EXPECT_GT(*budget, milliseconds(0));
-  EXPECT_LE(*budget, milliseconds(5000));
+  EXPECT_LE(*budget, kBudgetCeiling);
   const auto metadata = backend_->last_metadata();
   const auto it = metadata.find("x-curfew-test");
   ASSERT_NE(it, metadata.end());

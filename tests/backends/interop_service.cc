@@ -1,10 +1,8 @@
 #include "interop_service.h"
 
 #include <chrono>
-#include <thread>
-
-#include <chrono>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
