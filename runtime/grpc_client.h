@@ -12,11 +12,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "runtime/clock.h"
 #include "runtime/grpc_op.h"
 #include "runtime/loop.h"
 
@@ -61,15 +63,21 @@ class ClientCall {
   auto finish() { return FinishAwaiter{*this, detail::grpc_op(FinishStart{this}, interrupt())}; }
 
   // Cancels the call now (RST_STREAM CANCEL to the server).
-  void cancel() noexcept { context_.TryCancel(); }
+  void cancel() noexcept { interrupt()(); }
+
+  // When the call was first cancelled (by cancel() or by cancelling an awaiting task), if ever.
+  std::optional<TimePoint> cancelled_at() const noexcept { return cancelled_at_; }
 
   // The status from the last finish().
   const grpc::Status& status() const noexcept { return status_; }
 
  private:
   struct TryCancel {
-    grpc::ClientContext* context;
-    void operator()() const noexcept { context->TryCancel(); }
+    ClientCall* call;
+    void operator()() const noexcept {
+      if (!call->cancelled_at_) call->cancelled_at_ = Clock::now();
+      call->context_.TryCancel();
+    }
   };
   struct FinishStart {
     ClientCall* call;
@@ -90,7 +98,7 @@ class ClientCall {
     }
   };
 
-  TryCancel interrupt() noexcept { return TryCancel{&context_}; }
+  TryCancel interrupt() noexcept { return TryCancel{this}; }
 
   grpc::GenericStub& stub_;
   std::string method_;
@@ -98,6 +106,7 @@ class ClientCall {
   grpc::ClientContext context_;
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream_;
   grpc::Status status_;
+  std::optional<TimePoint> cancelled_at_;
 };
 
 }  // namespace curfew::rt

@@ -14,6 +14,7 @@ bool TaskState::cancel(std::string reason) {
   ++cancel_requests_;
   must_cancel_ = true;
   cancel_reason_ = std::move(reason);
+  last_cancel_at_ = Clock::now();
   if (suspended_at_ != nullptr && !suspension_cancelled_) {
     suspension_cancelled_ = true;
     suspended_at_->cancel();

@@ -62,6 +62,9 @@ class TaskState {
   // Number of outstanding cancellation requests (asyncio Task.cancelling).
   int cancelling() const noexcept { return cancel_requests_; }
 
+  // When the latest cancellation was requested (for measuring how fast it propagates).
+  TimePoint last_cancel_at() const noexcept { return last_cancel_at_; }
+
   // True when a cancellation is waiting to be delivered at the next suspension point.
   bool cancel_pending() const noexcept { return must_cancel_; }
 
@@ -97,6 +100,7 @@ class TaskState {
   bool must_cancel_ = false;
   bool done_ = false;
   std::string cancel_reason_;
+  TimePoint last_cancel_at_{};
   Suspension* suspended_at_ = nullptr;
   bool suspension_cancelled_ = false;
   DeadlineEntry* deadlines_ = nullptr;

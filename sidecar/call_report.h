@@ -5,6 +5,8 @@
 #include <optional>
 #include <string>
 
+#include "absl/container/inlined_vector.h"
+
 #include <grpcpp/grpcpp.h>
 
 #include "runtime/clock.h"
@@ -13,11 +15,28 @@ namespace curfew::sidecar {
 
 // Why a call ended in DEADLINE_EXCEEDED.
 enum class TimeoutCause { kNone, kRoute, kCaller, kBudget, kPerTry, kUpstream };
-// Why a call's upstream work was cancelled.
-enum class CancelCause { kNone, kCaller, kDeadline, kShutdown };
+// Why a call's (or one upstream attempt's) upstream work was cancelled.
+enum class CancelCause { kNone, kCaller, kDeadline, kShutdown, kSibling, kHedgeLost };
 
 const char* name(TimeoutCause cause) noexcept;
 const char* name(CancelCause cause) noexcept;
+
+// One call made to an upstream on behalf of the caller.
+struct UpstreamAttempt {
+  enum class Role {
+    kPrimary,      // the single upstream call of a plain route (its first try)
+    kRetry,        // a retry of it
+    kFanoutChild,  // one child of an `all` / `quorum` fan-out
+    kHedge,        // one try of a `hedge` fan-out (the first one included)
+    kMirror,       // the shadow copy; never affects the reply
+  };
+  const std::string* upstream = nullptr;
+  Role role = Role::kPrimary;
+  grpc::StatusCode code = grpc::StatusCode::OK;  // what it ended with (CANCELLED if cancelled)
+  CancelCause cancelled = CancelCause::kNone;    // set when curfew cancelled it, and why
+  bool per_try_timeout = false;                   // its per-try deadline ended it
+  bool won = false;                               // its response is the one the caller got
+};
 
 struct CallReport {
   const std::string* listener = nullptr;
@@ -30,6 +49,12 @@ struct CallReport {
   CancelCause cancel = CancelCause::kNone;
   std::optional<rt::Duration> budget_at_upstream_start;
   std::optional<rt::Duration> cancel_propagation;  // from the cause to the upstream cancel
+
+  absl::InlinedVector<UpstreamAttempt, 2> attempts;  // every upstream call, in start order
+  const char* fanout_mode = nullptr;  // "all", "quorum", "hedge"; null for a plain route
+  bool fanout_failed = false;         // the fan-out group as a whole failed
+  int retries = 0;                    // retries made (attempts beyond the first)
+  bool retry_budget_exhausted = false;  // a retry was wanted but the retry budget refused it
 };
 
 // Receives the reports; called on the loop thread of the call, so implementations must not

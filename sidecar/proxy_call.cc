@@ -25,6 +25,9 @@ class ProxyCall {
   grpc::Status deadline_status() const;
   void send_upstream_initial_metadata(rt::ClientCall& up);
 
+  // Records how the upstream attempt ended and how fast a cancellation reached it.
+  void record_attempt_end(const rt::ClientCall& up, rt::TaskState& task, CancelCause cause);
+
   rt::ServerCall& call_;
   ProxyContext& ctx_;
   const config::Route* route_ = nullptr;
@@ -70,6 +73,8 @@ rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
   }
   grpc::Status status = co_await up.finish();
   report_.upstream_code = status.error_code();
+  report_.attempts.back().code = status.error_code();
+  report_.attempts.back().won = true;
   send_upstream_initial_metadata(up);
   forward_trailing_metadata(up.context().GetServerTrailingMetadata(), call_.context());
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
@@ -92,13 +97,29 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
   up.context().set_deadline(to_system_deadline(deadline_.upstream_deadline));
   report_.upstream = &upstream.name();
   report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
+  report_.attempts.push_back({.upstream = &upstream.name(), .role = UpstreamAttempt::Role::kPrimary});
+  rt::TaskState& task = co_await rt::this_task{};
 
-  co_await up.start();  // a dead call shows up in the reads and the status below
-  rt::TaskGroup pumps;
-  co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up) -> rt::Task<void> {
-    g.spawn(self.pump_requests(up), "requests");
-    co_await self.pump_responses(up);
-  }(*this, pumps, up));
+  try {
+    co_await up.start();  // a dead call shows up in the reads and the status below
+    rt::TaskGroup pumps;
+    co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up) -> rt::Task<void> {
+      g.spawn(self.pump_requests(up), "requests");
+      co_await self.pump_responses(up);
+    }(*this, pumps, up));
+  } catch (const rt::CancelledError&) {
+    const bool deadline = rt::Clock::now() >= deadline_.deadline;
+    record_attempt_end(up, task, deadline ? CancelCause::kDeadline : CancelCause::kCaller);
+    throw;
+  }
+}
+
+void ProxyCall::record_attempt_end(const rt::ClientCall& up, rt::TaskState& task,
+                                   CancelCause cause) {
+  UpstreamAttempt& attempt = report_.attempts.back();
+  attempt.code = grpc::StatusCode::CANCELLED;
+  attempt.cancelled = cause;
+  if (auto at = up.cancelled_at()) report_.cancel_propagation = *at - task.last_cancel_at();
 }
 
 rt::Task<void> ProxyCall::run() {

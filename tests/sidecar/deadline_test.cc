@@ -24,13 +24,12 @@ class DeadlineTest : public ::testing::Test {
     ASSERT_NE(backend_, nullptr);
   }
 
-  void start(const std::string& routes, const std::string& listener_extra = "") {
+  void start(const std::string& routes, const std::string& default_timeout = "1s") {
     sidecar_ = start_sidecar(R"(
 listeners:
   - name: inbound
     address: 127.0.0.1:0
-    default_timeout: 1s
-)" + listener_extra + R"(
+    default_timeout: )" + default_timeout + R"(
     routes:
 )" + routes + R"(
 upstreams:
@@ -121,7 +120,7 @@ TEST_F(DeadlineTest, DeadlineOffsetIsKeptForCurfewsOwnReply) {
 }
 
 TEST_F(DeadlineTest, ListenerDefaultTimeoutAppliesToRoutesWithoutOne) {
-  start("      - {name: all, match: {prefix: /}, upstream: demo}", "    default_timeout: 250ms\n");
+  start("      - {name: all, match: {prefix: /}, upstream: demo}", "250ms");
   std::chrono::steady_clock::duration took;
   grpc::Status status = slow(10'000, std::nullopt, &took);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
