@@ -39,6 +39,7 @@ absl::StatusOr<std::unique_ptr<ListenerServer>> ListenerServer::start(
                                   listener->address + " (address in use or not local?)");
   }
   self->worker_routing_.assign(options.workers, routing);
+  for (int i = 0; i < options.workers; ++i) self->worker_state_.push_back(std::make_unique<WorkerState>());
   ListenerServer* raw = self.get();
   self->thread_ = std::thread([raw] {
     raw->runtime_->run([raw](int worker) { return raw->serve(worker); });
@@ -82,8 +83,8 @@ rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {
   rt::Loop& loop = runtime_->loop(worker);
   while (rt::ServerCallPtr call = co_await rt::accept(service_, loop)) {
     const auto& routing = worker_routing_[worker];
-    ProxyContext context{routing, routing->listener(name_), options_.observer,
-                         options_.shutting_down};
+    ProxyContext context{routing, routing->listener(name_), worker_state_[worker].get(),
+                         options_.observer, options_.shutting_down};
     calls.spawn(proxy_call(std::move(call), std::move(context)), "call");
   }
 }

@@ -20,6 +20,7 @@
 #include "runtime/task_group.h"
 #include "sidecar/call_report.h"
 #include "sidecar/routing.h"
+#include "sidecar/worker_state.h"
 
 namespace curfew::sidecar {
 
@@ -59,6 +60,7 @@ class ListenerServer {
   std::unique_ptr<rt::Runtime> runtime_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::shared_ptr<const Routing>> worker_routing_;  // [i]: loop i only
+  std::vector<std::unique_ptr<WorkerState>> worker_state_;        // [i]: loop i only
   std::thread thread_;
   bool stopped_ = false;
 };

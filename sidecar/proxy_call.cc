@@ -6,7 +6,11 @@
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/deadline_policy.h"
+#include "sidecar/fanout.h"
 #include "sidecar/metadata.h"
+#include "sidecar/retry.h"
+#include "sidecar/upstream_call.h"
+#include "sidecar/worker_state.h"
 
 namespace curfew::sidecar {
 namespace {
@@ -19,9 +23,15 @@ class ProxyCall {
 
  private:
   rt::Task<void> forward(const config::Route& route, Upstream& upstream);
+  rt::Task<void> serve_unary(const config::Route& route);
+  rt::Task<void> unary_body(const config::Route& route, rt::TaskGroup& group);
+  rt::Task<UpstreamReply> unary_policy(const config::Route& route, const UnaryRequest& request);
+  rt::Task<void> mirror_copy(const config::Route& route, grpc::ByteBuffer request);
+  rt::Task<void> send_reply(UpstreamReply reply);
+  void record_cancellation(CancelCause cause);
   rt::Task<void> pump_requests(rt::ClientCall& up);
   rt::Task<void> pump_responses(rt::ClientCall& up);
-  rt::Task<void> reply(grpc::Status status);
+  rt::Task<void> reply_status(grpc::Status status);
   grpc::Status deadline_status() const;
   void send_upstream_initial_metadata(rt::ClientCall& up);
 
@@ -42,7 +52,7 @@ grpc::Status ProxyCall::deadline_status() const {
                           deadline_.describe());
 }
 
-rt::Task<void> ProxyCall::reply(grpc::Status status) {
+rt::Task<void> ProxyCall::reply_status(grpc::Status status) {
   report_.code = status.error_code();
   co_await call_.finish(status);
 }
@@ -88,7 +98,7 @@ rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
     }
   }
   // Finishing the caller's call also ends a request pump still waiting for the caller.
-  co_await reply(status);
+  co_await reply_status(status);
 }
 
 rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream) {
@@ -141,7 +151,7 @@ rt::Task<void> ProxyCall::run() {
   } deliver{*this, arrival};
 
   if (route_ == nullptr) {
-    co_await reply(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+    co_await reply_status(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                                 "curfew: no route for " + call_.method() + " on listener '" +
                                     listener.name + "'"));
     co_return;
@@ -152,18 +162,14 @@ rt::Task<void> ProxyCall::run() {
       caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival);
   if (deadline_.fast_fail) {
     report_.timeout = TimeoutCause::kBudget;
-    co_await reply(grpc::Status(
+    co_await reply_status(grpc::Status(
         grpc::StatusCode::DEADLINE_EXCEEDED,
         "curfew: route '" + route_->name + "' has " + deadline_.describe() +
             " left, below its min_budget; the upstream was not called"));
     co_return;
   }
-  Upstream* upstream = ctx_.routing->upstreams->find(route_->upstream);
-  if (upstream == nullptr) {  // a fan-out route: served by the fan-out engine, not here
-    co_await reply(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                "curfew: route '" + route_->name + "' has no single upstream"));
-    co_return;
-  }
+  const bool unary_policy = route_->fanout || route_->retry || route_->mirror;
+  Upstream* upstream = unary_policy ? nullptr : ctx_.routing->upstreams->find(route_->upstream);
 
   // A cancellation that interrupts a pending step answers the caller properly.
   call_.set_interrupt_status([this] {
@@ -172,7 +178,11 @@ rt::Task<void> ProxyCall::run() {
   });
 
   try {
-    co_await rt::deadline(deadline_.deadline, forward(*route_, *upstream));
+    if (unary_policy) {
+      co_await serve_unary(*route_);  // enforces the deadline itself
+    } else {
+      co_await rt::deadline(deadline_.deadline, forward(*route_, *upstream));
+    }
     co_return;
   } catch (const rt::TimeoutError&) {
     report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
@@ -181,13 +191,127 @@ rt::Task<void> ProxyCall::run() {
     report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
   } catch (const rt::CancelledError&) {
     const bool shutdown = ctx_.shutting_down && ctx_.shutting_down->load(std::memory_order_relaxed);
-    report_.cancel = shutdown ? CancelCause::kShutdown : CancelCause::kCaller;
-    report_.code = grpc::StatusCode::CANCELLED;
+    record_cancellation(shutdown ? CancelCause::kShutdown : CancelCause::kCaller);
     throw;
   }
   // Here only after the deadline: the status may already be out (sent when the deadline
   // interrupted a read from the caller).
   if (!call_.finished()) co_await call_.finish(deadline_status());
+}
+
+void ProxyCall::record_cancellation(CancelCause cause) {
+  report_.cancel = cause;
+  report_.code = grpc::StatusCode::CANCELLED;
+  for (UpstreamAttempt& a : report_.attempts) {
+    if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) a.cancelled = cause;
+  }
+}
+
+rt::Task<void> ProxyCall::serve_unary(const config::Route& route) {
+  rt::TaskGroup group;  // the call, and its mirror copy if any
+  co_await group.run(unary_body(route, group));
+}
+
+rt::Task<void> ProxyCall::unary_body(const config::Route& route, rt::TaskGroup& group) {
+  std::optional<UpstreamReply> reply;
+  bool timed_out = false;
+  try {
+    co_await rt::deadline(deadline_.deadline, [&]() -> rt::Task<void> {
+      grpc::ByteBuffer request;
+      if (!co_await call_.read(request)) co_return;  // the caller went away before sending
+      grpc::ByteBuffer extra;
+      if (co_await call_.read(extra)) {
+        co_await reply_status(grpc::Status(
+            grpc::StatusCode::INVALID_ARGUMENT,
+            "curfew: route '" + route.name +
+                "' (fan-out, retry or mirror) serves unary calls only; got a second request message"));
+        co_return;
+      }
+      if (route.mirror && std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) <
+                              route.mirror->percent) {
+        group.spawn(mirror_copy(route, request), "mirror");
+      }
+      UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
+      reply = co_await unary_policy(route, unary);
+    }());
+  } catch (const rt::TimeoutError&) {
+    timed_out = true;
+  }
+  if (timed_out) {
+    report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
+                                                                        : TimeoutCause::kRoute;
+    report_.cancel = CancelCause::kDeadline;
+    for (UpstreamAttempt& a : report_.attempts) {
+      if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) {
+        a.cancelled = CancelCause::kDeadline;
+      }
+    }
+    report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
+    if (!call_.finished()) co_await call_.finish(deadline_status());
+    co_return;
+  }
+  if (reply) co_await send_reply(std::move(*reply));
+}
+
+rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
+                                                const UnaryRequest& request) {
+  const Upstreams& upstreams = *ctx_.routing->upstreams;
+  report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
+  if (route.fanout) {
+    co_return co_await fan_out(route, upstreams, request, deadline_.upstream_deadline, report_);
+  }
+  Upstream& upstream = *upstreams.find(route.upstream);
+  report_.upstream = &route.upstream;
+  if (route.retry) {
+    RetryBudget& budget = ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
+    co_return co_await call_with_retries(route, upstream, request, deadline_.upstream_deadline,
+                                         budget, ctx_.worker->random, report_);
+  }
+  report_.attempts.push_back({.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
+  const size_t index = report_.attempts.size() - 1;
+  UpstreamReply reply = co_await call_upstream(upstream, request, deadline_.upstream_deadline);
+  report_.attempts[index].code = reply.status.error_code();
+  report_.attempts[index].won = true;
+  co_return reply;
+}
+
+rt::Task<void> ProxyCall::mirror_copy(const config::Route& route, grpc::ByteBuffer request) {
+  // Never affects the reply: its outcome is only recorded. Bounded by the call's deadline (gRPC
+  // deadline of the copy) and cancelled with the call (caller gone, shutdown).
+  Upstream& shadow = *ctx_.routing->upstreams->find(route.mirror->upstream);
+  report_.attempts.push_back(
+      {.upstream = &route.mirror->upstream, .role = UpstreamAttempt::Role::kMirror});
+  const size_t index = report_.attempts.size() - 1;
+  UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
+  try {
+    UpstreamReply reply = co_await call_upstream(shadow, unary, deadline_.upstream_deadline);
+    report_.attempts[index].code = reply.status.error_code();
+  } catch (const rt::CancelledError&) {
+    report_.attempts[index].code = grpc::StatusCode::CANCELLED;
+    throw;
+  }
+}
+
+rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
+  report_.upstream_code = reply.status.error_code();
+  for (auto& [k, v] : reply.initial_metadata) call_.context().AddInitialMetadata(k, v);
+  for (auto& [k, v] : reply.trailing_metadata) call_.context().AddTrailingMetadata(k, v);
+  grpc::Status status = reply.status;
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !report_.fanout_mode) {
+    if (rt::Clock::now() >= deadline_.upstream_deadline) {
+      report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
+                                                                          : TimeoutCause::kRoute;
+      status = deadline_status();
+    } else if (!report_.attempts.empty() && report_.attempts.back().per_try_timeout) {
+      report_.timeout = TimeoutCause::kPerTry;
+    } else {
+      report_.timeout = TimeoutCause::kUpstream;
+    }
+  }
+  if (status.ok()) {
+    if (!co_await call_.write(reply.response)) co_return;
+  }
+  co_await reply_status(status);
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 //      remaining budget, then pump requests (caller -> upstream, a child task) and responses
 //      (upstream -> caller, the body) in one task group;
 //   4. the upstream's status, message, details and trailers go back to the caller.
+// Routes with a fan-out, retries or a mirror buffer the request: they serve unary calls (a second
+// request message is refused with INVALID_ARGUMENT), see serve_unary().
 // The caller going away cancels the task, which cancels the upstream call (RST_STREAM CANCEL);
 // the deadline passing does the same and the caller gets DEADLINE_EXCEEDED naming the route and
 // its budget.
@@ -23,9 +25,12 @@
 
 namespace curfew::sidecar {
 
+struct WorkerState;
+
 struct ProxyContext {
   std::shared_ptr<const Routing> routing;  // the routing this call keeps for its whole life
   const config::Listener* listener;        // inside `routing`
+  WorkerState* worker;                     // the loop thread's retry budgets and random source
   CallObserver* observer = nullptr;        // may be null
   const std::atomic<bool>* shutting_down = nullptr;
 };

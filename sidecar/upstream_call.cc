@@ -1,0 +1,38 @@
+#include "sidecar/upstream_call.h"
+
+#include "runtime/grpc_unary_call.h"
+#include "runtime/loop.h"
+#include "sidecar/deadline_policy.h"
+#include "sidecar/metadata.h"
+
+namespace curfew::sidecar {
+namespace {
+
+Metadata copy(const std::multimap<grpc::string_ref, grpc::string_ref>& from) {
+  Metadata out;
+  for (const auto& [k, v] : from) {
+    if (!is_hop_by_hop(k)) out.emplace_back(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+  }
+  return out;
+}
+
+}  // namespace
+
+rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& request,
+                                      rt::TimePoint deadline) {
+  rt::UnaryCall call(upstream.next_stub(), request.method, request.message, *rt::Loop::current());
+  forward_request_metadata(request.metadata, call.context());
+  call.context().set_deadline(to_system_deadline(deadline));
+  UpstreamReply reply;
+  reply.status = co_await call.finish();
+  reply.response = std::move(call.response());
+  reply.initial_metadata = copy(call.context().GetServerInitialMetadata());
+  const auto& trailers = call.context().GetServerTrailingMetadata();
+  reply.trailing_metadata = copy(trailers);
+  if (auto it = trailers.find("grpc-retry-pushback-ms"); it != trailers.end()) {
+    reply.retry_pushback_ms.emplace(it->second.data(), it->second.size());
+  }
+  co_return reply;
+}
+
+}  // namespace curfew::sidecar

@@ -1,0 +1,43 @@
+// One unary call to an upstream on behalf of the caller, as used by the unary policies (fan-out,
+// retries, mirroring): the request is buffered, so it can be sent more than once.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "runtime/clock.h"
+#include "runtime/task.h"
+#include "sidecar/upstreams.h"
+
+namespace curfew::sidecar {
+
+// The caller's request, read in full.
+struct UnaryRequest {
+  const std::string& method;
+  const grpc::ByteBuffer& message;
+  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata;
+};
+
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// What an upstream answered.
+struct UpstreamReply {
+  grpc::Status status;
+  grpc::ByteBuffer response;
+  Metadata initial_metadata;
+  Metadata trailing_metadata;      // what is forwarded to the caller (transport keys excluded)
+  std::optional<std::string> retry_pushback_ms;  // the upstream's grpc-retry-pushback-ms, for curfew
+};
+
+// Calls `upstream` with `request`, the deadline `deadline` propagated. Cancellation of the
+// awaiting task cancels the call (RST_STREAM CANCEL) and throws CancelledError.
+rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& request,
+                                      rt::TimePoint deadline);
+
+
+}  // namespace curfew::sidecar
