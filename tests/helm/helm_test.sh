@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Test driver for the curfew Helm chart (deploy/helm/curfew), run by CTest (tests/helm/CMakeLists.txt)
+# with the real helm and kubectl that scripts/install-helm-tools.sh installs.
+#
+#   helm_test.sh CURFEW_BINARY CASE [ARGS...]
+#
+#   lint [VALUES]                      helm lint --strict, with the default values or VALUES
+#   render VALUES STYLE CHANGE [monitoring]
+#                                      helm template; every object validated against its schema
+#                                      (check.js validate); the pod checked (check.js pod); with
+#                                      `monitoring`, the monitors, alert rules and dashboard too
+#   check-config VALUES                the curfew.yaml rendered into the ConfigMap passes
+#                                      `curfew --check-config`
+#   reject BAD_VALUES                  helm template refuses the file with the schema's message(s)
+#                                      listed in its `# expect:` lines
+#   refuse MESSAGE HELM_ARGS...        helm template with these arguments fails, saying MESSAGE
+#   config-change                      rollout: any config change changes the pod template;
+#                                      reload: route changes do not, listener changes do
+#   package                            helm package makes the archive, which lints and renders
+#   include STYLE                      the consumer chart (tests/helm/consumer) that includes
+#                                      curfew's named templates renders a pod with both containers
+#   mutate NAME                        breaks a copy of the chart as mutations.json says and runs
+#                                      the check guarding that property: it must fail, saying why
+#
+# VALUES is a path relative to the repository, or "-" for the chart's defaults.
+set -euo pipefail
+
+curfew=${1:?usage: helm_test.sh CURFEW_BINARY CASE [ARGS...]}
+case_name=${2:?usage: helm_test.sh CURFEW_BINARY CASE [ARGS...]}
+shift 2
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+tools=${CURFEW_TOOLS_DIR:-$repo/.tools}
+helm=$tools/bin/helm
+chart=${CURFEW_CHART:-$repo/deploy/helm/curfew}
+check="node $repo/tests/helm/check.js"
+export NODE_PATH=$tools/helm-test-node/node_modules
+
+[[ -x $helm ]] || { echo "helm is not installed: run scripts/install-helm-tools.sh" >&2; exit 1; }
+[[ -d $NODE_PATH ]] || { echo "$NODE_PATH is missing: run scripts/install-helm-tools.sh" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/curfew-helm-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+# Helm's own state stays inside the test.
+export HELM_CACHE_HOME=$work/.helm/cache HELM_CONFIG_HOME=$work/.helm/config HELM_DATA_HOME=$work/.helm/data
+
+pass() { echo "PASS: $*"; }
+die() { echo "FAIL: $*" >&2; exit 1; }
+
+values_args() {  # values_args VALUES: the -f argument for a values path, or none for "-"
+  [[ $1 == - ]] || printf '%s\n' -f "$repo/$1"
+}
+
+render() {  # render CHART OUT [HELM_ARGS...]: helm template into OUT, failing loudly
+  local chart_dir=$1 out=$2
+  shift 2
+  "$helm" template curfew-test "$chart_dir" --namespace shop "$@" >"$out" 2>"$work/render.err" || {
+    cat "$work/render.err" >&2
+    die "helm template $chart_dir $* failed"
+  }
+}
+
+check_configs() {  # check_configs RENDERED: every rendered curfew.yaml passes curfew --check-config
+  local rendered=$1 n=0
+  [[ -x $curfew ]] || die "curfew binary $curfew is missing"
+  while read -r file; do
+    echo "--- curfew --check-config $(basename "$file")"
+    "$curfew" --check-config "$file" || die "curfew --check-config rejects the config the chart rendered ($file):
+$(cat "$file")"
+    n=$((n + 1))
+  done < <($check extract-config "$rendered" "$work/configs")
+  ((n > 0)) || die "no curfew config found in the rendered chart"
+  pass "$n rendered curfew config(s) pass curfew --check-config"
+}
+
+case $case_name in
+lint)
+  values=${1:--}
+  mapfile -t args < <(values_args "$values")
+  "$helm" lint --strict "$chart" "${args[@]}"
+  pass "helm lint --strict ($values)"
+  ;;
+
+render)
+  values=$1 style=$2 change=$3 monitoring=${4:-}
+  mapfile -t args < <(values_args "$values")
+  render "$chart" "$work/out.yaml" "${args[@]}"
+  expect=(--expect ConfigMap --expect Deployment --expect Service)
+  [[ $monitoring == monitoring ]] &&
+    expect+=(--expect ServiceMonitor --expect PodMonitor --expect PrometheusRule)
+  $check validate "$work/out.yaml" "${expect[@]}"
+  $check pod "$work/out.yaml" --style "$style" --config-change "$change"
+  [[ $monitoring == monitoring ]] && $check monitoring "$work/out.yaml"
+  pass "helm template ($values): every object valid, $style sidecar wired as promised"
+  ;;
+
+check-config)
+  values=$1
+  mapfile -t args < <(values_args "$values")
+  render "$chart" "$work/out.yaml" "${args[@]}"
+  check_configs "$work/out.yaml"
+  ;;
+
+reject)
+  bad=$repo/$1
+  mapfile -t expects < <(sed -n 's/^# expect: //p' "$bad")
+  ((${#expects[@]})) || die "$1 has no '# expect:' line"
+  if "$helm" template curfew-test "$chart" -f "$bad" >"$work/out.yaml" 2>"$work/err"; then
+    die "helm template accepted $1"
+  fi
+  cat "$work/err"
+  grep -qF "values don't meet the specifications of the schema" "$work/err" ||
+    die "$1 was refused, but not by values.schema.json"
+  for e in "${expects[@]}"; do
+    grep -qF -- "$e" "$work/err" || die "the error does not say: $e"
+  done
+  pass "values.schema.json rejects $1"
+  ;;
+
+refuse)
+  message=$1
+  shift
+  if "$helm" template curfew-test "$chart" "$@" >"$work/out.yaml" 2>"$work/err"; then
+    die "helm template $* rendered, expected it to refuse: $message"
+  fi
+  cat "$work/err"
+  grep -qF -- "$message" "$work/err" || die "the error does not say: $message"
+  pass "helm template $* refused: $message"
+  ;;
+
+config-change)
+  annotations() {  # annotations OUT: the Deployment's pod template annotations, one per line
+    node -e '
+      const YAML = require("yaml");
+      const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8"));
+      const d = docs.map((x) => x.toJS()).find((o) => o && o.kind === "Deployment");
+      const a = d.spec.template.metadata.annotations || {};
+      for (const k of Object.keys(a).sort()) console.log(`${k}=${a[k]}`);' "$1"
+  }
+  same() { [[ "$(annotations "$1")" == "$(annotations "$2")" ]]; }
+  route='config.listeners[0].routes[0]'
+  base=(--set "config.listeners[0].name=inbound" --set "config.listeners[0].address=0.0.0.0:15001"
+        --set "$route.name=default" --set "$route.match.prefix=/" --set "$route.upstream=app")
+  for change in rollout reload; do
+    render "$chart" "$work/$change-a.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s"
+    render "$chart" "$work/$change-b.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=2s"
+    render "$chart" "$work/$change-c.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s" \
+      --set "config.listeners[0].address=0.0.0.0:15009"
+    render "$chart" "$work/$change-d.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s"
+    same "$work/$change-a.yaml" "$work/$change-d.yaml" || die "$change: the same values gave different pod annotations"
+    if [[ $change == rollout ]]; then
+      same "$work/$change-a.yaml" "$work/$change-b.yaml" && die "rollout: a route timeout change leaves the pod template alone"
+    else
+      same "$work/$change-a.yaml" "$work/$change-b.yaml" || die "reload: a route timeout change rolls the pods instead of reloading"
+    fi
+    same "$work/$change-a.yaml" "$work/$change-c.yaml" && die "$change: a listener change leaves the pod template alone (curfew cannot reload it)"
+    annotations "$work/$change-a.yaml"
+  done
+  pass "configChange rollout rolls on any config change; reload rolls only for listener changes"
+  ;;
+
+package)
+  "$helm" package "$chart" --destination "$work/dist"
+  version=$(sed -n 's/^version: *//p' "$chart/Chart.yaml")
+  app_version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$chart/Chart.yaml")
+  archive=$work/dist/curfew-$version.tgz
+  [[ -s $archive ]] || die "helm package did not produce $archive"
+  tar -tzf "$archive" >"$work/list"
+  for f in Chart.yaml values.yaml values.schema.json templates/_sidecar.tpl templates/deployment.yaml \
+           templates/configmap.yaml files/prometheus-rules.yaml files/grafana-dashboard.json; do
+    grep -qx "curfew/$f" "$work/list" || die "the archive lacks curfew/$f"
+  done
+  "$helm" lint --strict "$archive"
+  render "$archive" "$work/out.yaml"
+  $check validate "$work/out.yaml" --expect Deployment
+  tag=$("$helm" show values "$archive" | sed -n 's/^  tag: "\(.*\)".*/\1/p' | head -1)
+  [[ $tag == "$app_version" ]] || die "values image.tag $tag differs from the chart's appVersion $app_version"
+  pass "helm package made $(basename "$archive") ($(wc -l <"$work/list") files), which lints and renders"
+  ;;
+
+include)
+  style=$1
+  # The consumer chart, laid out as in the repository, so its file:// dependency resolves.
+  mkdir -p "$work/repo/tests/helm" "$work/repo/deploy/helm"
+  cp -r "$repo/tests/helm/consumer" "$work/repo/tests/helm/"
+  ln -s "$chart" "$work/repo/deploy/helm/curfew"
+  consumer=$work/repo/tests/helm/consumer
+  "$helm" dependency update "$consumer"
+  native=false
+  [[ $style == native ]] && native=true
+  "$helm" lint --strict "$consumer" --set curfew.nativeSidecar=$native
+  render "$consumer" "$work/out.yaml" --set curfew.nativeSidecar=$native
+  $check validate "$work/out.yaml" --expect Deployment --expect ConfigMap --expect PodMonitor
+  $check pod "$work/out.yaml" --style "$style" --config-change rollout
+  $check monitoring "$work/out.yaml"
+  check_configs "$work/out.yaml"
+  node -e '
+    const YAML = require("yaml");
+    const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
+    const d = docs.find((o) => o && o.kind === "Deployment" && o.metadata.name.endsWith("-orders"));
+    if (!d) { console.error("FAIL: the consumer chart rendered no orders Deployment"); process.exit(1); }
+    const s = d.spec.template.spec;
+    const names = [...(s.initContainers || []).map((c) => `init:${c.name}`), ...s.containers.map((c) => c.name)];
+    console.log(`pod containers: ${names.join(", ")}`);
+    const want = process.argv[2] === "native" ? "init:curfew,orders" : "orders,curfew";
+    if (names.join(",") !== want) { console.error(`FAIL: expected ${want}`); process.exit(1); }
+    if (docs.some((o) => o && o.kind === "Deployment" && o !== d)) {
+      console.error("FAIL: the curfew dependency rendered a Deployment of its own (app.enabled: false)"); process.exit(1);
+    }' "$work/out.yaml" "$style"
+  pass "the consumer chart includes curfew's named templates: its pod runs orders and curfew ($style)"
+  ;;
+
+mutate)
+  # Breaks a copy of the chart as mutations.json says, then runs the check that guards the
+  # broken property against it: that check must fail, and say why.
+  name=$1
+  cp -r "$chart" "$work/chart"
+  mapfile -t spec < <(node "$repo/tests/helm/mutate.js" "$repo/tests/helm/mutations.json" "$name" "$work/chart")
+  ((${#spec[@]} >= 2)) || die "mutation $name could not be applied"
+  expect=${spec[0]}
+  run=("${spec[@]:1}")
+  if CURFEW_CHART=$work/chart bash "$0" "$curfew" "${run[@]}" >"$work/mutant.out" 2>&1; then
+    cat "$work/mutant.out"
+    die "mutation $name went unnoticed: '${run[*]}' passes on the broken chart"
+  fi
+  grep -qF -- "$expect" "$work/mutant.out" || {
+    cat "$work/mutant.out"
+    die "mutation $name: '${run[*]}' failed, but without saying: $expect"
+  }
+  grep -F -- "$expect" "$work/mutant.out" | head -3
+  pass "mutation $name is caught by '${run[*]}'"
+  ;;
+
+*)
+  die "unknown case $case_name"
+  ;;
+esac

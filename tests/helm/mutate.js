@@ -1,0 +1,28 @@
+#!/usr/bin/env node
+// Applies one mutation of mutations.json to a copy of the chart, so that a test can show that the
+// check guarding a property really fails when the chart breaks it.
+//
+//   node mutate.js MUTATIONS.json NAME CHART_COPY_DIR
+//
+// Replaces every occurrence of the mutation's `text` in CHART_COPY_DIR/`file` with `replacement`
+// (the text must occur: a stale mutation is an error), then prints the expected failure message
+// on the first line and the helm_test.sh case to run, one argument per line.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+const [table, name, dir] = process.argv.slice(2);
+const m = JSON.parse(fs.readFileSync(table, 'utf8')).find((x) => x.name === name);
+if (!m) {
+  console.error(`mutate.js: no mutation named ${name}`);
+  process.exit(2);
+}
+const file = path.join(dir, m.file);
+const before = fs.readFileSync(file, 'utf8');
+if (!before.includes(m.text)) {
+  console.error(`mutate.js: ${m.file} no longer contains the text mutation ${name} replaces:\n${m.text}`);
+  process.exit(2);
+}
+fs.writeFileSync(file, before.split(m.text).join(m.replacement));
+console.log(m.expect);
+for (const arg of m.run) console.log(arg);
