@@ -96,12 +96,17 @@ struct Route {
   std::optional<Retry> retry;
   std::optional<Fanout> fanout;
   std::optional<Mirror> mirror;
+  // Calls of this route in progress at once; one more is refused with RESOURCE_EXHAUSTED at once
+  // (never queued). Unset: only the listener's limits.max_concurrent_calls applies. At most that.
+  std::optional<int> max_concurrent_calls;
 };
 
 // Limits
 //
 // Per-listener resource limits protecting the sidecar itself.
 struct Limits {
+  // Calls in progress at once on the listener; one more is refused with RESOURCE_EXHAUSTED at
+  // once (never queued). Reloadable.
   int max_concurrent_calls = 10000;
   int max_message_bytes = 64 << 20;
   int max_metadata_bytes = 64 << 10;

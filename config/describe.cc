@@ -77,6 +77,9 @@ std::string policy_text(const Route& route) {
     parts.push_back(
         absl::StrCat("mirror ", route.mirror->percent, "% to ", route.mirror->upstream));
   }
+  if (route.max_concurrent_calls) {
+    parts.push_back(absl::StrCat("max ", *route.max_concurrent_calls, " concurrent"));
+  }
   if (route.deadline_offset.count() != 0) {
     parts.push_back(absl::StrCat("deadline_offset ", format_duration(route.deadline_offset)));
   }

@@ -37,6 +37,7 @@ Listener decode_listener(const Value& value, const std::vector<Upstream>& upstre
 struct RouteContext {
   const std::vector<Upstream>& upstreams;
   std::chrono::nanoseconds default_timeout;  // The listener's.
+  int max_concurrent_calls;                  // The listener's limits.max_concurrent_calls.
 };
 
 // decode_route()

@@ -54,7 +54,8 @@ Listener decode_listener(const Value& value, const std::vector<Upstream>& upstre
   const Value routes = value.require("routes", "a listener without routes rejects every call");
   const std::vector<Value> items = routes.items();
   if (items.empty()) routes.fail("a listener without routes rejects every call");
-  const RouteContext context{upstreams, listener.default_timeout};
+  const RouteContext context{upstreams, listener.default_timeout,
+                             listener.limits.max_concurrent_calls};
   for (size_t i = 0; i < items.size(); ++i) {
     Route route = decode_route(items[i], context);
     for (size_t earlier = 0; earlier < i; ++earlier) {

@@ -1,3 +1,5 @@
+#include <climits>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -86,7 +88,7 @@ std::string upstream_reference(const Value& value, const std::vector<Upstream>& 
 
 Route decode_route(const Value& value, const RouteContext& context) {
   value.expect_keys({"name", "match", "upstream", "fanout", "timeout", "max_timeout", "min_budget",
-                     "deadline_offset", "retry", "mirror"});
+                     "deadline_offset", "retry", "mirror", "max_concurrent_calls"});
   Route route;
   route.name = value.require("name", "every route needs a name").as_string();
   route.match = decode_match(value.require("match", "a route needs a method, service or prefix"));
@@ -131,6 +133,15 @@ Route decode_route(const Value& value, const RouteContext& context) {
         .fail(absl::StrCat(format_duration(route.deadline_offset), " is not less than ",
                            effective_timeout_text(route, effective),
                            ", so no time would be left for upstream"));
+  }
+
+  if (const Value v = value.get("max_concurrent_calls"); v.present()) {
+    route.max_concurrent_calls = static_cast<int>(v.as_int(1, INT_MAX));
+    if (*route.max_concurrent_calls > context.max_concurrent_calls) {
+      v.fail(absl::StrCat(*route.max_concurrent_calls,
+                          " is more than the listener's limits.max_concurrent_calls (",
+                          context.max_concurrent_calls, "), so it would never apply"));
+    }
   }
 
   if (const Value v = value.get("retry"); v.present()) route.retry = decode_retry(v);
