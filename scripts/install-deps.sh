@@ -8,6 +8,7 @@ packages=(
   clang-16 libclang-rt-16-dev            # the project's compiler (g++ 12 miscompiles co_await on aggregates)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
+  libcpp-httplib-dev                     # the admin HTTP server (/metrics, /healthz, /readyz)
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 
@@ -36,5 +37,22 @@ if [[ ${CURFEW_INSTALL_NODE:-1} != 0 ]]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${node_missing[@]}" >/dev/null
+  fi
+fi
+
+# Prometheus' own tools for the metrics tests (tests/metrics, label "prometheus"): promtool checks
+# a live scrape and the alert rules, and a real Prometheus server scrapes curfew. Not needed to
+# build; CURFEW_INSTALL_PROMETHEUS=0 skips it (by default it follows CURFEW_INSTALL_NODE, so the
+# Dockerfile's build stage skips it too). The package's own service is not wanted: the tests
+# start their own server on a free port, so a service this script installs is disabled again.
+if [[ ${CURFEW_INSTALL_PROMETHEUS:-${CURFEW_INSTALL_NODE:-1}} != 0 ]]; then
+  if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+    echo "install-deps: installing prometheus"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [[ -d /run/systemd/system ]]; then
+      systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+    fi
   fi
 fi

@@ -4,6 +4,7 @@
 //   curfew --check-config FILE   validate, print the effective routes, exit 0 (valid) or 1
 #include <signal.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -12,6 +13,9 @@
 
 #include "config/config.h"
 #include "config/load.h"
+#include "metrics/admin_server.h"
+#include "metrics/call_metrics.h"
+#include "metrics/server_metrics.h"
 #include "sidecar/config_watch.h"
 #include "sidecar/log.h"
 #include "sidecar/sidecar.h"
@@ -42,19 +46,25 @@ int check_config(const std::string& path) {
   return 0;
 }
 
-void reload(curfew::sidecar::Sidecar& sidecar, const std::string& path, const char* why) {
+// Applies the file at `path` if it is valid; counts the outcome in curfew_config_reloads_total.
+void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& metrics,
+            const std::string& path, const std::string& admin_address, const char* why) {
+  auto refuse = [&](auto reason) {  // reason: a status message
+    metrics.reload_failed();
+    log(LogLevel::kError, std::string("reload (") + why +
+                              ") refused, the previous configuration keeps serving: " +
+                              std::string(reason));
+  };
   auto config = curfew::config::load_config_file(path);
-  if (!config.ok()) {
-    log(LogLevel::kError, std::string("reload (") + why + ") refused, the previous configuration keeps serving: " +
-                              std::string(config.status().message()));
-    return;
-  }
-  if (auto status = sidecar.reload(*std::move(config)); !status.ok()) {
-    log(LogLevel::kError, std::string("reload (") + why + ") refused, the previous configuration keeps serving: " +
-                              std::string(status.message()));
-    return;
-  }
+  if (!config.ok()) return refuse(config.status().message());
+  const bool admin_moved = config->admin.address != admin_address;
+  if (auto status = sidecar.reload(*std::move(config)); !status.ok()) return refuse(status.message());
+  metrics.reload_succeeded();
   log(LogLevel::kInfo, std::string("configuration reloaded (") + why + ") from " + path);
+  if (admin_moved) {
+    log(LogLevel::kWarning, "admin.address changed; the admin server stays on " + admin_address +
+                                " until curfew restarts");
+  }
 }
 
 int serve(const std::string& path) {
@@ -71,7 +81,13 @@ int serve(const std::string& path) {
     std::cerr << "curfew: invalid configuration: " << config.status().message() << "\n";
     return 1;
   }
-  auto sidecar = curfew::sidecar::Sidecar::start(*std::move(config));
+  // Declared in this order so that they go in reverse: the admin server (which scrapes the
+  // metrics and asks the sidecar whether it is ready), then the sidecar (whose loop threads
+  // report to the call metrics), then the metrics.
+  curfew::metrics::ServerMetrics server_metrics(CURFEW_VERSION);
+  curfew::metrics::CallMetrics call_metrics;
+  const std::string admin_address = config->admin.address;
+  auto sidecar = curfew::sidecar::Sidecar::start(*std::move(config), &call_metrics);
   if (!sidecar.ok()) {
     std::cerr << "curfew: cannot start: " << sidecar.status().message() << "\n";
     return 1;
@@ -80,6 +96,20 @@ int serve(const std::string& path) {
     log(LogLevel::kInfo, "listener '" + l.name + "' serving on " + l.address + " (port " +
                              std::to_string((*sidecar)->port(l.name)) + ")");
   }
+  // Ready: the configuration is loaded (the sidecar exists) and SIGTERM has not come.
+  std::atomic<bool> draining{false};
+  auto ready = [&draining, s = sidecar->get()] {
+    return !draining.load(std::memory_order_relaxed) && s->ready();
+  };
+  server_metrics.set_readiness(ready);
+  auto admin = curfew::metrics::AdminServer::start(
+      {.address = admin_address, .collectables = {&server_metrics, &call_metrics}, .ready = ready});
+  if (!admin.ok()) {
+    std::cerr << "curfew: cannot start: " << admin.status().message() << "\n";
+    return 1;
+  }
+  log(LogLevel::kInfo, "admin (/metrics /healthz /readyz) serving on " + admin_address + " (port " +
+                           std::to_string((*admin)->port()) + ")");
   log(LogLevel::kInfo, "ready");
 
   curfew::sidecar::ConfigWatch watch(path);
@@ -88,14 +118,16 @@ int serve(const std::string& path) {
     const int sig = sigtimedwait(&signals, nullptr, &poll);
     if (sig == SIGTERM || sig == SIGINT) {
       log(LogLevel::kInfo, std::string("received ") + strsignal(sig) + ": draining");
+      draining = true;  // /readyz answers 503 from now on; /metrics keeps serving during the drain
       (*sidecar)->drain();
+      (*admin)->stop();
       log(LogLevel::kInfo, "drained, exiting");
       return 0;
     }
     if (sig == SIGHUP) {
-      reload(**sidecar, path, "SIGHUP");
+      reload(**sidecar, server_metrics, path, admin_address, "SIGHUP");
     } else if (watch.changed()) {
-      reload(**sidecar, path, "file changed");
+      reload(**sidecar, server_metrics, path, admin_address, "file changed");
     }
   }
 }
