@@ -170,6 +170,12 @@ package)
            templates/configmap.yaml files/prometheus-rules.yaml files/grafana-dashboard.json; do
     grep -qx "curfew/$f" "$work/list" || die "the archive lacks curfew/$f"
   done
+  # The chart's files/ link to deploy/prometheus: the archive carries their contents.
+  tar -xzf "$archive" -C "$work" curfew/files
+  cmp "$work/curfew/files/prometheus-rules.yaml" "$repo/deploy/prometheus/curfew-alerts.yaml" ||
+    die "the archive's alert rules differ from deploy/prometheus/curfew-alerts.yaml"
+  cmp "$work/curfew/files/grafana-dashboard.json" "$repo/deploy/prometheus/curfew-dashboard.json" ||
+    die "the archive's dashboard differs from deploy/prometheus/curfew-dashboard.json"
   "$helm" lint --strict "$archive"
   render "$archive" "$work/out.yaml"
   $check validate "$work/out.yaml" --expect Deployment
@@ -214,7 +220,8 @@ mutate)
   # Breaks a copy of the chart as mutations.json says, then runs the check that guards the
   # broken property against it: that check must fail, and say why.
   name=$1
-  cp -r "$chart" "$work/chart"
+  # -L: the chart's files/ are links to deploy/prometheus; mutate copies, never the originals.
+  cp -rL "$chart" "$work/chart"
   mapfile -t spec < <(node "$repo/tests/helm/mutate.js" "$repo/tests/helm/mutations.json" "$name" "$work/chart")
   ((${#spec[@]} >= 2)) || die "mutation $name could not be applied"
   expect=${spec[0]}

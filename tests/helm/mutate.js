@@ -5,7 +5,7 @@
 //   node mutate.js MUTATIONS.json NAME CHART_COPY_DIR
 //
 // Replaces every occurrence of the mutation's `text` in CHART_COPY_DIR/`file` with `replacement`
-// (the text must occur: a stale mutation is an error), then prints the expected failure message
+// (the text must occur: a stale mutation is an error; "*" replaces the whole file), then prints the expected failure message
 // on the first line and the helm_test.sh case to run, one argument per line.
 'use strict';
 const fs = require('fs');
@@ -19,10 +19,14 @@ if (!m) {
 }
 const file = path.join(dir, m.file);
 const before = fs.readFileSync(file, 'utf8');
-if (!before.includes(m.text)) {
+if (m.text === '*') {
+  // The whole file (for files the chart takes from elsewhere, e.g. deploy/prometheus).
+  fs.writeFileSync(file, m.replacement);
+} else if (!before.includes(m.text)) {
   console.error(`mutate.js: ${m.file} no longer contains the text mutation ${name} replaces:\n${m.text}`);
   process.exit(2);
+} else {
+  fs.writeFileSync(file, before.split(m.text).join(m.replacement));
 }
-fs.writeFileSync(file, before.split(m.text).join(m.replacement));
 console.log(m.expect);
 for (const arg of m.run) console.log(arg);
