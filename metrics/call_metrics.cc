@@ -77,6 +77,13 @@ int mode_index(const char* mode) noexcept {
   return -1;
 }
 
+// Why curfew cancelled an attempt, if it did: a cancelled attempt ends CANCELLED (call_report.h).
+// An attempt that finished with an answer of its own is taken as not cancelled even when a cause
+// was recorded for it (e.g. the fan-out child whose own result decided the group).
+CancelCause cancelled_by_curfew(const UpstreamAttempt& a) noexcept {
+  return a.code == grpc::StatusCode::CANCELLED ? a.cancelled : CancelCause::kNone;
+}
+
 // curfew_hedges_total{outcome}
 constexpr size_t kOutcomes = 4;
 constexpr const char* kOutcomeNames[kOutcomes] = {"won", "lost", "failed", "cancelled"};
@@ -84,7 +91,7 @@ constexpr size_t kWon = 0, kLost = 1, kFailed = 2, kCancelled = 3;
 
 size_t hedge_outcome(const UpstreamAttempt& a) noexcept {
   if (a.won) return kWon;
-  switch (a.cancelled) {
+  switch (cancelled_by_curfew(a)) {
     case CancelCause::kHedgeLost: return kLost;
     case CancelCause::kCaller:
     case CancelCause::kDeadline:
@@ -103,7 +110,8 @@ bool child_failed(const UpstreamAttempt& a) noexcept {
     return false;
   }
   if (a.code == grpc::StatusCode::OK) return false;
-  return a.cancelled == CancelCause::kNone || a.cancelled == CancelCause::kDeadline;
+  const CancelCause cause = cancelled_by_curfew(a);
+  return cause == CancelCause::kNone || cause == CancelCause::kDeadline;
 }
 
 // The call's upstream work was cut because curfew's deadline (or a retry's per-try deadline)
@@ -360,8 +368,9 @@ void CallMetrics::call_finished(const CallReport& report) {
           s.upstream(c, a.upstream ? std::string_view(*a.upstream) : std::string_view("unknown"));
       const size_t code = code_index(a.code);
       u.requests[code].add();
-      if (a.cancelled == CancelCause::kSibling || a.cancelled == CancelCause::kHedgeLost) {
-        c.cancellations[cancel_index(a.cancelled)].add();
+      if (const CancelCause cause = cancelled_by_curfew(a);
+          cause == CancelCause::kSibling || cause == CancelCause::kHedgeLost) {
+        c.cancellations[cancel_index(cause)].add();
       }
       if (child_failed(a)) u.child_failures[code].add();
       if (a.role == UpstreamAttempt::Role::kHedge) {

@@ -264,6 +264,30 @@ TEST(CallMetrics, FanoutAllFailure) {
             1);
 }
 
+TEST(CallMetrics, AnAttemptThatFinishedWithItsOwnAnswerIsNotACancellation) {
+  // A cause recorded for an attempt that then ended with an answer of its own (the child whose
+  // result decided the group, the hedge that won) does not make it a cancelled attempt.
+  CallMetrics m;
+  CallReport r = report(&kSearch, Code::UNAVAILABLE);
+  r.fanout_mode = "all";
+  r.fanout_failed = true;
+  r.attempts.push_back(attempt(kA, Role::kFanoutChild, Code::CANCELLED, CancelCause::kSibling));
+  r.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::UNAVAILABLE, CancelCause::kSibling));
+  run(m, r);
+  CallReport h = report(&kPricing);
+  h.fanout_mode = "hedge";
+  h.attempts.push_back(attempt(kA, Role::kHedge, Code::UNAVAILABLE));
+  h.attempts.push_back(attempt(kB, Role::kHedge, Code::OK, CancelCause::kHedgeLost, /*won=*/true));
+  run(m, h);
+  Exposition e = scrape(m);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "search"}, {"cause", "sibling"}}), 1);
+  EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
+                    {{"route", "search"}, {"upstream", "b"}, {"grpc_code", "UNAVAILABLE"}}),
+            1);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "hedge_lost"}}), 0);
+  EXPECT_EQ(e.value("curfew_hedges_total", {{"route", "pricing"}, {"outcome", "won"}}), 1);
+}
+
 TEST(CallMetrics, FanoutRouteWithoutFailuresExposesZero) {
   CallMetrics m;
   CallReport r = report(&kSearch);
