@@ -16,6 +16,8 @@
 #   refuse MESSAGE HELM_ARGS...        helm template with these arguments fails, saying MESSAGE
 #   config-change                      rollout: any config change changes the pod template;
 #                                      reload: route changes do not, listener changes do
+#   probes                             curfew, run with the rendered config, answers the rendered
+#                                      probes and scrape annotation; SIGTERM drains and exits 0
 #   package                            helm package makes the archive, which lints and renders
 #   include STYLE                      the consumer chart (tests/helm/consumer) that includes
 #                                      curfew's named templates renders a pod with both containers
@@ -157,6 +159,59 @@ config-change)
     annotations "$work/$change-a.yaml"
   done
   pass "configChange rollout rolls on any config change; reload rolls only for listener changes"
+  ;;
+
+probes)
+  # The chart's probes and scrape annotation, against the real curfew running the rendered config:
+  # every httpGet the pod spec declares answers 200 on loopback (the admin server binds 0.0.0.0,
+  # so the kubelet reaches it on the pod IP), /metrics serves curfew's metrics, SIGTERM drains
+  # and exits 0.
+  [[ -x $curfew ]] || die "curfew binary $curfew is missing"
+  read -r admin listen < <(node -e '
+    const net = require("net");
+    const free = () => new Promise((ok) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); }); });
+    (async () => { const a = await free(); let b = await free(); while (b === a) b = await free(); console.log(a, b); })();')
+  l='config.listeners[0]'
+  render "$chart" "$work/out.yaml" --set ports.admin="$admin" --set "$l.name=inbound" \
+    --set "$l.address=0.0.0.0:$listen" --set "$l.routes[0].name=default" \
+    --set "$l.routes[0].match.prefix=/" --set "$l.routes[0].upstream=app"
+  config=$($check extract-config "$work/out.yaml" "$work/configs")
+  mapfile -t gets < <(node -e '
+    const YAML = require("yaml");
+    const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
+    const pod = docs.find((o) => o && o.kind === "Deployment").spec.template;
+    const c = [...(pod.spec.initContainers || []), ...pod.spec.containers].find((x) => x.name === "curfew");
+    for (const p of ["startupProbe", "livenessProbe", "readinessProbe"]) console.log(`${c[p].httpGet.port}${c[p].httpGet.path}`);
+    const a = pod.metadata.annotations;
+    console.log(`${a["prometheus.io/port"]}${a["prometheus.io/path"]}`);' "$work/out.yaml")
+  ((${#gets[@]} == 4)) || die "could not read the probes from the rendered pod"
+  "$curfew" --config "$config" >"$work/curfew.log" 2>&1 &
+  pid=$!
+  trap 'kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT
+  for get in "${gets[@]}"; do
+    url=http://127.0.0.1:$get
+    code=000
+    for _ in $(seq 100); do
+      code=$(node -e '
+        require("http").get(process.argv[1], (r) => {
+          const out = require("fs").createWriteStream(process.argv[2]);
+          r.pipe(out).on("finish", () => console.log(r.statusCode));
+        }).on("error", () => console.log("000"));' "$url" "$work/body")
+      [[ $code != 000 && $code != 503 ]] && break  # 503: not ready yet
+      kill -0 $pid 2>/dev/null || { cat "$work/curfew.log"; die "curfew exited"; }
+      sleep 0.1
+    done
+    [[ $code == 200 ]] || { cat "$work/curfew.log"; die "GET $url answered $code, not 200"; }
+    echo "GET $url: 200"
+  done
+  grep -q '^curfew_build_info' "$work/body" || die "the scrape annotation's endpoint serves no curfew_build_info"
+  kill -TERM $pid
+  status=0
+  wait $pid || status=$?
+  cat "$work/curfew.log"
+  ((status == 0)) || die "curfew exited $status after SIGTERM"
+  grep -q "drain" "$work/curfew.log" || die "curfew did not log its drain"
+  pass "the rendered probes and scrape endpoint answer 200 from curfew running the rendered config; SIGTERM drains"
   ;;
 
 package)
