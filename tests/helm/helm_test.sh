@@ -18,6 +18,7 @@
 #                                      reload: route changes do not, listener changes do
 #   probes                             curfew, run with the rendered config, answers the rendered
 #                                      probes and scrape annotation; SIGTERM drains and exits 0
+#   readme                             the worked examples in deploy/helm/README.md render and pass
 #   package                            helm package makes the archive, which lints and renders
 #   include STYLE                      the consumer chart (tests/helm/consumer) that includes
 #                                      curfew's named templates renders a pod with both containers
@@ -212,6 +213,29 @@ probes)
   ((status == 0)) || die "curfew exited $status after SIGTERM"
   grep -q "drain" "$work/curfew.log" || die "curfew did not log its drain"
   pass "the rendered probes and scrape endpoint answer 200 from curfew running the rendered config; SIGTERM drains"
+  ;;
+
+readme)
+  # The worked examples of deploy/helm/README.md (§2 classic, §3 native), as written there.
+  node -e '
+    const fs = require("fs");
+    const text = fs.readFileSync(process.argv[1], "utf8");
+    for (const name of ["orders-values.yaml", "orders-native.yaml"]) {
+      const at = text.indexOf("`" + name + "`");
+      const m = at < 0 ? null : /```yaml\n([\s\S]*?)```/.exec(text.slice(at));
+      if (!m) { console.error(`FAIL: no yaml block after ${name} in ${process.argv[1]}`); process.exit(1); }
+      fs.writeFileSync(`${process.argv[2]}/${name}`, m[1]);
+    }' "$repo/deploy/helm/README.md" "$work"
+  render "$chart" "$work/classic.yaml" -f "$work/orders-values.yaml"
+  $check validate "$work/classic.yaml" --expect Deployment --expect Service --expect ConfigMap
+  $check pod "$work/classic.yaml" --style classic --config-change rollout
+  check_configs "$work/classic.yaml"
+  render "$chart" "$work/native.yaml" -f "$work/orders-values.yaml" -f "$work/orders-native.yaml"
+  $check validate "$work/native.yaml" --expect Deployment --expect Service --expect ConfigMap
+  $check pod "$work/native.yaml" --style native --config-change rollout
+  rm -rf "$work/configs"
+  check_configs "$work/native.yaml"
+  pass "the README's worked examples (classic and native sidecar) render, validate and pass --check-config"
   ;;
 
 package)
