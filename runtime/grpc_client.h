@@ -5,6 +5,8 @@
 //   ClientCall call(stub, "/pkg.Svc/Method", loop);
 //   call.context().set_deadline(...);               // configure before start()
 //   if (co_await call.start()) { co_await call.write(request, {}); co_await call.writes_done(); }
+//   // or, one HTTP/2 write for headers + message + half-close:
+//   call.start_corked(); co_await call.write_last(request);
 //   while (co_await call.read(reply)) { ... }
 //   grpc::Status status = co_await call.finish();
 //
@@ -40,6 +42,15 @@ class ClientCall {
     stream_ = stub_.PrepareCall(&context_, method_, &loop_.cq());
     return detail::grpc_op([this](void* tag) { stream_->StartCall(tag); }, interrupt());
   }
+  // Starts the call WITHOUT sending anything yet (gRPC's corked initial metadata): the call's
+  // headers leave together with the first write(), write_last() or writes_done(), in one HTTP/2
+  // write instead of two. Nothing to await. Use it only when a message or the half-close follows
+  // at once: until then the server does not even see the call.
+  void start_corked() {
+    context_.set_initial_metadata_corked(true);
+    stream_ = stub_.PrepareCall(&context_, method_, &loop_.cq());
+    stream_->StartCall(nullptr);  // corked: no operation is performed, no tag comes back
+  }
   // Waits for the server's initial metadata (then in context().GetServerInitialMetadata()).
   auto read_initial_metadata() {
     return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); }, interrupt());
@@ -53,6 +64,13 @@ class ClientCall {
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
     return detail::grpc_op(
         [this, &message, options](void* tag) { stream_->Write(message, options, tag); },
+        interrupt());
+  }
+  // Sends `message` and half-closes the request side in ONE operation (write() then
+  // writes_done() take two HTTP/2 writes).
+  auto write_last(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
+    return detail::grpc_op(
+        [this, &message, options](void* tag) { stream_->WriteLast(message, options, tag); },
         interrupt());
   }
   // Half-closes the request side.

@@ -21,6 +21,12 @@ void ServerCall::FinishStart::operator()(void* tag) const {
   call->stream_.Finish(status, tag);
 }
 
+void ServerCall::WriteAndFinishStart::operator()(void* tag) const {
+  ++call->writes_in_flight_;
+  call->finish_started_ = true;
+  call->stream_.WriteAndFinish(*message, options, status, tag);
+}
+
 void ServerCall::interrupt_now() noexcept {
   if (!finish_started_ && writes_in_flight_ == 0 && interrupt_status_) {
     // Answer the caller properly (e.g. DEADLINE_EXCEEDED); pending reads then complete.

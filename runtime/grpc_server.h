@@ -76,7 +76,16 @@ class ServerCall {
   // Sends the status (trailers added with context().AddTrailingMetadata()). Returns false when
   // the status could not be sent, or had already been sent by an interruption.
   auto finish(const grpc::Status& status) {
-    return FinishAwaiter{*this, detail::grpc_op(FinishStart{this, status}, interrupt())};
+    return FinishAwaiter<FinishStart>{*this, detail::grpc_op(FinishStart{this, status}, interrupt())};
+  }
+  // Sends the last response message and the status as ONE operation: initial metadata (if not
+  // sent yet), the message and the trailers leave in a single HTTP/2 write, where write() then
+  // finish() take two. Same result as finish() (false when the status could not be sent or an
+  // interruption had already sent one). gRPC allows it only with no other write in flight.
+  auto write_and_finish(const grpc::ByteBuffer& message, const grpc::Status& status,
+                        grpc::WriteOptions options = {}) {
+    return FinishAwaiter<WriteAndFinishStart>{
+        *this, detail::grpc_op(WriteAndFinishStart{this, &message, options, status}, interrupt())};
   }
 
   // True once finish() was started (by the handler or by an interruption).
@@ -110,9 +119,17 @@ class ServerCall {
     grpc::Status status;
     void operator()(void* tag) const;
   };
+  struct WriteAndFinishStart {
+    ServerCall* call;
+    const grpc::ByteBuffer* message;
+    grpc::WriteOptions options;
+    grpc::Status status;
+    void operator()(void* tag) const;
+  };
+  template <class Start>
   struct FinishAwaiter {
     ServerCall& call;
-    detail::GrpcOp<FinishStart, Interrupt> op;
+    detail::GrpcOp<Start, Interrupt> op;
     bool suspended = false;
     bool await_ready() const noexcept { return call.finish_started_; }
     template <RuntimePromise P>

@@ -92,6 +92,14 @@ class RuntimeServer {
       }
       co_return;
     }
+    if (call->method() == "/t.S/Last") {
+      // The reply and the status in one operation, with a trailer.
+      EXPECT_TRUE(co_await call->read(message));
+      call->context().AddTrailingMetadata("x-last", "yes");
+      EXPECT_TRUE(co_await call->write_and_finish(message, grpc::Status::OK));
+      EXPECT_TRUE(call->finished());
+      co_return;
+    }
     while (co_await call->read(message)) {
       if (!co_await call->write(message)) co_return;
     }
@@ -142,6 +150,61 @@ TEST(RuntimeGrpc, EchoRoundTripOverGenericCalls) {
     EXPECT_TRUE(co_await call.writes_done());
     grpc::ByteBuffer extra;
     EXPECT_FALSE(co_await call.read(extra));
+    grpc::Status status = co_await call.finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }(client));
+}
+
+TEST(RuntimeGrpc, ServerWriteAndFinishSendsReplyStatusAndTrailersInOneStep) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c) -> rt::Task<void> {
+    rt::ClientCall call(c.stub, "/t.S/Last", *rt::Loop::current());
+    call.context().set_deadline(std::chrono::system_clock::now() + 10s);
+    EXPECT_TRUE(co_await call.start());
+    EXPECT_TRUE(co_await call.write(bytes("only")));
+    grpc::ByteBuffer reply;
+    EXPECT_TRUE(co_await call.read(reply));
+    EXPECT_EQ(text(reply), "only");
+    grpc::ByteBuffer extra;
+    EXPECT_FALSE(co_await call.read(extra));
+    grpc::Status status = co_await call.finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    auto trailers = call.context().GetServerTrailingMetadata();
+    auto it = trailers.find("x-last");
+    EXPECT_NE(it, trailers.end());
+    if (it != trailers.end()) EXPECT_EQ(std::string(it->second.data(), it->second.size()), "yes");
+  }(client));
+}
+
+TEST(RuntimeGrpc, CorkedStartSendsHeadersWithTheFirstMessageAndHalfClose) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c) -> rt::Task<void> {
+    rt::ClientCall call(c.stub, "/t.S/Echo", *rt::Loop::current());
+    call.context().set_deadline(std::chrono::system_clock::now() + 10s);
+    call.context().AddMetadata("x-corked", "1");
+    call.start_corked();  // nothing to await: the headers go with write_last()
+    EXPECT_TRUE(co_await call.write_last(bytes("ping")));
+    grpc::ByteBuffer reply;
+    EXPECT_TRUE(co_await call.read(reply));
+    EXPECT_EQ(text(reply), "ping");
+    EXPECT_FALSE(co_await call.read(reply));
+    grpc::Status status = co_await call.finish();
+    EXPECT_TRUE(status.ok()) << status.error_message();
+  }(client));
+}
+
+TEST(RuntimeGrpc, CorkedStartThenHalfCloseWithoutMessages) {
+  RuntimeServer server;
+  Client client(server.port());
+  rt::run([](Client& c) -> rt::Task<void> {
+    rt::ClientCall call(c.stub, "/t.S/Echo", *rt::Loop::current());
+    call.context().set_deadline(std::chrono::system_clock::now() + 10s);
+    call.start_corked();
+    EXPECT_TRUE(co_await call.writes_done());  // carries the headers
+    grpc::ByteBuffer reply;
+    EXPECT_FALSE(co_await call.read(reply));
     grpc::Status status = co_await call.finish();
     EXPECT_TRUE(status.ok()) << status.error_message();
   }(client));
