@@ -6,6 +6,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,7 @@ struct Script {
   grpc::StatusCode code = grpc::StatusCode::OK;
   std::string message;
   std::vector<std::pair<std::string, std::string>> trailers;
+  std::string details;  // grpc-status-details-bin of a failure
 };
 
 class ScriptedUpstream final : public demo::Demo::Service {
@@ -45,8 +47,21 @@ class ScriptedUpstream final : public demo::Demo::Service {
   int active() const { return active_; }
   int completed() const { return completed_; }
 
+  // The metadata of the latest call (keys and values as received).
+  std::multimap<std::string, std::string> last_metadata() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_metadata_;
+  }
+
   grpc::Status Echo(grpc::ServerContext* ctx, const demo::EchoRequest* request,
                     demo::EchoReply* reply) override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      last_metadata_.clear();
+      for (const auto& [k, v] : ctx->client_metadata()) {
+        last_metadata_.emplace(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+      }
+    }
     const int n = started_++;
     ++active_;
     struct Done {
@@ -64,7 +79,7 @@ class ScriptedUpstream final : public demo::Demo::Service {
     }
     ++completed_;
     for (const auto& [k, v] : s.trailers) ctx->AddTrailingMetadata(k, v);
-    if (s.code != grpc::StatusCode::OK) return grpc::Status(s.code, s.message);
+    if (s.code != grpc::StatusCode::OK) return grpc::Status(s.code, s.message, s.details);
     reply->set_message(request->message() + " from " + name_);
     reply->add_parts(name_);
     return grpc::Status::OK;
@@ -76,6 +91,8 @@ class ScriptedUpstream final : public demo::Demo::Service {
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
   std::atomic<int> started_{0}, cancelled_{0}, active_{0}, completed_{0};
+  mutable std::mutex mu_;
+  std::multimap<std::string, std::string> last_metadata_;
 };
 
 inline std::function<Script(int)> always(Script s) {
