@@ -188,7 +188,7 @@ probes)
   ((${#gets[@]} == 4)) || die "could not read the probes from the rendered pod"
   "$curfew" --config "$config" >"$work/curfew.log" 2>&1 &
   pid=$!
-  trap 'kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT
+  trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
   for get in "${gets[@]}"; do
     url=http://127.0.0.1:$get
     code=000
