@@ -195,14 +195,15 @@ using PropagationHistogram = Histogram<kPropagationBuckets>;
 
 // ---- per label set --------------------------------------------------------------------------
 
-struct UpstreamCells {
+// Cells are cache-line aligned so that no two threads' cells ever share a line.
+struct alignas(64) UpstreamCells {
   explicit UpstreamCells(std::string_view name) : upstream(name) {}
   const std::string upstream;
   std::array<Count, kCodes> requests;        // curfew_upstream_requests_total
   std::array<Count, kCodes> child_failures;  // curfew_fanout_child_failures_total
 };
 
-struct RouteCells {
+struct alignas(64) RouteCells {
   RouteCells(std::string_view l, std::string_view r) : listener(l), route(r) {}
   const std::string listener;
   const std::string route;
@@ -237,7 +238,7 @@ struct RouteKey {
 
 }  // namespace
 
-struct CallMetrics::Shard {
+struct alignas(64) CallMetrics::Shard {
   // Taken by the owner only to add a label set, and by the scraper for the whole of its read.
   mutable std::mutex mu;
   absl::flat_hash_map<RouteKey, std::unique_ptr<RouteCells>> routes;
