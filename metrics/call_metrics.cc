@@ -373,7 +373,11 @@ void CallMetrics::call_finished(const CallReport& report) {
           cause == CancelCause::kSibling || cause == CancelCause::kHedgeLost) {
         c.cancellations[cancel_index(cause)].add();
       }
-      if (child_failed(a)) u.child_failures[code].add();
+      if (child_failed(a)) {
+        // A child cut by the deadline did not answer in time, whichever timer fired first.
+        const bool cut = cancelled_by_curfew(a) == CancelCause::kDeadline;
+        u.child_failures[cut ? code_index(grpc::StatusCode::DEADLINE_EXCEEDED) : code].add();
+      }
       if (a.role == UpstreamAttempt::Role::kHedge) {
         if (first_hedge) {
           first_hedge = false;  // the first try is not a hedge

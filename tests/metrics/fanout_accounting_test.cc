@@ -70,6 +70,15 @@ listeners:
         match: {prefix: /}
         fanout: {mode: hedge, upstreams: [dead, live], delay: 5s}
   # retries: every try fails UNAVAILABLE (3 tries); a mirror copy of every call to the live one
+  # the upstream deadline (timeout - deadline_offset) passes in every child before curfew's own
+  - name: offset
+    address: 127.0.0.1:0
+    routes:
+      - name: offset
+        match: {prefix: /}
+        timeout: 500ms
+        deadline_offset: 200ms
+        fanout: {mode: all, upstreams: [live, live2]}
   - name: retry
     address: 127.0.0.1:0
     default_timeout: 10s
@@ -164,6 +173,23 @@ TEST_F(FanoutAccounting, GroupsChildrenSiblingsHedgesRetriesAndMirrorsAreCounted
                     {{"route", "scatter-fail"}, {"upstream", "live"}, {"grpc_code", "CANCELLED"}}), 2);
   // No deadline was involved anywhere.
   EXPECT_EQ(e.sum("curfew_timeouts_total"), 0);
+}
+
+// TODO(proxy): enable once ProxyCall::send_reply (sidecar/proxy_call.cc) gives a fan-out call
+// that ends DEADLINE_EXCEEDED after the upstream deadline passed its TimeoutCause, as it does for
+// a single upstream (`now >= upstream_deadline` -> route/caller). Today such a call (only
+// reachable with a deadline_offset: without one curfew's own timer reports the timeout) has no
+// cause, so curfew_timeouts_total misses it while curfew_requests_total counts it
+// DEADLINE_EXCEEDED.
+TEST_F(FanoutAccounting, DISABLED_TODO_FanoutCutByTheUpstreamDeadlineIsARouteTimeout) {
+  auto offset = stub("offset");
+  for (int i = 0; i < 2; ++i) EXPECT_EQ(slow(*offset, 5000).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  ASSERT_TRUE(all_reported(2));
+  Exposition e = scrape();
+  EXPECT_EQ(e.value("curfew_timeouts_total", {{"route", "offset"}, {"cause", "route"}}), 2);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "offset"}, {"cause", "deadline"}}), 2);
+  EXPECT_EQ(e.sum("curfew_timeouts_total"),
+            e.sum("curfew_requests_total", {{"grpc_code", "DEADLINE_EXCEEDED"}}));
 }
 
 }  // namespace
