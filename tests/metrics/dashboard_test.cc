@@ -1,0 +1,133 @@
+// The Grafana dashboard (deploy/prometheus/curfew-dashboard.json): valid JSON with the panels the
+// issue asks for, unique panel ids, every query on the data source variable, and every query
+// naming only metrics curfew exposes (so a renamed metric cannot leave a panel silently empty).
+// That the queries are valid PromQL is checked against a real Prometheus (prometheus_test.cc).
+#include "dashboard.h"
+
+#include <regex>
+#include <set>
+
+#include <gtest/gtest.h>
+
+#include "exposition.h"
+#include "metrics/call_metrics.h"
+#include "metrics/server_metrics.h"
+
+namespace curfew::testing {
+namespace {
+
+const std::string kDashboard = std::string(CURFEW_SOURCE_DIR) + "/deploy/prometheus/curfew-dashboard.json";
+
+Dashboard load() {
+  std::string error;
+  auto d = load_dashboard(kDashboard, &error);
+  EXPECT_TRUE(d) << kDashboard << ": " << error;
+  return d.value_or(Dashboard{});
+}
+
+// Every family curfew exposes.
+std::set<std::string> exposed_families() {
+  std::set<std::string> names;
+  metrics::CallMetrics calls;
+  metrics::ServerMetrics server("x");
+  for (const auto& f : calls.Collect()) names.insert(f.name);
+  for (const auto& f : server.Collect()) names.insert(f.name);
+  return names;
+}
+
+TEST(Dashboard, IsValidJsonWithTitleAndUid) {
+  Dashboard d = load();
+  EXPECT_EQ(d.title, "curfew");
+  EXPECT_FALSE(d.uid.empty());
+  EXPECT_GE(d.panels.size(), 10u);
+}
+
+TEST(Dashboard, HasThePanelsTheIssueAsksFor) {
+  Dashboard d = load();
+  const std::pair<const char*, const char*> wanted[] = {
+      {"Timeouts by cause", "curfew_timeouts_total"},
+      {"Cancellations by cause", "curfew_cancellations_total"},
+      {"Fan-out failures by route and mode", "curfew_fanout_failures_total"},
+      {"Latency p50 / p99 by route", "curfew_request_duration_seconds_bucket"},
+      {"In flight by route", "curfew_inflight_requests"},
+  };
+  for (const auto& [title, metric] : wanted) {
+    const DashboardPanel* panel = nullptr;
+    for (const auto& p : d.panels) {
+      if (p.title == title) panel = &p;
+    }
+    ASSERT_NE(panel, nullptr) << "no panel '" << title << "'";
+    bool queries_metric = false;
+    for (const auto& q : panel->queries) queries_metric |= q.expr.find(metric) != std::string::npos;
+    EXPECT_TRUE(queries_metric) << title << " does not query " << metric;
+  }
+  // p50 and p99 both.
+  for (const auto& p : d.panels) {
+    if (p.title != "Latency p50 / p99 by route") continue;
+    ASSERT_EQ(p.queries.size(), 2u);
+    EXPECT_NE(p.queries[0].expr.find("histogram_quantile(0.5,"), std::string::npos);
+    EXPECT_NE(p.queries[1].expr.find("histogram_quantile(0.99,"), std::string::npos);
+  }
+}
+
+TEST(Dashboard, PanelsHaveUniqueIdsPositionsAndQueries) {
+  Dashboard d = load();
+  std::set<double> ids;
+  for (const auto& p : d.panels) {
+    EXPECT_TRUE(ids.insert(p.id).second) << "duplicate panel id " << p.id;
+    EXPECT_TRUE(p.has_grid_pos) << p.title;
+    if (p.type != "row") EXPECT_FALSE(p.queries.empty()) << p.title;
+  }
+}
+
+TEST(Dashboard, QueriesUseTheDataSourceVariableAndKnownVariables) {
+  Dashboard d = load();
+  const std::set<std::string> variables(d.variables.begin(), d.variables.end());
+  EXPECT_TRUE(variables.contains("datasource"));
+  static const std::regex kVariable(R"(\$(\w+))");
+  for (const auto& p : d.panels) {
+    for (const auto& q : p.queries) {
+      EXPECT_EQ(q.datasource_uid, "${datasource}") << p.title << " " << q.ref_id;
+      for (auto it = std::sregex_iterator(q.expr.begin(), q.expr.end(), kVariable);
+           it != std::sregex_iterator(); ++it) {
+        const std::string var = (*it)[1];
+        if (var.starts_with("__")) continue;  // Grafana's own ($__rate_interval)
+        EXPECT_TRUE(variables.contains(var)) << p.title << ": unknown variable $" << var;
+      }
+    }
+  }
+}
+
+TEST(Dashboard, QueriesNameOnlyMetricsCurfewExposes) {
+  Dashboard d = load();
+  const std::set<std::string> families = exposed_families();
+  static const std::regex kMetric(R"(\b((?:curfew|process)_[a-z_]+))");
+  int checked = 0;
+  for (const auto& p : d.panels) {
+    for (const auto& q : p.queries) {
+      for (auto it = std::sregex_iterator(q.expr.begin(), q.expr.end(), kMetric);
+           it != std::sregex_iterator(); ++it) {
+        std::string name = (*it)[1];
+        for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+          if (!families.contains(name) && name.ends_with(suffix)) name.resize(name.size() - std::strlen(suffix));
+        }
+        EXPECT_TRUE(families.contains(name)) << p.title << ": " << (*it)[1] << " is not a curfew metric";
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 20);
+}
+
+TEST(Dashboard, EveryExposedMetricIsDocumented) {
+  // docs/metrics.md lists every metric: keep it so.
+  std::ifstream in(std::string(CURFEW_SOURCE_DIR) + "/docs/metrics.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const std::string& name : exposed_families()) {
+    EXPECT_NE(text.str().find("`" + name + "`"), std::string::npos) << name << " is not in docs/metrics.md";
+  }
+}
+
+}  // namespace
+}  // namespace curfew::testing
