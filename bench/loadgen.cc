@@ -19,7 +19,8 @@
 // seconds) count. With --pid (repeatable) the process's CPU time (/proc/PID/stat utime+stime)
 // over the window and its peak RSS during it (VmHWM, reset through /proc/PID/clear_refs at the
 // window's start) are reported. --slow-fraction F sends that share of calls to --slow-method with
-// a --slow-deadline-ms deadline (the "20% of calls hit their deadline" scenario).
+// a --slow-deadline-ms deadline (the "20% of calls hit their deadline" scenario). --calls N stops
+// a closed loop after N calls (for instruction counts under callgrind, with --warmup 0).
 // Output: one JSON object on stdout. Every loop is bounded in time.
 #include <unistd.h>
 #include <sys/resource.h>
@@ -62,6 +63,7 @@ struct Options {
   int streams = 10000;
   double hold = 2;
   long max_inflight = 20000;
+  long calls = 0;  // closed loop: stop after this many calls (0: run for the duration)
   std::vector<int> pids;
 };
 
@@ -218,7 +220,7 @@ struct UnaryCall final : Tag {
     }
     --g.outstanding_;
     Generator& gen = g;
-    const bool again = closed_loop && now < g.window_end_;
+    const bool again = closed_loop && now < g.window_end_ && (g.o_.calls == 0 || g.issued_ < g.o_.calls);
     delete this;
     if (again) start_unary(gen, Clock::now(), true);  // the slot's next call
   }
@@ -467,7 +469,7 @@ int Generator::run() {
     for (int i = 0; i < o_.concurrency; ++i) start_unary(*this, Clock::now(), true);
     pump(window_start_, false);
     open_window();
-    pump(window_end_, false);
+    pump(window_end_, o_.calls > 0);
     close_window();
     pump(drain_limit, true);
   } else if (o_.mode == "open") {
@@ -524,6 +526,7 @@ int main(int argc, char** argv) {
     else if (arg == "--hold") o.hold = std::atof(v);
     else if (arg == "--max-inflight") o.max_inflight = std::max(1L, std::atol(v));
     else if (arg == "--pid") o.pids.push_back(std::atoi(v));
+    else if (arg == "--calls") o.calls = std::max(0L, std::atol(v));
     else usage(("unknown option " + arg).c_str());
   }
   if (o.target.empty()) usage("--target is required");

@@ -94,13 +94,14 @@ wait_port() {  # bounded: 10 s
 
 ulimit -n 65536 2>/dev/null || true
 
-"${PIN_LOAD[@]}" "$ECHO" --port "$P_ECHO" --port "$P_A" --port "$P_B" --port "$P_C" --slow-ms 1000 \
-  >"$WORK/echo.log" 2>&1 &
-ECHO_PID=$!
-STARTED+=($ECHO_PID)
-wait_port "$P_ECHO" echo
+start_all() {
+  "${PIN_LOAD[@]}" "$ECHO" --port "$P_ECHO" --port "$P_A" --port "$P_B" --port "$P_C" --slow-ms 1000 \
+    >"$WORK/echo.log" 2>&1 &
+  ECHO_PID=$!
+  STARTED+=($ECHO_PID)
+  wait_port "$P_ECHO" echo
 
-cat >"$WORK/curfew.yaml" <<EOF
+  cat >"$WORK/curfew.yaml" <<EOF
 admin: {address: 127.0.0.1:$P_ADMIN}
 workers: 1
 listeners:
@@ -121,21 +122,31 @@ upstreams:
   - {name: b, endpoints: [127.0.0.1:$P_B]}
   - {name: c, endpoints: [127.0.0.1:$P_C]}
 EOF
-"${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
-CURFEW_PID=$!
-STARTED+=($CURFEW_PID)
-wait_port "$P_CURFEW" curfew
+  "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
+  CURFEW_PID=$!
+  STARTED+=($CURFEW_PID)
+  wait_port "$P_CURFEW" curfew
 
-mkdir -p "$WORK/nginx"
-sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
-  bench/nginx.conf >"$WORK/nginx/nginx.conf"
-"${PIN_PROXY[@]}" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" \
-  >"$WORK/nginx/stdout.log" 2>&1 &
-NGINX_PID=$!
-STARTED+=($NGINX_PID)
-wait_port "$P_NGINX" nginx
-NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" || true))
+  mkdir -p "$WORK/nginx"
+  sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
+    bench/nginx.conf >"$WORK/nginx/nginx.conf"
+  "${PIN_PROXY[@]}" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" \
+    >"$WORK/nginx/stdout.log" 2>&1 &
+  NGINX_PID=$!
+  STARTED+=($NGINX_PID)
+  wait_port "$P_NGINX" nginx
+  NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" || true))
+}
 
+stop_all() {
+  for pid in "$ECHO_PID" "$CURFEW_PID" "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$ECHO_PID" "$CURFEW_PID" "$NGINX_PID"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
+start_all
 sleep 1
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 CURFEW_IDLE_KB=$(kb "$CURFEW_PID" VmRSS)
@@ -167,6 +178,22 @@ run_case() {
   printf '  %-28s %-7s %s\n' "$scenario" "$target" "$(echo "$out" | cut -c1-150)"
 }
 
+# Memory first, on fresh processes (a heap grown by the load cases would hide the cost). The
+# direct case comes first: it measures gRPC's own cost of an idle stream, the echo server's RSS
+# per stream held directly, before the proxied cases grow that server's heap.
+echo "bench: ${IDLE_STREAMS} idle streams"
+run_case "${IDLE_STREAMS} idle streams" direct --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2 \
+  --pid "$ECHO_PID"
+for t in curfew nginx; do
+  sleep 1
+  run_case "${IDLE_STREAMS} idle streams" "$t" --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2
+done
+
+# Fresh processes again for the load cases.
+stop_all
+start_all
+sleep 1
+
 echo "bench: load avg before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 echo "bench: cases (${DURATION}s each after ${WARMUP}s warm-up)"
 for t in direct nginx curfew; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
@@ -181,16 +208,6 @@ for t in direct nginx; do
 done
 run_case "20% hit deadline c=64" curfew --mode closed --concurrency 64 --slow-fraction 0.2
 run_case "fan-out all x3 c=64" curfew --mode closed --concurrency 64 --method /bench.Fan/Unary
-
-echo "bench: ${IDLE_STREAMS} idle streams"
-for t in curfew nginx; do
-  sleep 1
-  run_case "${IDLE_STREAMS} idle streams" "$t" --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2
-done
-# gRPC's own cost of an idle stream, for reference: the echo server's RSS per stream held directly.
-sleep 1
-run_case "${IDLE_STREAMS} idle streams" direct --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2 \
-  --pid "$ECHO_PID"
 
 sleep 2
 CURFEW_AFTER_KB=$(kb "$CURFEW_PID" VmRSS)
