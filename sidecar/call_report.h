@@ -18,8 +18,21 @@ enum class TimeoutCause { kNone, kRoute, kCaller, kBudget, kPerTry, kUpstream };
 // Why a call's (or one upstream attempt's) upstream work was cancelled.
 enum class CancelCause { kNone, kCaller, kDeadline, kShutdown, kSibling, kHedgeLost };
 
+// Why curfew refused a call at once, without calling any upstream (the caller got
+// RESOURCE_EXHAUSTED): one of its concurrency limits was reached (listener_server.h).
+enum class Rejection { kNone, kListenerLimit, kRouteLimit };
+
 const char* name(TimeoutCause cause) noexcept;
 const char* name(CancelCause cause) noexcept;
+// "none", "listener", "route": the value of a `limit` label.
+inline const char* name(Rejection rejection) noexcept {
+  switch (rejection) {
+    case Rejection::kNone: return "none";
+    case Rejection::kListenerLimit: return "listener";
+    case Rejection::kRouteLimit: return "route";
+  }
+  return "unknown";
+}
 
 // One call made to an upstream on behalf of the caller.
 struct UpstreamAttempt {
@@ -55,6 +68,14 @@ struct CallReport {
   bool fanout_failed = false;         // the fan-out group as a whole failed
   int retries = 0;                    // retries made (attempts beyond the first)
   bool retry_budget_exhausted = false;  // a retry was wanted but the retry budget refused it
+
+  // Overload: set when curfew refused the call at once because the listener's
+  // limits.max_concurrent_calls or the route's max_concurrent_calls was reached. Then code is
+  // RESOURCE_EXHAUSTED, no upstream was called (attempts is empty, upstream is null), `route` is
+  // the route the call matched (null if none) and duration is the time to refuse it. For the
+  // metrics, e.g. curfew_rejected_total{listener, route, limit="listener"|"route"}; such calls
+  // are also ordinary calls (call_started / call_finished are both delivered).
+  Rejection rejected = Rejection::kNone;
 };
 
 // Receives the reports; called on the loop thread of the call, so implementations must not

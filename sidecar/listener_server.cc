@@ -1,6 +1,7 @@
 #include "sidecar/listener_server.h"
 
 #include "absl/status/status.h"
+#include "runtime/clock.h"
 #include "runtime/grpc_server.h"
 #include "runtime/task_group.h"
 #include "sidecar/proxy_call.h"
@@ -11,6 +12,43 @@ namespace {
 // Requests for calls kept outstanding per loop, so that a burst of new calls does not queue
 // behind a single accept.
 constexpr int kAcceptorsPerWorker = 4;
+
+// Runs an admitted call; its slots are given back when it ends, however it ends.
+rt::Task<void> admitted(rt::ServerCallPtr call, ProxyContext context, CallSlots slots) {
+  co_await proxy_call(std::move(call), std::move(context));
+}
+
+// Refuses a call over a concurrency limit: RESOURCE_EXHAUSTED at once, no upstream called. The
+// refusal is reported like any call (started, then finished with `rejected` set).
+rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> routing,
+                      const config::Listener& listener, const config::Route* route,
+                      Rejection why, CallObserver* observer) {
+  const rt::TimePoint arrival = rt::Clock::now();
+  CallReport report;
+  report.listener = &listener.name;
+  report.route = route ? &route->name : nullptr;
+  report.rejected = why;
+  report.code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  if (observer) observer->call_started(listener.name, report.route);
+  const std::string message =
+      why == Rejection::kListenerLimit
+          ? "curfew: listener '" + listener.name + "' is at its limit of " +
+                std::to_string(listener.limits.max_concurrent_calls) +
+                " concurrent calls (limits.max_concurrent_calls); the call was not forwarded"
+          : "curfew: route '" + route->name + "' is at its limit of " +
+                std::to_string(*route->max_concurrent_calls) +
+                " concurrent calls (max_concurrent_calls); the call was not forwarded";
+  struct Deliver {  // however the finish ends (a caller gone, a shutdown cancelling the task)
+    CallReport& report;
+    rt::TimePoint arrival;
+    CallObserver* observer;
+    ~Deliver() {
+      report.duration = rt::Clock::now() - arrival;
+      if (observer) observer->call_finished(report);
+    }
+  } deliver{report, arrival, observer};
+  co_await call->finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message));
+}
 
 }  // namespace
 
@@ -38,7 +76,7 @@ absl::StatusOr<std::unique_ptr<ListenerServer>> ListenerServer::start(
     return absl::UnavailableError("listener '" + name + "': cannot listen on " +
                                   listener->address + " (address in use or not local?)");
   }
-  self->worker_routing_.assign(options.workers, routing);
+  self->worker_routing_.assign(options.workers, self->worker_routing_for(routing));
   for (int i = 0; i < options.workers; ++i) self->worker_state_.push_back(std::make_unique<WorkerState>());
   ListenerServer* raw = self.get();
   self->thread_ = std::thread([raw] {
@@ -52,9 +90,28 @@ ListenerServer::~ListenerServer() {
 }
 
 void ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
+  const WorkerRouting next = worker_routing_for(std::move(routing));
   for (int i = 0; i < runtime_->threads(); ++i) {
-    runtime_->loop(i).post_threadsafe([this, i, routing] { worker_routing_[i] = routing; });
+    runtime_->loop(i).post_threadsafe([this, i, next] { worker_routing_[i] = next; });
   }
+}
+
+ListenerServer::WorkerRouting ListenerServer::worker_routing_for(
+    std::shared_ptr<const Routing> routing) {
+  WorkerRouting out;
+  const config::Listener* listener = routing->listener(name_);
+  std::lock_guard<std::mutex> lock(route_limits_mu_);
+  for (const config::Route& route : listener->routes) {
+    ConcurrencyLimit* limit = nullptr;
+    if (route.max_concurrent_calls) {
+      auto& slot = route_limits_[route.name];
+      if (!slot) slot = std::make_unique<ConcurrencyLimit>();
+      limit = slot.get();
+    }
+    out.route_limits.push_back(limit);
+  }
+  out.routing = std::move(routing);
+  return out;
 }
 
 void ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) {
@@ -82,10 +139,29 @@ rt::Task<void> ListenerServer::serve(int worker) {
 rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {
   rt::Loop& loop = runtime_->loop(worker);
   while (rt::ServerCallPtr call = co_await rt::accept(service_, loop)) {
-    const auto& routing = worker_routing_[worker];
-    ProxyContext context{routing, routing->listener(name_), worker_state_[worker].get(),
+    const WorkerRouting& current = worker_routing_[worker];
+    const config::Listener* listener = current.routing->listener(name_);
+    // Admission: a slot of the listener's limit, then of the route's, or RESOURCE_EXHAUSTED now.
+    const config::Route* route = listener->route_for(call->method());
+    ConcurrencyLimit* route_limit =
+        route ? current.route_limits[static_cast<size_t>(route - listener->routes.data())] : nullptr;
+    if (!listener_limit_.try_acquire(listener->limits.max_concurrent_calls)) {
+      calls.spawn(reject(std::move(call), current.routing, *listener, route,
+                         Rejection::kListenerLimit, options_.observer),
+                  "rejected");
+      continue;
+    }
+    if (route_limit && !route_limit->try_acquire(*route->max_concurrent_calls)) {
+      listener_limit_.release();
+      calls.spawn(reject(std::move(call), current.routing, *listener, route,
+                         Rejection::kRouteLimit, options_.observer),
+                  "rejected");
+      continue;
+    }
+    ProxyContext context{current.routing, listener, worker_state_[worker].get(),
                          options_.observer, options_.shutting_down};
-    calls.spawn(proxy_call(std::move(call), std::move(context)), "call");
+    calls.spawn(admitted(std::move(call), std::move(context), CallSlots(&listener_limit_, route_limit)),
+                "call");
   }
 }
 
