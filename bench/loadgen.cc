@@ -184,13 +184,16 @@ class Generator {
   long streams_established_ = 0;
   long streams_failed_ = 0;
   double slow_acc_ = 0;
-  std::vector<StreamCall*> idle_streams_;  // mode idle: owned here, deleted at the end
+  std::vector<StreamCall*> idle_streams_;
+  std::string first_error_;  // of a stream that failed to open  // mode idle: owned here, deleted at the end
 
   grpc::GenericStub& next_stub() { return *stubs_[static_cast<size_t>(issued_) % stubs_.size()]; }
   bool in_window(TimePoint t) const { return t >= window_start_ && t < window_end_; }
 
  private:
   int run_idle(TimePoint drain_limit);
+  std::string codes_json() const;
+  static std::string json_safe(const std::string& text);
   int report(double secs, double cpu, long hwm_kb, double client_cpu, const std::string& extra);
   // Runs the queue until `until` (or until no call is outstanding when `until_idle`).
   void pump(TimePoint until, bool until_idle);
@@ -289,7 +292,11 @@ struct StreamCall final : Tag {
       case State::kClosing:
         return finish();
       case State::kFinishing:
-        if (!established && idle) ++g.streams_failed_;
+        if (!established && idle) {
+          ++g.streams_failed_;
+          ++g.rec_.codes[status.error_code()];
+          if (g.first_error_.empty()) g.first_error_ = status.error_message();
+        }
         if (!idle && !status.ok()) ++g.rec_.codes[status.error_code()];
         --g.outstanding_;
         finished = true;
@@ -397,6 +404,24 @@ int Generator::report(double secs, double cpu, long hwm_kb, double client_cpu,
   return 0;
 }
 
+std::string Generator::codes_json() const {
+  std::string codes = "{";
+  for (const auto& [code, n] : rec_.codes) {
+    if (codes.size() > 1) codes += ",";
+    codes += "\"" + std::to_string(code) + "\":" + std::to_string(n);
+  }
+  return codes + "}";
+}
+
+std::string Generator::json_safe(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) out += c;
+  }
+  return out.substr(0, 200);
+}
+
 int Generator::run_idle(TimePoint drain_limit) {
   window_start_ = window_end_ = TimePoint::max();  // no latency window: this is about memory
   const long rss_before = total_kb(o_.pids, "VmRSS");
@@ -430,10 +455,11 @@ int Generator::run_idle(TimePoint drain_limit) {
   std::printf(
       "{\"mode\":\"idle\",\"streams\":%d,\"established\":%ld,\"failed\":%ld,\"open_secs\":%.2f,"
       "\"rss_before_kb\":%ld,\"rss_with_streams_kb\":%ld,\"rss_after_close_kb\":%ld,"
-      "\"proxy_hwm_kb\":%ld,\"bytes_per_stream\":%.0f,\"unfinished\":%ld}\n",
+      "\"proxy_hwm_kb\":%ld,\"bytes_per_stream\":%.0f,\"unfinished\":%ld,\"codes\":%s,"
+      "\"first_error\":\"%s\"}\n",
       o_.streams, est, streams_failed_, open_secs, rss_before, rss_with, rss_after, hwm,
       est > 0 ? static_cast<double>(rss_with - rss_before) * 1024.0 / static_cast<double>(est) : 0.0,
-      outstanding_);
+      outstanding_, codes_json().c_str(), json_safe(first_error_).c_str());
   std::fflush(stdout);
   if (outstanding_ == 0) {
     for (StreamCall* s : idle_streams_) delete s;

@@ -3,9 +3,10 @@
 #
 #   bash bench/run.sh            # installs nginx / nghttp2-client if missing, builds, runs, prints
 #
-# Environment (all optional): DURATION=5 WARMUP=1 (seconds per case), OPEN_RATE=4000 (calls/s of
+# Environment (all optional): DURATION=5 WARMUP=1 (seconds per case), OPEN_RATE=2000 (calls/s of
 # the open-loop case), IDLE_STREAMS=10000, PIN=1 (0: no taskset), BUILD_DIR=build/release,
-# H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0.
+# H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
+# e.g. for a before/after comparison).
 #
 # Pinning (PIN=1, the default; the machine has 2 cores): the load generator and the upstream echo
 # server share CPU 0; the proxy under test (curfew with `workers: 1`, or nginx with one worker
@@ -19,7 +20,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
-OPEN_RATE=${OPEN_RATE:-4000}
+OPEN_RATE=${OPEN_RATE:-2000}
 IDLE_STREAMS=${IDLE_STREAMS:-10000}
 PIN=${PIN:-1}
 BUILD_DIR=${BUILD_DIR:-build/release}
@@ -51,7 +52,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
   cmake --build "$BUILD_DIR" --target curfew bench_loadgen bench_echo_server >"$BUILD_DIR/bench-build.log" 2>&1 || {
     tail -n 40 "$BUILD_DIR/bench-build.log"; echo "bench: BUILD FAILED"; exit 1; }
 fi
-CURFEW=$ROOT/$BUILD_DIR/sidecar/curfew
+CURFEW=${CURFEW_BIN:-$ROOT/$BUILD_DIR/sidecar/curfew}
 LOADGEN=$ROOT/$BUILD_DIR/bench/bench_loadgen
 ECHO=$ROOT/$BUILD_DIR/bench/bench_echo_server
 
@@ -182,6 +183,12 @@ run_case() {
 # direct case comes first: it measures gRPC's own cost of an idle stream, the echo server's RSS
 # per stream held directly, before the proxied cases grow that server's heap.
 echo "bench: ${IDLE_STREAMS} idle streams"
+# Connect the proxies' upstream channels first (a few calls): curfew dials lazily, and 10,000
+# calls landing on a channel still connecting can see its connect timeout under load.
+for t in curfew nginx; do
+  timeout 60 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$t")" --mode closed --concurrency 1 \
+    --calls 20 --duration 10 --warmup 0 >/dev/null 2>&1 || true
+done
 run_case "${IDLE_STREAMS} idle streams" direct --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2 \
   --pid "$ECHO_PID"
 for t in curfew nginx; do
