@@ -66,6 +66,18 @@ constexpr int cancel_index(CancelCause cause) noexcept {
   return -1;
 }
 
+// curfew_rejected_total{limit}
+constexpr size_t kLimits = 2;
+constexpr const char* kLimitNames[kLimits] = {"listener", "route"};
+constexpr int limit_index(sidecar::Rejection rejection) noexcept {
+  switch (rejection) {
+    case sidecar::Rejection::kNone: return -1;
+    case sidecar::Rejection::kListenerLimit: return 0;
+    case sidecar::Rejection::kRouteLimit: return 1;
+  }
+  return -1;
+}
+
 // curfew_fanout_failures_total{mode}
 constexpr size_t kModes = 3;
 constexpr const char* kModeNames[kModes] = {"all", "quorum", "hedge"};
@@ -212,6 +224,7 @@ struct alignas(64) RouteCells {
   Level inflight;
   std::array<Count, kCodes> requests;
   LatencyHistogram duration;
+  std::array<Count, kLimits> rejected;
   std::array<Count, kTimeoutCauses> timeouts;
   std::array<Count, kCancelCauses> cancellations;
   std::array<Count, kModes> fanout_calls;  // calls per fan-out mode (says which modes exist)
@@ -340,6 +353,7 @@ void CallMetrics::call_finished(const CallReport& report) {
     c.inflight.add(-1);
     c.requests[code_index(report.code)].add();
     c.duration.observe(report.duration);
+    if (const int l = limit_index(report.rejected); l >= 0) c.rejected[l].add();
     if (!matched) return;
     if (!c.matched.load(std::memory_order_relaxed)) c.matched.store(true, std::memory_order_relaxed);
 
@@ -413,8 +427,10 @@ void add(std::array<uint64_t, N>& to, const std::array<Count, N>& from) {
 }
 
 struct ListenerRouteTotals {
+  bool matched = false;
   int64_t inflight = 0;
   std::array<uint64_t, kCodes> requests{};
+  std::array<uint64_t, kLimits> rejected{};
   HistogramTotals<std::size(kLatencyBuckets) + 1> duration;
 };
 
@@ -497,9 +513,11 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
       ListenerRouteTotals& lr = by_listener_route[{cells->listener, cells->route}];
       lr.inflight += cells->inflight.get();
       add(lr.requests, cells->requests);
+      add(lr.rejected, cells->rejected);
       lr.duration.add(cells->duration);
 
       if (!cells->matched.load(std::memory_order_relaxed)) continue;
+      lr.matched = true;
       RouteTotals& r = by_route[cells->route];
       r.matched = true;
       add(r.timeouts, cells->timeouts);
@@ -528,6 +546,12 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
                          MetricType::Histogram);
   auto inflight = family("curfew_inflight_requests", "Calls in progress, by listener and route.",
                          MetricType::Gauge);
+  auto rejected = family("curfew_rejected_total",
+                         "Calls refused at once with RESOURCE_EXHAUSTED because a concurrency limit "
+                         "was reached, by listener, route and limit: listener "
+                         "(limits.max_concurrent_calls) or route (the route's "
+                         "max_concurrent_calls).",
+                         MetricType::Counter);
   for (const auto& [key, t] : by_listener_route) {
     const auto& [listener, route] = key;
     for (size_t code = 0; code < kCodes; ++code) {
@@ -537,6 +561,12 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
     }
     add_histogram(duration, {{"listener", listener}, {"route", route}}, t.duration, kLatencyBuckets);
     add_gauge(inflight, {{"listener", listener}, {"route", route}}, static_cast<double>(t.inflight));
+    for (size_t l = 0; l < kLimits; ++l) {
+      // Every route can hit both limits; calls that matched no route only the listener's.
+      if (l == 1 && !t.matched && t.rejected[l] == 0) continue;
+      add_counter(rejected, {{"listener", listener}, {"route", route}, {"limit", kLimitNames[l]}},
+                  t.rejected[l]);
+    }
   }
 
   auto timeouts = family("curfew_timeouts_total",
@@ -616,9 +646,9 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
   add_histogram(propagation_family, {}, propagation, kPropagationBuckets);
 
   std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&requests, &duration, &inflight, &timeouts, &cancellations, &fanout_failures,
-                  &child_failures, &upstream_requests, &retries, &exhausted, &hedges, &budget,
-                  &propagation_family}) {
+  for (auto* f : {&requests, &duration, &inflight, &rejected, &timeouts, &cancellations,
+                  &fanout_failures, &child_failures, &upstream_requests, &retries, &exhausted,
+                  &hedges, &budget, &propagation_family}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -60,13 +60,18 @@ void run(CallMetrics& m, const CallReport& r) {
 
 Exposition scrape(const CallMetrics& m) { return Exposition(expose(m)); }
 
+Labels with_label(Labels labels, const std::string& key, const std::string& value) {
+  labels[key] = value;
+  return labels;
+}
+
 TEST(CallMetrics, FamiliesAreTheContract) {
   CallMetrics m;
   std::set<std::string> names;
   for (const auto& f : m.Collect()) names.insert(f.name);
   EXPECT_EQ(names, (std::set<std::string>{
                        "curfew_requests_total", "curfew_request_duration_seconds",
-                       "curfew_inflight_requests", "curfew_timeouts_total",
+                       "curfew_inflight_requests", "curfew_rejected_total", "curfew_timeouts_total",
                        "curfew_cancellations_total", "curfew_fanout_failures_total",
                        "curfew_fanout_child_failures_total", "curfew_upstream_requests_total",
                        "curfew_retries_total", "curfew_retry_budget_exhausted_total",
@@ -138,6 +143,39 @@ TEST(CallMetrics, UnmatchedCallsUseTheFixedRouteLabelAndNoRouteSeries) {
   EXPECT_EQ(e.count("curfew_timeouts_total"), 0u);
   EXPECT_EQ(e.count("curfew_cancellations_total"), 0u);
   EXPECT_EQ(e.count("curfew_deadline_budget_seconds_count"), 0u);
+}
+
+TEST(CallMetrics, RejectionsByLimit) {
+  CallMetrics m;
+  for (int i = 0; i < 3; ++i) {
+    CallReport r = report(&kSearch, Code::RESOURCE_EXHAUSTED);
+    r.rejected = sidecar::Rejection::kRouteLimit;
+    run(m, r);
+  }
+  CallReport listener_full = report(&kSearch, Code::RESOURCE_EXHAUSTED);
+  listener_full.rejected = sidecar::Rejection::kListenerLimit;
+  run(m, listener_full);
+  CallReport unmatched = report(nullptr, Code::RESOURCE_EXHAUSTED);
+  unmatched.rejected = sidecar::Rejection::kListenerLimit;
+  run(m, unmatched);
+  run(m, report(&kInventory));
+
+  Exposition e = scrape(m);
+  const Labels search{{"listener", "inbound"}, {"route", "search"}};
+  EXPECT_EQ(e.value("curfew_rejected_total", with_label(search, "limit", "route")), 3);
+  EXPECT_EQ(e.value("curfew_rejected_total", with_label(search, "limit", "listener")), 1);
+  EXPECT_EQ(e.value("curfew_rejected_total",
+                    {{"listener", "inbound"}, {"route", "unmatched"}, {"limit", "listener"}}),
+            1);
+  EXPECT_EQ(e.count("curfew_rejected_total", {{"route", "unmatched"}}), 1u)
+      << "a call that matched no route never meets a route's limit";
+  EXPECT_EQ(e.value("curfew_rejected_total",
+                    {{"listener", "inbound"}, {"route", "inventory"}, {"limit", "route"}}),
+            0)
+      << "exposed at 0 for every route served";
+  EXPECT_EQ(e.value("curfew_requests_total", with_label(search, "grpc_code", "RESOURCE_EXHAUSTED")), 4)
+      << "rejected calls are calls too";
+  EXPECT_EQ(e.sum("curfew_upstream_requests_total"), 0);
 }
 
 TEST(CallMetrics, InflightFollowsStartAndFinishPerListenerAndRoute) {
@@ -494,8 +532,15 @@ TEST(CallMetrics, ConcurrentReportersAndScrapersAreExactAndMonotonic) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
+      // Make sure scrapes do run while the reporters report (bounded waits).
+      auto wait_for_scrapes = [&](int n) {
+        const auto until = std::chrono::steady_clock::now() + 5s;
+        while (scrapes.load() < n && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+      };
       const std::string listener = "l" + std::to_string(t % 2);
+      wait_for_scrapes(1);
       for (int i = 0; i < kCalls; ++i) {
+        if (i == kCalls / 2) wait_for_scrapes(3);
         const std::string& route = routes[(i + t) % 5];
         CallReport r;
         r.listener = &listener;
@@ -512,7 +557,7 @@ TEST(CallMetrics, ConcurrentReportersAndScrapersAreExactAndMonotonic) {
   for (auto& t : threads) t.join();
   done = true;
   scraper.join();
-  EXPECT_GT(scrapes.load(), 0);
+  EXPECT_GE(scrapes.load(), 3);
 
   Exposition e = scrape(m);
   EXPECT_EQ(e.sum("curfew_requests_total"), kThreads * kCalls);

@@ -363,7 +363,8 @@ TEST_F(WithCurfew, PrometheusEvaluatesTheAlertRulesAndTheDashboardQueries) {
   }, 30s)) << rules;
   EXPECT_EQ(rules.find("\"health\":\"err\""), std::string::npos) << rules;
   for (const char* alert : {"CurfewHighTimeoutRatio", "CurfewHighFanoutFailureRatio",
-                            "CurfewCancellationStorm", "CurfewConfigReloadFailing", "CurfewNotReady"}) {
+                            "CurfewCancellationStorm", "CurfewRejectingCalls",
+                            "CurfewConfigReloadFailing", "CurfewNotReady"}) {
     EXPECT_NE(rules.find(std::string("\"name\":\"") + alert + "\""), std::string::npos) << alert;
   }
 
