@@ -51,7 +51,11 @@ class ServerCall {
 
   // From now on, the caller going away (cancel, disconnect, deadline) cancels `task` with reason
   // "caller cancelled". The task must own this call (it is unbound when the call is released).
-  void cancel_task_on_disconnect(TaskState& task) noexcept { bound_task_ = &task; }
+  // A caller already gone (its done notification came before this) cancels `task` at once.
+  void cancel_task_on_disconnect(TaskState& task) {
+    bound_task_ = &task;
+    if (done_ && context_.IsCancelled()) task.cancel("caller cancelled");
+  }
 
   // Status sent when a cancellation interrupts a pending step (see the file comment). The
   // function is called at that moment, so it can tell a deadline from a shutdown.

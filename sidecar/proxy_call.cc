@@ -3,6 +3,7 @@
 #include "runtime/errors.h"
 #include "runtime/grpc_client.h"
 #include "runtime/loop.h"
+#include "runtime/shield.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/deadline_policy.h"
@@ -14,6 +15,11 @@
 
 namespace curfew::sidecar {
 namespace {
+
+// A status sent this close to the call's deadline is shielded from the deadline (see
+// pump_responses), for at most kFinishShieldLimit (a caller that does not read cannot hold it).
+constexpr rt::Duration kFinishRaceMargin = std::chrono::milliseconds(50);
+constexpr rt::Duration kFinishShieldLimit = std::chrono::seconds(1);
 
 class ProxyCall {
  public:
@@ -33,6 +39,8 @@ class ProxyCall {
   rt::Task<void> pump_responses(rt::ClientCall& up);
   rt::Task<void> reply_status(grpc::Status status);
   grpc::Status deadline_status() const;
+  // True when an upstream's DEADLINE_EXCEEDED is the budget curfew propagated running out.
+  bool upstream_deadline_was_ours() const;
   void send_upstream_initial_metadata(rt::ClientCall& up);
 
   // Records how the upstream attempt ended and how fast a cancellation reached it.
@@ -50,6 +58,14 @@ grpc::Status ProxyCall::deadline_status() const {
   return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
                       "curfew: deadline exceeded on route '" + route_->name + "' after " +
                           deadline_.describe());
+}
+
+bool ProxyCall::upstream_deadline_was_ours() const {
+  // An upstream computes the deadline it enforces from grpc-timeout and its own clock reading
+  // when the headers arrived, which under load can be stale: its DEADLINE_EXCEEDED may come a
+  // little before the deadline curfew sent (measured: up to ~30 ms early in a deadline storm).
+  const rt::Duration slack = std::max<rt::Duration>(std::chrono::milliseconds(50), deadline_.budget / 10);
+  return rt::Clock::now() + slack >= deadline_.upstream_deadline;
 }
 
 rt::Task<void> ProxyCall::reply_status(grpc::Status status) {
@@ -88,7 +104,7 @@ rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
   send_upstream_initial_metadata(up);
   forward_trailing_metadata(up.context().GetServerTrailingMetadata(), call_.context());
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    if (rt::Clock::now() >= deadline_.upstream_deadline) {
+    if (upstream_deadline_was_ours()) {
       // The budget curfew propagated ran out: it is this route's deadline, say so.
       report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
                                                                           : TimeoutCause::kRoute;
@@ -98,6 +114,17 @@ rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
     }
   }
   // Finishing the caller's call also ends a request pump still waiting for the caller.
+  if (deadline_.deadline - rt::Clock::now() < kFinishRaceMargin) {
+    // The deadline may fire while this status is on its way (typically: the upstream's deadline,
+    // the same instant as ours, just passed). Interrupting a finish in flight cancels the call,
+    // and the caller would get CANCELLED instead of this status: shield the finish (bounded).
+    report_.code = status.error_code();
+    co_await rt::shield(
+        [](rt::ServerCall& call, grpc::Status s) -> rt::Task<void> { co_await call.finish(s); }(
+            call_, std::move(status)),
+        kFinishShieldLimit, "finish");
+    co_return;
+  }
   co_await reply_status(status);
 }
 
@@ -298,7 +325,7 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
   for (auto& [k, v] : reply.trailing_metadata) call_.context().AddTrailingMetadata(k, v);
   grpc::Status status = reply.status;
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !report_.fanout_mode) {
-    if (rt::Clock::now() >= deadline_.upstream_deadline) {
+    if (upstream_deadline_was_ours()) {
       report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
                                                                           : TimeoutCause::kRoute;
       status = deadline_status();

@@ -1,0 +1,115 @@
+// Regression test (found by FaultTest.BurstWithHalfTheCallersCancellingAtRandomPoints): a caller
+// that cancels after its call was accepted but before the handler task bound itself to the call
+// (ServerCall::cancel_task_on_disconnect) must still cancel that task. Before the fix, the done
+// notification came while no task was bound and was lost: curfew went on, called the upstream,
+// let it run to completion and counted the call OK for a caller long gone.
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <thread>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "runtime/errors.h"
+#include "runtime/grpc_server.h"
+#include "runtime/runtime.h"
+#include "runtime/sleep.h"
+#include "runtime/task_group.h"
+#include "runtime/to_thread.h"
+
+namespace rt = curfew::rt;
+using namespace std::chrono_literals;
+
+namespace {
+
+class LateBindServer {
+ public:
+  LateBindServer() {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterAsyncGenericService(&service_);
+    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
+    server_ = builder.BuildAndStart();
+    thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
+  }
+  ~LateBindServer() {
+    runtime_->cancel("test over");
+    thread_.join();
+    server_.reset();
+    EXPECT_EQ(runtime_->close(), 0u);
+  }
+  int port() const { return port_; }
+
+  std::atomic<bool> accepted{false};
+  std::atomic<bool> may_bind{false};
+  std::atomic<int> outcome{0};  // 1: the task went on, 2: the task was cancelled
+
+ private:
+  rt::Task<void> serve() {
+    rt::Loop& loop = *rt::Loop::current();
+    try {
+      rt::TaskGroup group;
+      co_await group.run([](LateBindServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
+        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
+          g.spawn(self.handle(std::move(call)));
+        }
+      }(*this, group, loop));
+    } catch (const rt::CancelledError&) {
+    }
+    grpc::Server* server = server_.get();
+    co_await rt::to_thread([server] { server->Shutdown(std::chrono::system_clock::now()); });
+  }
+
+  rt::Task<void> handle(rt::ServerCallPtr call) {
+    accepted = true;
+    // Not bound yet: the caller cancels now, and its done notification is processed meanwhile.
+    while (!may_bind) co_await rt::sleep(5ms);
+    co_await rt::sleep(100ms);
+    call->cancel_task_on_disconnect(co_await rt::this_task{});
+    try {
+      grpc::ByteBuffer message;
+      co_await call->read(message);
+      co_await rt::sleep(2s);  // stands for the upstream call the proxy would make
+      outcome = 1;
+    } catch (const rt::CancelledError& e) {
+      outcome = e.reason() == "caller cancelled" ? 2 : 3;
+    }
+  }
+
+  int port_ = 0;
+  grpc::AsyncGenericService service_;
+  std::unique_ptr<rt::Runtime> runtime_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread thread_;
+};
+
+TEST(LateCancel, ACallerGoneBeforeTheTaskBindsStillCancelsIt) {
+  LateBindServer server;
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  auto call = stub.PrepareCall(&ctx, "/t.S/Late", &cq);
+  call->StartCall(reinterpret_cast<void*>(1));
+  void* tag;
+  bool ok;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  for (int i = 0; i < 500 && !server.accepted; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(server.accepted);
+  ctx.TryCancel();
+  server.may_bind = true;
+  for (int i = 0; i < 500 && server.outcome == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(server.outcome, 2) << "1: the handler went on for a caller already gone";
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::CANCELLED);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
+}  // namespace
