@@ -23,4 +23,12 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"
 run_preset asan "-L sanitize" || status=1
 run_preset tsan "-L sanitize" || status=1
+# Soak (issue 8): the short version (CTest label "soak", CURFEW_SOAK_SECONDS = 25 s) against each
+# sanitizer build; `bash scripts/soak.sh DURATION` runs the long one.
+for preset in asan tsan; do
+  echo "=== $preset: soak"
+  (cd "build/$preset" && ctest --output-on-failure -L soak) || status=1
+done
+# Fuzzing (issue 8): each libFuzzer target for a bounded time (CURFEW_FUZZ_SECONDS = 30 s).
+run_preset fuzz "-L fuzz" || status=1
 exit $status
