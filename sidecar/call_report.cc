@@ -20,6 +20,8 @@ const char* name(CancelCause cause) noexcept {
     case CancelCause::kCaller: return "caller";
     case CancelCause::kDeadline: return "deadline";
     case CancelCause::kShutdown: return "shutdown";
+    case CancelCause::kSibling: return "sibling";
+    case CancelCause::kHedgeLost: return "hedge_lost";
   }
   return "unknown";
 }

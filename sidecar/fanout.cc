@@ -118,7 +118,8 @@ void FanOut::decide(bool success, std::optional<size_t> returned, CancelCause su
   success_ = success;
   returned_ = returned;
   for (Child& other : children_) {
-    if (!other.handle.valid() || other.handle.done()) continue;
+    // Not started, finished, or finishing right now (the child whose result decided).
+    if (!other.handle.valid() || other.handle.done() || other.result.finish_order >= 0) continue;
     report_.attempts[other.attempt].cancelled = surplus_cause;
     other.handle.cancel(reason);
   }

@@ -324,11 +324,13 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
   for (auto& [k, v] : reply.initial_metadata) call_.context().AddInitialMetadata(k, v);
   for (auto& [k, v] : reply.trailing_metadata) call_.context().AddTrailingMetadata(k, v);
   grpc::Status status = reply.status;
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && !report_.fanout_mode) {
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     if (upstream_deadline_was_ours()) {
       report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
                                                                           : TimeoutCause::kRoute;
-      status = deadline_status();
+      // A fan-out keeps its aggregated status (per-child details); a single call says whose
+      // deadline it was.
+      if (!report_.fanout_mode) status = deadline_status();
     } else if (!report_.attempts.empty() && report_.attempts.back().per_try_timeout) {
       report_.timeout = TimeoutCause::kPerTry;
     } else {

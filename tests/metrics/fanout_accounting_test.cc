@@ -175,13 +175,10 @@ TEST_F(FanoutAccounting, GroupsChildrenSiblingsHedgesRetriesAndMirrorsAreCounted
   EXPECT_EQ(e.sum("curfew_timeouts_total"), 0);
 }
 
-// TODO(proxy): enable once ProxyCall::send_reply (sidecar/proxy_call.cc) gives a fan-out call
-// that ends DEADLINE_EXCEEDED after the upstream deadline passed its TimeoutCause, as it does for
-// a single upstream (`now >= upstream_deadline` -> route/caller). Today such a call (only
-// reachable with a deadline_offset: without one curfew's own timer reports the timeout) has no
-// cause, so curfew_timeouts_total misses it while curfew_requests_total counts it
-// DEADLINE_EXCEEDED.
-TEST_F(FanoutAccounting, DISABLED_TODO_FanoutCutByTheUpstreamDeadlineIsARouteTimeout) {
+// A fan-out call that ends DEADLINE_EXCEEDED because the upstream deadline passed (reachable with
+// a deadline_offset: the children hit it before curfew's own timer) is a route timeout, as it is
+// for a single upstream.
+TEST_F(FanoutAccounting, FanoutCutByTheUpstreamDeadlineIsARouteTimeout) {
   auto offset = stub("offset");
   for (int i = 0; i < 2; ++i) EXPECT_EQ(slow(*offset, 5000).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   ASSERT_TRUE(all_reported(2));
