@@ -7,7 +7,8 @@
 # the curfew target. The runtime stage is debian:bookworm-slim with only the Debian packages that
 # provide the shared libraries curfew links (found with ldd + dpkg -S, so the list follows the
 # build), runs as an unprivileged user and works with a read-only root filesystem. The Helm chart
-# (deploy/helm/curfew) mounts the real configuration over /etc/curfew.
+# (deploy/helm/curfew) mounts the real configuration over /etc/curfew. tests/helm/image_check.sh
+# builds this file with buildah and runs the image as the chart's pod does.
 
 FROM debian:bookworm AS build
 WORKDIR /src
