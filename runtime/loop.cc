@@ -11,6 +11,13 @@ thread_local Loop* current_loop = nullptr;
 // turn again, so a flood of gRPC events cannot starve timers.
 constexpr int kMaxEventsPerIteration = 64;
 
+// A pass with tasks ready polls the queue without blocking. Such a poll costs about as much as
+// the pass itself (gRPC takes locks and may run its poller), and chains of short passes (a spawn,
+// an event set, a yield) are common on the proxy path; so once a non-blocking poll found the
+// queue empty, the passes that follow within this interval do not poll again. While events keep
+// arriving every pass polls, and a gRPC event waits for at most this long on a busy loop.
+constexpr Duration kRepollAfterEmpty = std::chrono::microseconds(20);
+
 gpr_timespec deadline_after(Duration d) {
   if (d <= Duration::zero()) return gpr_time_0(GPR_CLOCK_MONOTONIC);
   const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
@@ -99,7 +106,11 @@ void Loop::run(const bool& finished) {
     if (finished && ready_head_ == nullptr && tags_in_flight() == 0 && close_inbox()) break;
 
     gpr_timespec deadline;
-    if (ready_head_ != nullptr) {
+    const bool tasks_ready = ready_head_ != nullptr;
+    TimePoint poll_at{};
+    if (tasks_ready) {
+      poll_at = Clock::now();
+      if (last_empty_poll_ && poll_at - *last_empty_poll_ < kRepollAfterEmpty) continue;
       deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
     } else if (auto next = timers_.next()) {
       deadline = deadline_after(*next - Clock::now());
@@ -108,11 +119,18 @@ void Loop::run(const bool& finished) {
     }
     void* tag = nullptr;
     bool ok = false;
+    int events = 0;
     for (int i = 0; i < kMaxEventsPerIteration; ++i) {
       auto status = cq_.AsyncNext(&tag, &ok, deadline);
       if (status != grpc::CompletionQueue::GOT_EVENT) break;
+      ++events;
       dispatch(tag, ok);
       deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
+    }
+    if (tasks_ready && events == 0) {
+      last_empty_poll_ = poll_at;
+    } else {
+      last_empty_poll_.reset();
     }
   }
   current_loop = previous;

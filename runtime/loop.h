@@ -2,7 +2,8 @@
 //
 // One iteration: fire the timers that are due, run the Runnables that were ready when the
 // iteration began (FIFO, like asyncio's call_soon), then wait in the completion queue until the
-// next timer or the next gRPC event. Tasks never migrate between loops, so everything a task
+// next timer or the next gRPC event (with tasks still ready: poll it without waiting, skipped for
+// a few microseconds after such a poll found it empty). Tasks never migrate between loops, so everything a task
 // touches is touched by one thread only; the only cross-thread entry is post_threadsafe().
 #pragma once
 
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include <grpcpp/alarm.h>
@@ -80,6 +82,7 @@ class Loop {
   BlockingPool& pool_;
   int index_;
   Timers timers_;
+  std::optional<TimePoint> last_empty_poll_;  // a non-blocking poll that found nothing
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
   std::atomic<long> tags_in_flight_{0};
