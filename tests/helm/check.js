@@ -16,6 +16,8 @@
 //   node check.js monitoring FILE
 //       ServiceMonitor/PodMonitor scrape curfew-admin, the PrometheusRule's alerts and the
 //       dashboard cover curfew's metrics.
+//   node check.js schema-sync values.schema.json config/internal
+//       the schema allows exactly the config keys curfew's decoders accept.
 //
 // Exits 0 when everything holds; otherwise prints every failure and exits 1. Needs NODE_PATH to
 // point at the node_modules that scripts/install-helm-tools.sh installs.
@@ -373,6 +375,68 @@ function checkMonitoring(file) {
   finish(`checked ${monitors.length} monitor(s), ${rules.length} PrometheusRule(s) (${exprs.length} rules), ${dashboards.length} dashboard(s)`);
 }
 
+// The chart's values.schema.json describes curfew's config keys exactly: every key curfew's
+// decoders accept (each `expect_keys({...})` in config/internal/*.cc) is allowed by the schema,
+// and the schema allows no key curfew would refuse. Each schema object is matched with the
+// decoder's key set through a key only that set has.
+function schemaSync(schemaFile, configDir) {
+  const schema = JSON.parse(fs.readFileSync(schemaFile, 'utf8'));
+  const sets = [];
+  for (const f of fs.readdirSync(configDir).filter((n) => n.endsWith('.cc'))) {
+    const text = fs.readFileSync(path.join(configDir, f), 'utf8');
+    for (const m of text.matchAll(/expect_keys\(\{([^}]*)\}\)/g)) {
+      sets.push({file: f, keys: [...m[1].matchAll(/"([^"]+)"/g)].map((k) => k[1])});
+    }
+  }
+  if (sets.length < 10) die(`found only ${sets.length} expect_keys({...}) in ${configDir}`);
+  const d = schema.definitions;
+  const p = schema.properties;
+  // [where in the schema, its properties, a key identifying curfew's set, keys the chart sets itself, chart-only aliases]
+  const pairs = [
+    ['properties.config', p.config.properties, 'drain_timeout', ['admin', 'drain_timeout'], []],
+    ['definitions.listener', d.listener.properties, 'default_timeout', [], []],
+    ['definitions.listener.properties.limits', d.listener.properties.limits.properties, 'max_message_bytes', [], []],
+    ['definitions.route', d.route.properties, 'deadline_offset', [], []],
+    ['definitions.match', d.match.properties, 'prefix', [], []],
+    ['definitions.retry', d.retry.properties, 'per_try_timeout', [], ['true']],
+    ['definitions.retry.properties.backoff', d.retry.properties.backoff.properties, 'base', [], []],
+    ['definitions.fanout', d.fanout.properties, 'quorum', [], []],
+    ['definitions.mirror', d.mirror.properties, 'percent', [], []],
+    ['definitions.upstream', d.upstream.properties, 'endpoints', [], []],
+    ['definitions.upstream.properties.tls', d.upstream.properties.tls.properties, 'ca_file', [], []],
+  ];
+  const used = new Set();
+  for (const [where, props, marker, chartSets, aliases] of pairs) {
+    const matches = sets.filter((s) => s.keys.includes(marker));
+    if (matches.length !== 1) {
+      fail(`${where}: expected one expect_keys set with "${marker}" in ${configDir}, found ${matches.length}`);
+      continue;
+    }
+    const curfewKeys = new Set(matches[0].keys);
+    used.add(matches[0]);
+    const schemaKeys = new Set(Object.keys(props || {}));
+    for (const k of curfewKeys) {
+      if (!schemaKeys.has(k) && !chartSets.includes(k)) {
+        fail(`curfew accepts ${where.replace(/^(definitions|properties)\./, '')} key "${k}" (${matches[0].file}), values.schema.json ${where} does not`);
+      }
+    }
+    for (const k of schemaKeys) {
+      if (!curfewKeys.has(k) && !aliases.includes(k)) {
+        fail(`values.schema.json ${where} allows "${k}", which curfew refuses (${matches[0].file})`);
+      }
+    }
+    {
+      const node = where.split('.').reduce((o, k) => o[k], schema);
+      if (node.additionalProperties !== false) fail(`values.schema.json ${where} lets unknown keys through`);
+    }
+  }
+  for (const s of sets.filter((x) => !used.has(x))) {
+    // The admin block is the chart's: it sets admin.address itself.
+    if (s.keys.join() !== 'address') fail(`curfew has a config block with keys ${s.keys.join(', ')} (${s.file}) that the schema does not describe`);
+  }
+  finish(`values.schema.json allows exactly curfew's config keys (${used.size} blocks, ${sets.length} expect_keys sets)`);
+}
+
 function main(argv) {
   const [command, file, ...rest] = argv;
   if (!command || !file) die('usage: check.js validate|extract-config|pod|monitoring FILE ...');
@@ -398,6 +462,9 @@ function main(argv) {
     }
     case 'monitoring':
       return checkMonitoring(file);
+    case 'schema-sync':
+      if (!rest[0]) die('schema-sync needs the config sources directory');
+      return schemaSync(file, rest[0]);
     default:
       return die(`unknown command ${command}`);
   }

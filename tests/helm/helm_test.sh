@@ -11,6 +11,7 @@
 #                                      `monitoring`, the monitors, alert rules and dashboard too
 #   check-config VALUES                the curfew.yaml rendered into the ConfigMap passes
 #                                      `curfew --check-config`
+#   schema-sync                        values.schema.json allows exactly curfew's config keys
 #   reject BAD_VALUES                  helm template refuses the file with the schema's message(s)
 #                                      listed in its `# expect:` lines
 #   refuse MESSAGE HELM_ARGS...        helm template with these arguments fails, saying MESSAGE
@@ -102,6 +103,10 @@ check-config)
   mapfile -t args < <(values_args "$values")
   render "$chart" "$work/out.yaml" "${args[@]}"
   check_configs "$work/out.yaml"
+  ;;
+
+schema-sync)
+  $check schema-sync "$chart/values.schema.json" "$repo/config/internal"
   ;;
 
 reject)
