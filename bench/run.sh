@@ -6,7 +6,7 @@
 # Environment (all optional): DURATION=5 WARMUP=1 (seconds per case), OPEN_RATE=2000 (calls/s of
 # the open-loop case), IDLE_STREAMS=10000, PIN=1 (0: no taskset), BUILD_DIR=build/release,
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
-# e.g. for a before/after comparison).
+# e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs).
 #
 # Pinning (PIN=1, the default; the machine has 2 cores): the load generator and the upstream echo
 # server share CPU 0; the proxy under test (curfew with `workers: 1`, or nginx with one worker
@@ -26,6 +26,7 @@ PIN=${PIN:-1}
 BUILD_DIR=${BUILD_DIR:-build/release}
 H2LOAD=${H2LOAD:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
+KEEP=${KEEP:-0}
 
 # ---- dependencies and build ---------------------------------------------------------------------
 missing=()
@@ -65,6 +66,7 @@ cleanup() {
     for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+  if [[ $KEEP == 1 ]]; then echo "bench: logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
@@ -240,4 +242,4 @@ cp "$RESULTS" "$BUILD_DIR/bench/results.jsonl"
 "$PY" bench/table.py "$RESULTS" --curfew-idle-kb "$CURFEW_IDLE_KB" --curfew-after-kb "$CURFEW_AFTER_KB" \
   --nginx-idle-kb "$NGINX_IDLE_KB" --h2load "$H2" --pinned "$PIN" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "raw results: $BUILD_DIR/bench/results.jsonl; logs: $WORK"
+echo "raw results: $BUILD_DIR/bench/results.jsonl"
