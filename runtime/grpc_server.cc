@@ -55,7 +55,11 @@ void ServerCall::on_accepted(bool ok) {
 
 void ServerCall::on_done(bool) {
   done_ = true;
-  if (!released_ && bound_task_ != nullptr && context_.IsCancelled()) {
+  // Once the status is on its way (a finish started, by the handler or by an interruption), the
+  // caller going away changes nothing: the finish completes either way. Cancelling the task then
+  // would only turn, say, a deadline the caller was told about into a "caller cancelled" (gRPC
+  // reports a call finished before the caller half-closed as cancelled).
+  if (!released_ && bound_task_ != nullptr && !finish_started_ && context_.IsCancelled()) {
     bound_task_->cancel("caller cancelled");
   }
   maybe_delete();

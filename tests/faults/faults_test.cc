@@ -73,7 +73,6 @@ TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
   const int backend_port = free_port();
   start(route("victim", kSlow, "victim", ", timeout: 30s"), upstream("victim", backend_port, "300ms"));
   warm_up();
-  const long baseline = rss();
   const int n = 24 / kScale + 4;
   for (int round = 1; round <= 3; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -105,6 +104,7 @@ TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
                                   {{"route", "victim"}, {"grpc_code", "UNAVAILABLE"}}, n * round))
         << curfew_->sum("curfew_requests_total", {{"route", "victim"}, {"grpc_code", "UNAVAILABLE"}});
     backend.wait_exit(5s);
+    if (round == 1) mark_baseline();  // steady state after one round
   }
   // With the upstream gone for good, calls fail at once.
   std::chrono::milliseconds took{};
@@ -112,7 +112,7 @@ TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
   EXPECT_LT(took, 5s);
   ++calls_made_;
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 // An upstream that accepts connections and never says a word (no HTTP/2 settings): the
@@ -149,37 +149,40 @@ TEST_F(FaultTest, UpstreamAcceptsAndNeverAnswers) {
   FaultyUpstream silent(Mode::kSilent);
   start(unreachable_routes(), unreachable_upstreams(silent.port()));
   warm_up();
-  const long baseline = rss();
   const int n = 16;
-  for (int round = 0; round < 3; ++round) expect_unreachable_upstream_fails_in_time(*this, *stub_, n);
+  for (int round = 0; round < 3; ++round) {
+    expect_unreachable_upstream_fails_in_time(*this, *stub_, n);
+    if (round == 0) mark_baseline();
+  }
   calls_made_ += 3 * 2 * n;
   EXPECT_GT(silent.connections(), 0);  // curfew did connect; the peer just never answered
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 TEST_F(FaultTest, UpstreamBlackholedConnectHangs) {
   FaultyUpstream blackhole(Mode::kBlackhole);
   start(unreachable_routes(), unreachable_upstreams(blackhole.port()));
   warm_up();
-  const long baseline = rss();
   const int n = 16;
-  for (int round = 0; round < 3; ++round) expect_unreachable_upstream_fails_in_time(*this, *stub_, n);
+  for (int round = 0; round < 3; ++round) {
+    expect_unreachable_upstream_fails_in_time(*this, *stub_, n);
+    if (round == 0) mark_baseline();
+  }
   calls_made_ += 3 * 2 * n;
   EXPECT_EQ(blackhole.connections(), 0);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 TEST_F(FaultTest, UpstreamRefusingConnectionsFailsFast) {
   ClosedPort closed;
   start(route("refused", kSlow, "refused", ", timeout: 10s"), upstream("refused", closed.port()));
   warm_up();
-  const long baseline = rss();
   const int n = 32;
   for (int round = 0; round < 3; ++round) {
     std::vector<grpc::Status> status(n);
@@ -189,11 +192,12 @@ TEST_F(FaultTest, UpstreamRefusingConnectionsFailsFast) {
       EXPECT_EQ(status[i].error_code(), grpc::StatusCode::UNAVAILABLE) << status[i].error_message();
       EXPECT_LT(took[i], 3s);
     }
+    if (round == 0) mark_baseline();  // steady state after one round
   }
   calls_made_ += 3 * n;
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refused"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
@@ -206,7 +210,6 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
         upstream("internal", internal.port()) + upstream("refused", refused.port()) +
             upstream("midstream", midstream.port()));
   warm_up();
-  const long baseline = rss();
   const int n = 16;
   for (int round = 0; round < 3; ++round) {
     std::vector<grpc::Status> a(n), b(n), c(n);
@@ -237,6 +240,7 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
       EXPECT_EQ(messages[i], 1);
       EXPECT_EQ(c[i].error_code(), grpc::StatusCode::INTERNAL) << c[i].error_message();
     }
+    if (round == 0) mark_baseline();  // steady state after one round
   }
   calls_made_ += 3 * 3 * n;
   EXPECT_EQ(internal.streams(), 3 * n);  // each call reached the peer exactly once
@@ -245,7 +249,7 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refuse"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "midstream"}, {"grpc_code", "INTERNAL"}}), 3 * n);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
@@ -254,7 +258,6 @@ TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
   start(route("web", kSlow, "web", ", timeout: 10s") + route("plain", kFail, "plain", ", timeout: 10s"),
         upstream("web", web.port()) + upstream("plain", plain.port(), "500ms"));
   warm_up();
-  const long baseline = rss();
   const int n = 16;
   for (int round = 0; round < 3; ++round) {
     std::vector<grpc::Status> a(n), b(n);
@@ -271,12 +274,13 @@ TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
       // A peer that does not speak HTTP/2: the connection fails, UNAVAILABLE.
       EXPECT_EQ(b[i].error_code(), grpc::StatusCode::UNAVAILABLE) << b[i].error_message();
     }
+    if (round == 0) mark_baseline();  // steady state after one round
   }
   calls_made_ += 3 * 2 * n;
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "web"}, {"grpc_code", "UNIMPLEMENTED"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "plain"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 // ---- caller faults --------------------------------------------------------------------------
@@ -288,7 +292,6 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
             route("duplex", "/grpc.testing.TestService/FullDuplexCall", "interop", ", timeout: 300ms"),
         upstream("interop", interop->port()));
   warm_up();
-  const long baseline = rss();
   const int baseline_fds = curfew_->process().open_fds();
   const int streams = 20;
   for (int round = 1; round <= 3; ++round) {
@@ -353,11 +356,17 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
     calls_made_ += streams;
     EXPECT_TRUE(within(10s, [&] { return interop->cancellations_observed() == streams * round; }))
         << interop->cancellations_observed();
+    if (round == 1) mark_baseline();  // steady state after one round
   }
+  // What each caller was told is what curfew counted.
+  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "duplex"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+            3 * streams);
+  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "silent"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+            3 * 3 * streams);
   EXPECT_EQ(curfew_->sum("curfew_cancellations_total", {{"route", "duplex"}, {"cause", "deadline"}}),
             3 * streams);
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
   // Every connection the silent callers opened is gone again.
   int fds = 0;
   EXPECT_TRUE(within(10s, [&] { return (fds = curfew_->process().open_fds()) <= baseline_fds + 4; }))
@@ -367,7 +376,6 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
 TEST_F(FaultTest, BurstWithHalfTheCallersCancellingAtRandomPoints) {
   start(route("burst", kSlow, "healthy", ", timeout: 10s"), "");
   warm_up();
-  const long baseline = rss();
   const int n = 400 / kScale;
   std::mt19937 random(20240611);
   int ok_total = 0, cancelled_total = 0;
@@ -429,16 +437,16 @@ TEST_F(FaultTest, BurstWithHalfTheCallersCancellingAtRandomPoints) {
     EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "burst"}}), ok_total + counted_cancelled);
     EXPECT_EQ(curfew_->sum("curfew_cancellations_total", {{"route", "burst"}, {"cause", "caller"}}),
               counted_cancelled);
+    if (round == 1) mark_baseline();  // steady state after one round
   }
   calls_made_ += static_cast<int>(curfew_->sum("curfew_requests_total", {{"route", "burst"}}));
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 TEST_F(FaultTest, DeadlineStormEveryCallTimesOut) {
   start(route("storm", kSlow, "healthy", ", timeout: 150ms, max_timeout: 150ms"), "");
   warm_up();
-  const long baseline = rss();
   const int n = 300 / kScale;
   for (int round = 1; round <= 3; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -462,11 +470,12 @@ TEST_F(FaultTest, DeadlineStormEveryCallTimesOut) {
     EXPECT_TRUE(curfew_->wait_sum("curfew_timeouts_total", {{"route", "storm"}, {"cause", "route"}}, n * round));
     EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "storm"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
               n * round);
+    if (round == 1) mark_baseline();  // steady state after one round
   }
   EXPECT_EQ(healthy_->slow_calls_completed(), 0);
   calls_made_ += 3 * n;
   expect_accounted(calls_made_);
-  expect_memory_back(baseline);
+  expect_memory_back();
 }
 
 }  // namespace

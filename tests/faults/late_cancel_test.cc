@@ -65,7 +65,7 @@ class LateBindServer {
   rt::Task<void> handle(rt::ServerCallPtr call) {
     accepted = true;
     // Not bound yet: the caller cancels now, and its done notification is processed meanwhile.
-    while (!may_bind) co_await rt::sleep(5ms);
+    for (int i = 0; i < 2000 && !may_bind; ++i) co_await rt::sleep(5ms);
     co_await rt::sleep(100ms);
     call->cancel_task_on_disconnect(co_await rt::this_task{});
     try {
