@@ -3,8 +3,9 @@
 // One iteration: fire the timers that are due, run the Runnables that were ready when the
 // iteration began (FIFO, like asyncio's call_soon), then wait in the completion queue until the
 // next timer or the next gRPC event (with tasks still ready: poll it without waiting, skipped for
-// a few microseconds after such a poll found it empty). Tasks never migrate between loops, so everything a task
-// touches is touched by one thread only; the only cross-thread entry is post_threadsafe().
+// a few microseconds after such a poll found it empty). Tasks never migrate between loops, so
+// everything a task touches is touched by one thread only; the only cross-thread entry is
+// post_threadsafe().
 #pragma once
 
 #include <atomic>
