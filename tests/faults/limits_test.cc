@@ -371,6 +371,8 @@ TEST_F(Limits, MaxMetadataBytes) {
   auto with_header = [&](size_t bytes) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    // An oversized header may cost the caller its connection: wait for the reconnect.
+    ctx.set_wait_for_ready(true);
     ctx.AddMetadata("x-big", std::string(bytes, 'm'));
     demo::EchoRequest request;
     demo::EchoReply reply;
