@@ -16,6 +16,7 @@
 #include "config/load.h"
 #include "curfew/demo/demo.grpc.pb.h"
 #include "fault_peers.h"
+#include "generic_call.h"
 #include "sidecar/call_report.h"
 #include "sidecar/sidecar.h"
 #include "sidecar_fixture.h"
@@ -235,15 +236,7 @@ TEST_F(Limits, RouteLimitRefusesOnlyThatRoute) {
   // Another route is not affected: an unknown method on "cold" reaches the upstream (which
   // answers UNIMPLEMENTED).
   grpc::GenericStub generic(channel_);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-  grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1), response;
-  grpc::Status cold;
-  std::atomic<bool> done{false};
-  generic.UnaryCall(&ctx, "/curfew.demo.Demo/Nope", grpc::StubOptions(), &request, &response,
-                    [&](grpc::Status s) { cold = s; done = true; });
-  ASSERT_TRUE(eventually([&] { return done.load(); }, 10s));
+  const grpc::Status cold = generic_call(generic, "/curfew.demo.Demo/Nope");
   EXPECT_EQ(cold.error_code(), grpc::StatusCode::UNIMPLEMENTED) << cold.error_message();
   EXPECT_EQ(cold.error_message().find("curfew"), std::string::npos) << "answered by the upstream";
 }
@@ -299,14 +292,7 @@ TEST_F(Limits, SlotsAreGivenBackHoweverACallEnds) {
       EXPECT_EQ(c.wait().error_code(), grpc::StatusCode::CANCELLED);
     }
     grpc::GenericStub generic(channel_);
-    grpc::ClientContext ctx;
-    grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1), response;
-    std::atomic<bool> done{false};
-    grpc::Status unmatched;
-    generic.UnaryCall(&ctx, "/other.Service/Method", grpc::StubOptions(), &request, &response,
-                      [&](grpc::Status s) { unmatched = s; done = true; });
-    ASSERT_TRUE(eventually([&] { return done.load(); }));
+    const grpc::Status unmatched = generic_call(generic, "/other.Service/Method");
     EXPECT_EQ(unmatched.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   }
   ASSERT_TRUE(eventually([&] { return upstream_.active() == 0; }, 5s));

@@ -19,6 +19,7 @@
 #include "demo_backend.h"
 #include "fault_fixture.h"
 #include "fault_peers.h"
+#include "generic_call.h"
 #include "sidecar_fixture.h"
 
 namespace curfew::testing {
@@ -34,28 +35,6 @@ std::string proxy_config(int backend_port, const std::string& routes) {
          "    routes:\n" + routes +
          "upstreams:\n"
          "  - {name: app, endpoints: [127.0.0.1:" + std::to_string(backend_port) + "]}\n";
-}
-
-grpc::Status generic_call(grpc::GenericStub& stub, const std::string& method,
-                          const std::function<void(grpc::ClientContext&)>& setup = {}) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-  if (setup) setup(ctx);
-  grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1), response;
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;
-  grpc::Status status;
-  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
-    std::lock_guard lock(mu);
-    status = s;
-    done = true;
-    cv.notify_one();
-  });
-  std::unique_lock lock(mu);
-  cv.wait_for(lock, 10s, [&] { return done; });
-  return status;
 }
 
 class OpenProxy : public ::testing::Test {
