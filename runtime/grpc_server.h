@@ -75,7 +75,7 @@ class ServerCall {
   }
   // Sends a response message; false when the call is dead.
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
-    return detail::grpc_op(WriteStart{this, &message, options}, interrupt());
+    return WriteAwaiter{*this, detail::grpc_op(WriteStart{this, &message, options}, interrupt())};
   }
   // Sends the status (trailers added with context().AddTrailingMetadata()). Returns false when
   // the status could not be sent, or had already been sent by an interruption.
@@ -129,6 +129,21 @@ class ServerCall {
     grpc::WriteOptions options;
     grpc::Status status;
     void operator()(void* tag) const;
+  };
+  // Keeps writes_in_flight_ true to what is in flight: an interruption may only send a status
+  // while no write is.
+  struct WriteAwaiter {
+    ServerCall& call;
+    detail::GrpcOp<WriteStart, Interrupt> op;
+    bool await_ready() const noexcept { return false; }
+    template <RuntimePromise P>
+    void await_suspend(std::coroutine_handle<P> caller) {
+      op.await_suspend(caller);
+    }
+    bool await_resume() {
+      --call.writes_in_flight_;
+      return op.await_resume();
+    }
   };
   template <class Start>
   struct FinishAwaiter {

@@ -139,5 +139,31 @@ upstreams:
   EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos) << status.error_message();
 }
 
+TEST_F(StreamingCancellation, RouteDeadlineAfterResponsesWereWrittenStillAnswersDeadlineExceeded) {
+  // As above, but curfew has already written a response to the caller: the deadline must still
+  // reach the caller as DEADLINE_EXCEEDED, not as a reset.
+  sidecar_.reset();
+  sidecar_ = start_sidecar(R"(
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    routes:
+      - {name: duplex, match: {prefix: /}, upstream: backend, timeout: 300ms}
+upstreams:
+  - {name: backend, endpoints: [127.0.0.1:)" + std::to_string(server_->port()) + "]}\n");
+  stub_ = grpc::testing::TestService::NewStub(channel_to(sidecar_->port("inbound")));
+  grpc::ClientContext ctx;
+  auto stream = stub_->FullDuplexCall(&ctx);
+  grpc::testing::StreamingOutputCallRequest request;
+  request.add_response_parameters()->set_size(10);
+  ASSERT_TRUE(stream->Write(request));
+  grpc::testing::StreamingOutputCallResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_FALSE(stream->Read(&response));  // idle until the route deadline
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
+  EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos) << status.error_message();
+}
+
 }  // namespace
 }  // namespace curfew::testing
