@@ -363,8 +363,13 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
             3 * streams);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "silent"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
             3 * 3 * streams);
-  EXPECT_EQ(curfew_->sum("curfew_cancellations_total", {{"route", "duplex"}, {"cause", "deadline"}}),
-            3 * streams);
+  // Nearly every one is cancelled upstream by the deadline; on a slow (sanitizer) build the
+  // upstream's own answer can win the race with the cancellation for the odd call, which is then
+  // no cancellation. The status each caller got is still counted exactly (above).
+  const double deadline_cancels =
+      curfew_->sum("curfew_cancellations_total", {{"route", "duplex"}, {"cause", "deadline"}});
+  EXPECT_LE(deadline_cancels, 3 * streams);
+  EXPECT_GE(deadline_cancels, 3 * streams - (3 * streams) / 10);
   expect_accounted(calls_made_);
   expect_memory_back();
   // Every connection the silent callers opened is gone again.
