@@ -368,7 +368,16 @@ TEST_F(Limits, MaxMetadataBytes) {
   grpc::Status big = with_header(8000);
   EXPECT_NE(big.error_code(), grpc::StatusCode::OK);
   EXPECT_EQ(upstream_.started(), 1);  // refused before any upstream call
-  EXPECT_TRUE(with_header(500).ok());  // and curfew serves on
+  // And curfew serves on. gRPC may close the caller's connection over the oversized header; a
+  // call racing that close fails on the caller's side, so allow a few tries (bounded).
+  bool served = false;
+  grpc::Status last;
+  for (int i = 0; i < 20 && !served; ++i) {
+    last = with_header(500);
+    served = last.ok();
+    if (!served) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(served) << last.error_code() << " " << last.error_message();
 }
 
 TEST_F(Limits, MaxConcurrentStreamsPerConnection) {
