@@ -135,6 +135,13 @@ class FaultTest : public ::testing::Test {
         << "VmRSS " << now << " KiB, baseline " << baseline_ << " KiB";
   }
 
+  // Waits (bounded) until curfew has reported every call: a call's report is delivered when its
+  // task ends, a moment after the caller got its status.
+  void settle() {
+    EXPECT_TRUE(curfew_->wait_sum("curfew_inflight_requests", {}, 0))
+        << curfew_->sum("curfew_inflight_requests");
+  }
+
   // Every call curfew answered is in curfew_requests_total, nothing is left in flight.
   void expect_accounted(double answered) {
     EXPECT_TRUE(curfew_->wait_sum("curfew_inflight_requests", {}, 0))

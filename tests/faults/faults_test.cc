@@ -156,6 +156,7 @@ TEST_F(FaultTest, UpstreamAcceptsAndNeverAnswers) {
   }
   calls_made_ += 3 * 2 * n;
   EXPECT_GT(silent.connections(), 0);  // curfew did connect; the peer just never answered
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
   expect_accounted(calls_made_);
@@ -173,6 +174,7 @@ TEST_F(FaultTest, UpstreamBlackholedConnectHangs) {
   }
   calls_made_ += 3 * 2 * n;
   EXPECT_EQ(blackhole.connections(), 0);
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
   expect_accounted(calls_made_);
@@ -195,6 +197,7 @@ TEST_F(FaultTest, UpstreamRefusingConnectionsFailsFast) {
     if (round == 0) mark_baseline();  // steady state after one round
   }
   calls_made_ += 3 * n;
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refused"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
@@ -245,6 +248,7 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
   calls_made_ += 3 * 3 * n;
   EXPECT_EQ(internal.streams(), 3 * n);  // each call reached the peer exactly once
   EXPECT_EQ(refused.streams(), 3 * n);
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "reset"}, {"grpc_code", "INTERNAL"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refuse"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "midstream"}, {"grpc_code", "INTERNAL"}}), 3 * n);
@@ -277,6 +281,7 @@ TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
     if (round == 0) mark_baseline();  // steady state after one round
   }
   calls_made_ += 3 * 2 * n;
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "web"}, {"grpc_code", "UNIMPLEMENTED"}}), 3 * n);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "plain"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
   expect_accounted(calls_made_);
@@ -359,6 +364,7 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
     if (round == 1) mark_baseline();  // steady state after one round
   }
   // What each caller was told is what curfew counted.
+  settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "duplex"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
             3 * streams);
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "silent"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
