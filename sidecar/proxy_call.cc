@@ -1,7 +1,9 @@
 #include "sidecar/proxy_call.h"
 
 #include "runtime/errors.h"
+#include "runtime/event.h"
 #include "runtime/grpc_client.h"
+#include "runtime/sleep.h"
 #include "runtime/loop.h"
 #include "runtime/shield.h"
 #include "runtime/task_group.h"
@@ -17,9 +19,12 @@ namespace curfew::sidecar {
 namespace {
 
 // A status sent this close to the call's deadline is shielded from the deadline (see
-// pump_responses), for at most kFinishShieldLimit (a caller that does not read cannot hold it).
+// write_caller), for at most kFinishShieldLimit (a caller that does not read cannot hold it).
 constexpr rt::Duration kFinishRaceMargin = std::chrono::milliseconds(50);
 constexpr rt::Duration kFinishShieldLimit = std::chrono::seconds(1);
+// Messages a pipe's reader keeps ahead of its writer: the one being sent and the next, so the
+// writer knows whether the stream ends right behind it.
+constexpr size_t kReadAhead = 2;
 
 class ProxyCall {
  public:
@@ -35,8 +40,39 @@ class ProxyCall {
   rt::Task<void> mirror_copy(const config::Route& route, grpc::ByteBuffer request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
-  rt::Task<void> pump_requests(rt::ClientCall& up);
-  rt::Task<void> pump_responses(rt::ClientCall& up);
+  // One direction of a streaming call: a reader task keeps (at most two) messages read ahead,
+  // so that the writer knows whether the stream ends right after the message it is about to
+  // send and can send both in one operation (one HTTP/2 write instead of two).
+  struct Pipe {
+    // At most two entries: the message being sent and the one read ahead of it. An empty
+    // optional marks the end of the stream.
+    struct Ring {
+      std::optional<grpc::ByteBuffer> slot[2];
+      unsigned head = 0, count = 0;
+      bool empty() const noexcept { return count == 0; }
+      size_t size() const noexcept { return count; }
+      std::optional<grpc::ByteBuffer>& front() noexcept { return slot[head]; }
+      void pop_front() noexcept {
+        slot[head].reset();
+        head ^= 1;
+        --count;
+      }
+      void push_back(std::optional<grpc::ByteBuffer> v) noexcept {
+        slot[(head + count) & 1] = std::move(v);
+        ++count;
+      }
+    } queue;
+    rt::Event items;
+    rt::Event space;
+    bool closed = false;  // the writer stopped: the reader reads no further
+  };
+  rt::Task<void> wait_for_item(Pipe& p);
+  // After the caller's stream ended: true for a half-close, false for a caller gone.
+  rt::Task<bool> caller_half_closed();
+  rt::Task<void> read_caller(Pipe& p);
+  rt::Task<void> write_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started);
+  rt::Task<void> read_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started);
+  rt::Task<void> write_caller(Pipe& p, rt::ClientCall& up);
   rt::Task<void> reply_status(grpc::Status status);
   grpc::Status deadline_status() const;
   // True when an upstream's DEADLINE_EXCEEDED is the budget curfew propagated running out.
@@ -79,19 +115,114 @@ void ProxyCall::send_upstream_initial_metadata(rt::ClientCall& up) {
   forward_initial_metadata(up.context().GetServerInitialMetadata(), call_.context());
 }
 
-rt::Task<void> ProxyCall::pump_requests(rt::ClientCall& up) {
-  grpc::ByteBuffer message;
-  while (co_await call_.read(message)) {
-    if (!co_await up.write(message)) co_return;  // upstream finished: its status tells why
+rt::Task<void> ProxyCall::wait_for_item(Pipe& p) {
+  while (p.queue.empty()) {
+    p.items.clear();
+    co_await p.items.wait();
   }
-  co_await up.writes_done();
 }
 
-rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
-  grpc::ByteBuffer message;
-  while (co_await up.read(message)) {
+rt::Task<void> ProxyCall::read_caller(Pipe& p) {
+  for (;;) {
+    while (p.queue.size() >= kReadAhead && !p.closed) {
+      p.space.clear();
+      co_await p.space.wait();
+    }
+    if (p.closed) co_return;
+    grpc::ByteBuffer message;
+    const bool ok = co_await call_.read(message);
+    p.queue.push_back(ok ? std::optional<grpc::ByteBuffer>(std::move(message)) : std::nullopt);
+    p.items.set();
+    if (!ok) co_return;
+  }
+}
+
+rt::Task<void> ProxyCall::write_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started) {
+  struct Closer {
+    Pipe& p;
+    ~Closer() {
+      p.closed = true;
+      p.space.set();
+    }
+  } closer{p};
+  // A unary or client-streaming caller has usually sent its first message (and half-closed)
+  // with its headers: give it two loop passes to land. If it did, the upstream call's headers
+  // leave with it in one write (corked start); if not (a server-speaks-first stream), the
+  // headers leave now.
+  co_await rt::yield_now();
+  co_await rt::yield_now();
+  if (p.queue.empty()) {
+    co_await up.start();  // a dead call shows up in the reads and the status
+  } else {
+    up.start_corked();
+  }
+  started.set();
+  for (;;) {
+    co_await wait_for_item(p);
+    std::optional<grpc::ByteBuffer> item = std::move(p.queue.front());
+    p.queue.pop_front();
+    p.space.set();
+    const bool last = !item || (!p.queue.empty() && !p.queue.front());
+    if (last && !co_await caller_half_closed()) co_return;  // cancelled: the task is cancelled too
+    if (!item) {
+      co_await up.writes_done();
+      co_return;
+    }
+    if (last) {  // the caller half-closed right after this message: both in one write
+      co_await up.write_last(*item);
+      co_return;
+    }
+    if (!co_await up.write(*item)) co_return;  // upstream finished: its status tells why
+  }
+}
+
+rt::Task<bool> ProxyCall::caller_half_closed() {
+  // A failed read is a half-close or a caller gone; the notification that tells them apart is
+  // normally queued right behind it, so look one loop pass later. A cancelled client stream must
+  // never reach the upstream as a complete one.
+  co_await rt::yield_now();
+  co_return !call_.caller_cancelled();
+}
+
+rt::Task<void> ProxyCall::read_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started) {
+  if (!started.is_set()) co_await started.wait();
+  for (;;) {
+    while (p.queue.size() >= kReadAhead && !p.closed) {
+      p.space.clear();
+      co_await p.space.wait();
+    }
+    if (p.closed) co_return;
+    grpc::ByteBuffer message;
+    const bool ok = co_await up.read(message);
+    p.queue.push_back(ok ? std::optional<grpc::ByteBuffer>(std::move(message)) : std::nullopt);
+    p.items.set();
+    if (!ok) co_return;
+  }
+}
+
+rt::Task<void> ProxyCall::write_caller(Pipe& p, rt::ClientCall& up) {
+  struct Closer {
+    Pipe& p;
+    ~Closer() {
+      p.closed = true;
+      p.space.set();
+    }
+  } closer{p};
+  std::optional<grpc::ByteBuffer> last;  // a message held back to go out with the status
+  for (;;) {
+    co_await wait_for_item(p);
+    std::optional<grpc::ByteBuffer> item = std::move(p.queue.front());
+    p.queue.pop_front();
+    p.space.set();
+    if (!item) break;
     send_upstream_initial_metadata(up);
-    if (!co_await call_.write(message)) {
+    if (p.queue.empty()) co_await rt::yield_now();  // is the upstream's end right behind it?
+    if (!p.queue.empty() && !p.queue.front()) {
+      last = std::move(item);
+      p.queue.pop_front();
+      break;
+    }
+    if (!co_await call_.write(*item)) {
       // The caller is gone; the done notification cancels this task. Stop the upstream now.
       up.cancel();
       co_return;
@@ -113,16 +244,27 @@ rt::Task<void> ProxyCall::pump_responses(rt::ClientCall& up) {
       report_.timeout = TimeoutCause::kUpstream;
     }
   }
-  // Finishing the caller's call also ends a request pump still waiting for the caller.
+  // Finishing the caller's call also ends a request reader still waiting for the caller. A
+  // message held back goes out with the status, in one operation (one HTTP/2 write).
+  report_.code = status.error_code();
   if (deadline_.deadline - rt::Clock::now() < kFinishRaceMargin) {
     // The deadline may fire while this status is on its way (typically: the upstream's deadline,
     // the same instant as ours, just passed). Interrupting a finish in flight cancels the call,
     // and the caller would get CANCELLED instead of this status: shield the finish (bounded).
-    report_.code = status.error_code();
     co_await rt::shield(
-        [](rt::ServerCall& call, grpc::Status s) -> rt::Task<void> { co_await call.finish(s); }(
-            call_, std::move(status)),
+        [](rt::ServerCall& call, grpc::Status s,
+           std::optional<grpc::ByteBuffer> m) -> rt::Task<void> {
+          if (m) {
+            co_await call.write_and_finish(*m, s);
+          } else {
+            co_await call.finish(s);
+          }
+        }(call_, std::move(status), std::move(last)),
         kFinishShieldLimit, "finish");
+    co_return;
+  }
+  if (last) {
+    co_await call_.write_and_finish(*last, status);
     co_return;
   }
   co_await reply_status(status);
@@ -138,12 +280,16 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
   rt::TaskState& task = co_await rt::this_task{};
 
   try {
-    co_await up.start();  // a dead call shows up in the reads and the status below
+    Pipe requests, responses;
+    rt::Event started;
     rt::TaskGroup pumps;
-    co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up) -> rt::Task<void> {
-      g.spawn(self.pump_requests(up), "requests");
-      co_await self.pump_responses(up);
-    }(*this, pumps, up));
+    co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up, Pipe& requests,
+                          Pipe& responses, rt::Event& started) -> rt::Task<void> {
+      g.spawn(self.read_caller(requests), "read-caller");
+      g.spawn(self.write_upstream(requests, up, started), "write-upstream");
+      g.spawn(self.read_upstream(responses, up, started), "read-upstream");
+      co_await self.write_caller(responses, up);
+    }(*this, pumps, up, requests, responses, started));
   } catch (const rt::CancelledError&) {
     const bool deadline = rt::Clock::now() >= deadline_.deadline;
     record_attempt_end(up, task, deadline ? CancelCause::kDeadline : CancelCause::kCaller);
@@ -337,8 +483,10 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
       report_.timeout = TimeoutCause::kUpstream;
     }
   }
-  if (status.ok()) {
-    if (!co_await call_.write(reply.response)) co_return;
+  if (status.ok()) {  // the response and the status in one operation: one HTTP/2 write
+    report_.code = status.error_code();
+    co_await call_.write_and_finish(reply.response, status);
+    co_return;
   }
   co_await reply_status(status);
 }
