@@ -39,7 +39,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials(const conf
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Upstream>> Upstream::open(const config::Upstream& config,
-                                                        int max_message_bytes) {
+                                                        int max_message_bytes,
+                                                        int max_metadata_bytes) {
   auto creds = credentials(config);
   if (!creds.ok()) return creds.status();
   auto upstream = std::unique_ptr<Upstream>(new Upstream());
@@ -48,6 +49,9 @@ absl::StatusOr<std::unique_ptr<Upstream>> Upstream::open(const config::Upstream&
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(max_message_bytes);
     args.SetMaxSendMessageSize(max_message_bytes);
+    // An upstream's headers and trailers may be as large as what the listeners accept from callers.
+    args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, max_metadata_bytes);
+    args.SetInt(GRPC_ARG_ENABLE_CHANNELZ, 0);  // as on the listeners: nothing reads it
     // curfew owns retries (with deadlines and budgets); gRPC's own would multiply calls.
     args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
     // Reconnect quickly after an upstream restart, bounded by the configured connect timeout.
@@ -76,12 +80,14 @@ grpc::GenericStub& Upstream::next_stub() noexcept {
 
 absl::StatusOr<std::shared_ptr<const Upstreams>> Upstreams::open(const config::Config& config) {
   int max_message_bytes = 4 << 20;
+  int max_metadata_bytes = 8 << 10;  // gRPC's default
   for (const auto& l : config.listeners) {
     max_message_bytes = std::max(max_message_bytes, l.limits.max_message_bytes);
+    max_metadata_bytes = std::max(max_metadata_bytes, l.limits.max_metadata_bytes);
   }
   auto upstreams = std::make_shared<Upstreams>();
   for (const config::Upstream& u : config.upstreams) {
-    auto opened = Upstream::open(u, max_message_bytes);
+    auto opened = Upstream::open(u, max_message_bytes, max_metadata_bytes);
     if (!opened.ok()) return opened.status();
     upstreams->by_name_.emplace(u.name, std::move(*opened));
   }

@@ -19,9 +19,11 @@ namespace curfew::sidecar {
 
 class Upstream {
  public:
-  // Opens channels (lazily connecting) to every endpoint of `config`.
+  // Opens channels (lazily connecting) to every endpoint of `config`, accepting messages and
+  // metadata (headers, trailers) up to the given sizes.
   static absl::StatusOr<std::unique_ptr<Upstream>> open(const config::Upstream& config,
-                                                        int max_message_bytes);
+                                                        int max_message_bytes,
+                                                        int max_metadata_bytes);
 
   const std::string& name() const noexcept { return name_; }
 

@@ -16,6 +16,7 @@
 #include "config/load.h"
 #include "curfew/demo/demo.grpc.pb.h"
 #include "fault_peers.h"
+#include "scripted_upstream.h"
 #include "generic_call.h"
 #include "sidecar/call_report.h"
 #include "sidecar/sidecar.h"
@@ -404,6 +405,31 @@ TEST_F(Limits, MaxConcurrentStreamsPerConnection) {
   a->cancel();
   a->wait();
   EXPECT_TRUE(eventually([&] { return upstream_.started() == 4; }, 5s)) << upstream_.started();
+}
+
+// An upstream's headers and trailers as large as the listener accepts from callers pass through
+// (gRPC's client default, 8 KiB, would otherwise fail the call on curfew's side of the upstream).
+TEST(UpstreamMetadata, TrailersUpToTheListenersLimitPassThrough) {
+  const std::string big(20000, 't');
+  ScriptedUpstream upstream("big", always(Script{.trailers = {{"x-big-trailer", big}}}));
+  auto sidecar = start_sidecar(
+      config(upstream.port(), "    limits: {max_metadata_bytes: 65536}\n", kCatchAll), nullptr);
+  ASSERT_NE(sidecar, nullptr);
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, 65536);
+  auto stub = demo::Demo::NewStub(grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(sidecar->port("inbound")), grpc::InsecureChannelCredentials(),
+      args));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  demo::EchoRequest request;
+  request.set_message("x");
+  demo::EchoReply reply;
+  grpc::Status status = stub->Echo(&ctx, request, &reply);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  auto trailer = ctx.GetServerTrailingMetadata().find("x-big-trailer");
+  ASSERT_NE(trailer, ctx.GetServerTrailingMetadata().end());
+  EXPECT_EQ(trailer->second.size(), big.size());
 }
 
 // ---- upstream connection timeouts -----------------------------------------------------------
