@@ -173,6 +173,9 @@ struct Config {
   // How long in-flight calls may take to finish after shutdown starts.
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(10);
   int worker_threads = 0;   // 0: one per CPU core.
+  // How long a worker keeps polling for the next event after one, instead of sleeping (0: never
+  // spins). Saves a thread wake-up per hop at low concurrency, at the price of a spinning core.
+  std::chrono::nanoseconds busy_poll{0};
   std::string source_path;  // The file (or source name) the config was loaded from.
 
   // Config::find_upstream()

@@ -98,6 +98,9 @@ std::string describe(const Config& config) {
       config.admin.address, ", drain_timeout ", format_duration(config.drain_timeout), ", ",
       config.worker_threads == 0 ? std::string("one worker per core")
                                  : absl::StrCat(config.worker_threads, " workers"),
+      config.busy_poll > std::chrono::nanoseconds::zero()
+          ? absl::StrCat(", busy_poll ", format_duration(config.busy_poll))
+          : std::string(),
       "\n\n");
 
   std::vector<Row> routes = {

@@ -112,6 +112,8 @@ void Loop::run(const bool& finished) {
       poll_at = Clock::now();
       if (last_empty_poll_ && poll_at - *last_empty_poll_ < kRepollAfterEmpty) continue;
       deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
+    } else if (busy_poll_ > Duration::zero() && Clock::now() - last_event_ < busy_poll_) {
+      deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);  // spin: see set_busy_poll()
     } else if (auto next = timers_.next()) {
       deadline = deadline_after(*next - Clock::now());
     } else {
@@ -127,6 +129,7 @@ void Loop::run(const bool& finished) {
       dispatch(tag, ok);
       deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
     }
+    if (events > 0 && busy_poll_ > Duration::zero()) last_event_ = Clock::now();
     if (tasks_ready && events == 0) {
       last_empty_poll_ = poll_at;
     } else {

@@ -59,6 +59,12 @@ class Loop {
   // Drives the loop until `*finished` is true and nothing is ready or in flight.
   void run(const bool& finished);
 
+  // Busy polling: for this long after the last completion-queue event, the loop polls the queue
+  // instead of sleeping on it, so the next event of a busy call (the upstream's answer, the next
+  // request) is picked up without a thread wake-up. Zero (the default) never spins. Loop thread
+  // only, before run().
+  void set_busy_poll(Duration window) noexcept { busy_poll_ = window; }
+
   // Refuses further post_threadsafe() calls, shuts the completion queue down and drains it.
   // Returns how many tags were still in it (0 unless a bug left one behind).
   size_t close();
@@ -84,6 +90,8 @@ class Loop {
   int index_;
   Timers timers_;
   std::optional<TimePoint> last_empty_poll_;  // a non-blocking poll that found nothing
+  Duration busy_poll_{};                        // see set_busy_poll()
+  TimePoint last_event_{};                      // when the queue last gave an event
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
   std::atomic<long> tags_in_flight_{0};

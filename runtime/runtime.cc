@@ -58,6 +58,7 @@ Runtime::Runtime(RuntimeOptions options) {
       queues_.push_back(std::make_unique<grpc::CompletionQueue>());
     }
     loops_.push_back(std::make_unique<Loop>(*queues_.back(), server_cq, *pool_, i));
+    loops_.back()->set_busy_poll(options.busy_poll);
     workers_.push_back(std::make_unique<Worker>(*this, i));
   }
 }

@@ -35,6 +35,9 @@ struct RuntimeOptions {
   // When set, each loop's queue is made by this builder (a ServerCompletionQueue), so the loops
   // can accept calls of the server it builds. Call before builder->BuildAndStart().
   grpc::ServerBuilder* server_builder = nullptr;
+  // Each loop polls instead of sleeping for this long after its last event (Loop::set_busy_poll).
+  // Lower latency for a hot loop at the price of a spinning core; zero: off.
+  Duration busy_poll{};
 };
 
 class Runtime {

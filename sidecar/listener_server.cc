@@ -72,7 +72,10 @@ absl::StatusOr<std::unique_ptr<ListenerServer>> ListenerServer::start(
   // call and every write a few counter updates and clock reads.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
   self->runtime_ = std::make_unique<rt::Runtime>(
-      rt::RuntimeOptions{.threads = options.workers, .blocking_threads = 1, .server_builder = &builder});
+      rt::RuntimeOptions{.threads = options.workers,
+                         .blocking_threads = 1,
+                         .server_builder = &builder,
+                         .busy_poll = options.busy_poll});
   self->server_ = builder.BuildAndStart();
   if (self->server_ == nullptr || self->port_ == 0) {
     self->stopped_ = true;

@@ -76,6 +76,7 @@ class ListenerServer {
  public:
   struct Options {
     int workers = 1;
+    std::chrono::nanoseconds busy_poll{0};         // see config::Config::busy_poll
     CallObserver* observer = nullptr;               // may be null
     const std::atomic<bool>* shutting_down = nullptr;
   };

@@ -26,6 +26,10 @@ absl::Status same_listeners(const config::Config& before, const config::Config& 
                                            " changed; restart curfew to apply them");
     }
   }
+  // It shapes the worker threads, which live as long as the process.
+  if (before.busy_poll != after.busy_poll) {
+    return absl::FailedPreconditionError("busy_poll changed; restart curfew to apply it");
+  }
   return absl::OkStatus();
 }
 
@@ -39,7 +43,8 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
   auto sidecar = std::unique_ptr<Sidecar>(new Sidecar());
   sidecar->routing_ = *routing;
   for (const config::Listener& l : (*routing)->config.listeners) {
-    ListenerServer::Options options{workers, observer, &sidecar->shutting_down_};
+    ListenerServer::Options options{workers, (*routing)->config.busy_poll, observer,
+                                    &sidecar->shutting_down_};
     auto listener = ListenerServer::start(*routing, l.name, options);
     if (!listener.ok()) return listener.status();
     sidecar->listeners_.push_back(std::move(*listener));

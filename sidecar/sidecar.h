@@ -52,7 +52,8 @@ class Sidecar {
   std::atomic<bool> shutting_down_{false};
 };
 
-// True when two configurations have the same listeners (a reload can switch between them).
+// OK when a reload can switch from `before` to `after`: the same listeners with the same limits,
+// and the same busy_poll; otherwise says what needs a restart.
 absl::Status same_listeners(const config::Config& before, const config::Config& after);
 
 }  // namespace curfew::sidecar

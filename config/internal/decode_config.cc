@@ -39,7 +39,7 @@ void bind_address(const std::string& address, const Value& value, std::vector<Bo
 }  // namespace
 
 Config decode_config(const Value& root) {
-  root.expect_keys({"admin", "listeners", "upstreams", "drain_timeout", "workers"});
+  root.expect_keys({"admin", "listeners", "upstreams", "drain_timeout", "workers", "busy_poll"});
   Config config;
 
   if (const Value upstreams = root.get("upstreams"); upstreams.present()) {
@@ -81,6 +81,13 @@ Config decode_config(const Value& root) {
   }
   if (const Value workers = root.get("workers"); workers.present()) {
     config.worker_threads = static_cast<int>(workers.as_int(0, 1024));
+  }
+  if (const Value busy_poll = root.get("busy_poll"); busy_poll.present()) {
+    config.busy_poll = busy_poll.as_duration();
+    // Beyond a millisecond a worker spins through gaps that a wake-up costs far less than.
+    if (config.busy_poll > std::chrono::milliseconds(1)) {
+      busy_poll.fail("must be at most 1ms (a worker spins this long after each event)");
+    }
   }
   return config;
 }

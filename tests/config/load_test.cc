@@ -178,6 +178,20 @@ TEST(TopLevel, WorkersMustBeANonNegativeInteger) {
               HasSubstr("t.yaml:11:10: workers: expected an integer, got \"many\""));
 }
 
+TEST(TopLevel, BusyPoll) {
+  absl::StatusOr<Config> config =
+      load_config_string(with_routes(kOneRoute) + "busy_poll: 0.05ms\n", "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->busy_poll, std::chrono::microseconds(50));
+  absl::StatusOr<Config> absent = load_config_string(with_routes(kOneRoute), "t.yaml");
+  ASSERT_TRUE(absent.ok()) << absent.status();
+  EXPECT_EQ(absent->busy_poll, std::chrono::nanoseconds::zero());  // never spins by default
+  EXPECT_THAT(load_error(with_routes(kOneRoute) + "busy_poll: 2ms\n"),
+              HasSubstr("t.yaml:11:12: busy_poll: must be at most 1ms"));
+  EXPECT_THAT(load_error(with_routes(kOneRoute) + "busy_poll: 50\n"),
+              HasSubstr("t.yaml:11:12: busy_poll: bad duration \"50\""));
+}
+
 TEST(TopLevel, AdminAddressMustBeHostPort) {
   EXPECT_THAT(load_error(with_routes(kOneRoute) + "admin:\n  address: localhost\n"),
               HasSubstr("t.yaml:12:12: admin.address: bad address \"localhost\" (expected "

@@ -338,6 +338,19 @@ TEST_F(Limits, LimitsAreReloadableWithoutAWindowAboveTheRouteLimit) {
       << s.error_message();
 }
 
+TEST_F(Limits, BusyPollNeedsARestartAndTheOldConfigKeepsServing) {
+  start("", kCatchAll);
+  upstream_.open(true);
+  for (const char* extra : {"busy_poll: 0.05ms\n"}) {
+    auto loaded = config::load_config_string(config(upstream_.port(), "", kCatchAll) + extra, "t.yaml");
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    absl::Status status = sidecar_->reload(*std::move(loaded));
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << extra;
+    EXPECT_NE(status.message().find("restart curfew"), std::string::npos) << status.message();
+  }
+  EXPECT_TRUE(echo(*stub_).ok());
+}
+
 TEST_F(Limits, MaxMessageBytes) {
   start("    limits: {max_message_bytes: 1024}\n", kCatchAll);
   upstream_.open(true);

@@ -18,6 +18,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <time.h>
+
 #include <gtest/gtest.h>
 
 #include "runtime/errors.h"
@@ -521,6 +523,39 @@ TEST_F(Primitives, RuntimeRunsARootPerWorkerAndCancelFromAnotherThreadStopsBoth)
   EXPECT_EQ(views[0].thread, std::this_thread::get_id());  // worker 0 runs on the caller
   EXPECT_LT(elapsed, 5s);
   EXPECT_EQ(runtime.leftover_tags(), 0u);
+}
+
+// Busy polling spins only within its window after an event: a loop that then sleeps 300 ms
+// idles (its thread's CPU time stays far below the wall time), and timers, cross-thread posts and
+// the end of the run work as without it.
+TEST_F(Primitives, BusyPollingLoopSpinsOnlyWithinItsWindow) {
+  auto thread_cpu = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+  };
+  std::vector<int> order;
+  Duration idle_cpu{};
+  int posted = 0;
+  rt::run(
+      [&]() -> Task<void> {
+        rt::Loop& loop = (co_await rt::this_task{}).loop();
+        rt::TaskGroup group;
+        co_await group.run([&]() -> Task<void> {
+          group.spawn(sleep_for_and_record(20ms, 2, order));
+          group.spawn(sleep_for_and_record(10ms, 1, order));
+          co_return;
+        }());
+        std::thread poster([&loop, &posted] { loop.post_threadsafe([&posted] { ++posted; }); });
+        poster.join();
+        const auto cpu0 = thread_cpu();
+        co_await rt::sleep(300ms);
+        idle_cpu = thread_cpu() - cpu0;
+      }(),
+      {.busy_poll = 1ms});
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  EXPECT_EQ(posted, 1);
+  EXPECT_LT(idle_cpu, 150ms) << "the loop kept spinning while idle";
 }
 
 // --- TaskState --------------------------------------------------------------------------------
