@@ -8,6 +8,8 @@
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
 # e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs).
 #
+# Targets: direct, nginx, curfew, and curfew-bp (the same curfew with busy_poll: 0.05ms).
+#
 # Pinning (PIN=1, the default; the machine has 2 cores): the load generator and the upstream echo
 # server share CPU 0; the proxy under test (curfew with `workers: 1`, or nginx with one worker
 # process) gets CPU 1 to itself. Every case therefore gives the client side the same CPU and each
@@ -78,10 +80,10 @@ else
   PIN_PROXY=()
 fi
 
-read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN < <("$PY" - <<'EOF'
+read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN P_CURFEW_BP P_ADMIN_BP < <("$PY" - <<'EOF'
 import socket
 socks = []
-for _ in range(7):
+for _ in range(9):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
@@ -130,6 +132,16 @@ EOF
   STARTED+=($CURFEW_PID)
   wait_port "$P_CURFEW" curfew
 
+  # The same curfew with busy polling (config busy_poll: a worker polls 50 µs after each event
+  # instead of sleeping): target "curfew-bp". Same core as the other proxies; idle while others run.
+  sed -e "s|127.0.0.1:$P_ADMIN}|127.0.0.1:$P_ADMIN_BP}|" -e "s|127.0.0.1:$P_CURFEW\$|127.0.0.1:$P_CURFEW_BP|" \
+    "$WORK/curfew.yaml" >"$WORK/curfew-bp.yaml"
+  echo "busy_poll: 0.05ms" >>"$WORK/curfew-bp.yaml"
+  "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-bp.yaml" --log-level warning >"$WORK/curfew-bp.log" 2>&1 &
+  CURFEW_BP_PID=$!
+  STARTED+=($CURFEW_BP_PID)
+  wait_port "$P_CURFEW_BP" curfew-bp
+
   mkdir -p "$WORK/nginx"
   sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
     bench/nginx.conf >"$WORK/nginx/nginx.conf"
@@ -142,8 +154,8 @@ EOF
 }
 
 stop_all() {
-  for pid in "$ECHO_PID" "$CURFEW_PID" "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "$ECHO_PID" "$CURFEW_PID" "$NGINX_PID"; do
+  for pid in "$ECHO_PID" "$CURFEW_PID" "$CURFEW_BP_PID" "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$ECHO_PID" "$CURFEW_PID" "$CURFEW_BP_PID" "$NGINX_PID"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -163,10 +175,15 @@ pid_args() {
   case $1 in
     direct) ;;
     curfew) echo "--pid $CURFEW_PID" ;;
+    curfew-bp) echo "--pid $CURFEW_BP_PID" ;;
     nginx) for p in "${NGINX_PIDS[@]}"; do printf -- '--pid %s ' "$p"; done ;;
   esac
 }
-port_of() { case $1 in direct) echo "$P_ECHO" ;; curfew) echo "$P_CURFEW" ;; nginx) echo "$P_NGINX" ;; esac; }
+port_of() {
+  case $1 in
+    direct) echo "$P_ECHO" ;; curfew) echo "$P_CURFEW" ;; curfew-bp) echo "$P_CURFEW_BP" ;; nginx) echo "$P_NGINX" ;;
+  esac
+}
 
 # run_case SCENARIO TARGET loadgen-args...
 run_case() {
@@ -205,9 +222,9 @@ sleep 1
 
 echo "bench: load avg before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 echo "bench: cases (${DURATION}s each after ${WARMUP}s warm-up)"
-for t in direct nginx curfew; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
-for t in direct nginx curfew; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
-for t in direct nginx curfew; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
+for t in direct nginx curfew curfew-bp; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
+for t in direct nginx curfew curfew-bp; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
+for t in direct nginx curfew curfew-bp; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
 for t in direct nginx curfew; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
 # The same 20% of calls go to a method that answers after 1 s: the caller's own 10 ms deadline
 # cuts them when calling direct or through nginx; through curfew the caller sends no deadline and

@@ -74,7 +74,7 @@ def main():
         cur = group.get("curfew", {})
         fan_missing = (sc.startswith("fan-out") and not cur.get("ok") and
                        any(int(c) == 12 for c in cur.get("codes", {})))
-        for t in ("direct", "nginx", "curfew"):
+        for t in ("direct", "nginx", "curfew", "curfew-bp"):
             res = group.get(t)
             if res is None:
                 continue
@@ -91,16 +91,20 @@ def main():
                         fmt(res["proxy_hwm_kb"] / 1024, 1) if proxy else "–", notes_of(res)])
         if fan_missing or "curfew" not in group or "error" in cur:
             continue
-        for ref in ("direct", "nginx"):
-            r = group.get(ref)
-            if not r or "error" in r:
+        for name in ("curfew", "curfew-bp"):
+            mine = group.get(name)
+            if not mine or "error" in mine:
                 continue
-            proxy = ref != "direct"
-            out.append([sc, f"curfew/{ref}", ratio(cur["rps"], r["rps"]),
-                        ratio(cur["p50_us"], r["p50_us"]), ratio(cur["p90_us"], r["p90_us"]),
-                        ratio(cur["p99_us"], r["p99_us"]), ratio(cur["p999_us"], r["p999_us"]),
-                        ratio(cur["proxy_cpu_s_per_1k"], r["proxy_cpu_s_per_1k"]) if proxy else "–",
-                        ratio(cur["proxy_hwm_kb"], r["proxy_hwm_kb"]) if proxy else "–", ""])
+            for ref in ("direct", "nginx"):
+                r = group.get(ref)
+                if not r or "error" in r:
+                    continue
+                proxy = ref != "direct"
+                out.append([sc, f"{name}/{ref}", ratio(mine["rps"], r["rps"]),
+                            ratio(mine["p50_us"], r["p50_us"]), ratio(mine["p90_us"], r["p90_us"]),
+                            ratio(mine["p99_us"], r["p99_us"]), ratio(mine["p999_us"], r["p999_us"]),
+                            ratio(mine["proxy_cpu_s_per_1k"], r["proxy_cpu_s_per_1k"]) if proxy else "–",
+                            ratio(mine["proxy_hwm_kb"], r["proxy_hwm_kb"]) if proxy else "–", ""])
         facts[sc] = group
     out.append(["idle (no calls yet)", "curfew", "–", "", "", "", "", "", fmt(a.curfew_idle_kb / 1024, 1),
                 f"after all cases, idle again: {a.curfew_after_kb / 1024:.1f} MB"])
@@ -148,6 +152,10 @@ def main():
     if g1.get("curfew") and g1.get("direct"):
         added = g1["curfew"]["p50_us"] - g1["direct"]["p50_us"]
         print(f"  added median latency at c=1 <= 100 µs: +{added:.0f} µs {verdict(added <= 100)}")
+        bp = g1.get("curfew-bp")
+        if bp and "error" not in bp:
+            added_bp = bp["p50_us"] - g1["direct"]["p50_us"]
+            print(f"    with busy_poll 0.05ms (curfew-bp): +{added_bp:.0f} µs {verdict(added_bp <= 100)}")
     idle_mb = a.curfew_idle_kb / 1024
     print(f"  idle RSS <= 20 MB: {idle_mb:.1f} MB {verdict(idle_mb <= 20)} (idle again after all the load: "
           f"{a.curfew_after_kb / 1024:.1f} MB, the allocator keeps what the peak took)")
