@@ -8,7 +8,8 @@
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
 # e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs).
 #
-# Targets: direct, nginx, curfew, and curfew-bp (the same curfew with busy_poll: 0.05ms).
+# Targets: direct, nginx, curfew, and curfew-bp (the same curfew with busy_poll: 0.05ms; unary
+# cases only; BUSY_POLL_TARGET=0 leaves it out, the default with CURFEW_BIN).
 #
 # Pinning (PIN=1, the default; the machine has 2 cores): the load generator and the upstream echo
 # server share CPU 0; the proxy under test (curfew with `workers: 1`, or nginx with one worker
@@ -29,6 +30,11 @@ BUILD_DIR=${BUILD_DIR:-build/release}
 H2LOAD=${H2LOAD:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
+# curfew-bp needs a curfew that knows busy_poll: off by default for another CURFEW_BIN.
+if [[ -n ${CURFEW_BIN:-} ]]; then BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-0}; else BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-1}; fi
+CURFEW_BP_PID=""
+UNARY_TARGETS=(direct nginx curfew)
+if [[ $BUSY_POLL_TARGET == 1 ]]; then UNARY_TARGETS+=(curfew-bp); fi
 
 # ---- dependencies and build ---------------------------------------------------------------------
 missing=()
@@ -134,13 +140,15 @@ EOF
 
   # The same curfew with busy polling (config busy_poll: a worker polls 50 µs after each event
   # instead of sleeping): target "curfew-bp". Same core as the other proxies; idle while others run.
-  sed -e "s|127.0.0.1:$P_ADMIN}|127.0.0.1:$P_ADMIN_BP}|" -e "s|127.0.0.1:$P_CURFEW\$|127.0.0.1:$P_CURFEW_BP|" \
-    "$WORK/curfew.yaml" >"$WORK/curfew-bp.yaml"
-  echo "busy_poll: 0.05ms" >>"$WORK/curfew-bp.yaml"
-  "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-bp.yaml" --log-level warning >"$WORK/curfew-bp.log" 2>&1 &
-  CURFEW_BP_PID=$!
-  STARTED+=($CURFEW_BP_PID)
-  wait_port "$P_CURFEW_BP" curfew-bp
+  if [[ $BUSY_POLL_TARGET == 1 ]]; then
+    sed -e "s|127.0.0.1:$P_ADMIN}|127.0.0.1:$P_ADMIN_BP}|" -e "s|127.0.0.1:$P_CURFEW\$|127.0.0.1:$P_CURFEW_BP|" \
+      "$WORK/curfew.yaml" >"$WORK/curfew-bp.yaml"
+    echo "busy_poll: 0.05ms" >>"$WORK/curfew-bp.yaml"
+    "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-bp.yaml" --log-level warning >"$WORK/curfew-bp.log" 2>&1 &
+    CURFEW_BP_PID=$!
+    STARTED+=($CURFEW_BP_PID)
+    wait_port "$P_CURFEW_BP" curfew-bp
+  fi
 
   mkdir -p "$WORK/nginx"
   sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
@@ -154,8 +162,8 @@ EOF
 }
 
 stop_all() {
-  for pid in "$ECHO_PID" "$CURFEW_PID" "$CURFEW_BP_PID" "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "$ECHO_PID" "$CURFEW_PID" "$CURFEW_BP_PID" "$NGINX_PID"; do
+  for pid in "$ECHO_PID" "$CURFEW_PID" ${CURFEW_BP_PID:+"$CURFEW_BP_PID"} "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "$ECHO_PID" "$CURFEW_PID" ${CURFEW_BP_PID:+"$CURFEW_BP_PID"} "$NGINX_PID"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
@@ -222,9 +230,9 @@ sleep 1
 
 echo "bench: load avg before: $(cut -d' ' -f1-3 /proc/loadavg) (other work on this machine skews every figure)"
 echo "bench: cases (${DURATION}s each after ${WARMUP}s warm-up)"
-for t in direct nginx curfew curfew-bp; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
-for t in direct nginx curfew curfew-bp; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
-for t in direct nginx curfew curfew-bp; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
+for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
+for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
+for t in "${UNARY_TARGETS[@]}"; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
 for t in direct nginx curfew; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
 # The same 20% of calls go to a method that answers after 1 s: the caller's own 10 ms deadline
 # cuts them when calling direct or through nginx; through curfew the caller sends no deadline and
