@@ -10,6 +10,7 @@
 #include "runtime/timeout.h"
 #include "sidecar/deadline_policy.h"
 #include "sidecar/fanout.h"
+#include "sidecar/message_pipe.h"
 #include "sidecar/metadata.h"
 #include "sidecar/retry.h"
 #include "sidecar/upstream_call.h"
@@ -22,9 +23,19 @@ namespace {
 // write_caller), for at most kFinishShieldLimit (a caller that does not read cannot hold it).
 constexpr rt::Duration kFinishRaceMargin = std::chrono::milliseconds(50);
 constexpr rt::Duration kFinishShieldLimit = std::chrono::seconds(1);
-// Messages a pipe's reader keeps ahead of its writer: the one being sent and the next, so the
-// writer knows whether the stream ends right behind it.
-constexpr size_t kReadAhead = 2;
+
+// The reader of a MessagePipe: `read(message)` is the read operation (the caller's or the
+// upstream's). With `after`, reading starts once that event is set.
+template <class Read>
+rt::Task<void> fill(MessagePipe& pipe, Read read, rt::Event* after = nullptr) {
+  if (after != nullptr && !after->is_set()) co_await after->wait();
+  while (co_await pipe.wait_for_space()) {
+    grpc::ByteBuffer message;
+    const bool ok = co_await read(message);
+    pipe.push(ok, std::move(message));
+    if (!ok) co_return;
+  }
+}
 
 class ProxyCall {
  public:
@@ -40,39 +51,12 @@ class ProxyCall {
   rt::Task<void> mirror_copy(const config::Route& route, grpc::ByteBuffer request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
-  // One direction of a streaming call: a reader task keeps (at most two) messages read ahead,
-  // so that the writer knows whether the stream ends right after the message it is about to
-  // send and can send both in one operation (one HTTP/2 write instead of two).
-  struct Pipe {
-    // At most two entries: the message being sent and the one read ahead of it. An empty
-    // optional marks the end of the stream.
-    struct Ring {
-      std::optional<grpc::ByteBuffer> slot[2];
-      unsigned head = 0, count = 0;
-      bool empty() const noexcept { return count == 0; }
-      size_t size() const noexcept { return count; }
-      std::optional<grpc::ByteBuffer>& front() noexcept { return slot[head]; }
-      void pop_front() noexcept {
-        slot[head].reset();
-        head ^= 1;
-        --count;
-      }
-      void push_back(std::optional<grpc::ByteBuffer> v) noexcept {
-        slot[(head + count) & 1] = std::move(v);
-        ++count;
-      }
-    } queue;
-    rt::Event items;
-    rt::Event space;
-    bool closed = false;  // the writer stopped: the reader reads no further
-  };
-  rt::Task<void> wait_for_item(Pipe& p);
   // After the caller's stream ended: true for a half-close, false for a caller gone.
   rt::Task<bool> caller_half_closed();
-  rt::Task<void> read_caller(Pipe& p);
-  rt::Task<void> write_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started);
-  rt::Task<void> read_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started);
-  rt::Task<void> write_caller(Pipe& p, rt::ClientCall& up);
+  // The two writers of a plain route's forwarding (sidecar/message_pipe.h): each sends what its
+  // pipe's reader read, merging the last message with the end of the stream.
+  rt::Task<void> write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started);
+  rt::Task<void> write_caller(MessagePipe& p, rt::ClientCall& up);
   rt::Task<void> reply_status(grpc::Status status);
   grpc::Status deadline_status() const;
   // True when an upstream's DEADLINE_EXCEEDED is the budget curfew propagated running out.
@@ -115,54 +99,23 @@ void ProxyCall::send_upstream_initial_metadata(rt::ClientCall& up) {
   forward_initial_metadata(up.context().GetServerInitialMetadata(), call_.context());
 }
 
-rt::Task<void> ProxyCall::wait_for_item(Pipe& p) {
-  while (p.queue.empty()) {
-    p.items.clear();
-    co_await p.items.wait();
-  }
-}
-
-rt::Task<void> ProxyCall::read_caller(Pipe& p) {
-  for (;;) {
-    while (p.queue.size() >= kReadAhead && !p.closed) {
-      p.space.clear();
-      co_await p.space.wait();
-    }
-    if (p.closed) co_return;
-    grpc::ByteBuffer message;
-    const bool ok = co_await call_.read(message);
-    p.queue.push_back(ok ? std::optional<grpc::ByteBuffer>(std::move(message)) : std::nullopt);
-    p.items.set();
-    if (!ok) co_return;
-  }
-}
-
-rt::Task<void> ProxyCall::write_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started) {
-  struct Closer {
-    Pipe& p;
-    ~Closer() {
-      p.closed = true;
-      p.space.set();
-    }
-  } closer{p};
+rt::Task<void> ProxyCall::write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started) {
+  MessagePipe::Closer closer{p};
   // A unary or client-streaming caller has usually sent its first message (and half-closed)
   // with its headers: give it two loop passes to land. If it did, the upstream call's headers
   // leave with it in one write (corked start); if not (a server-speaks-first stream), the
   // headers leave now.
   co_await rt::yield_now();
   co_await rt::yield_now();
-  if (p.queue.empty()) {
-    co_await up.start();  // a dead call shows up in the reads and the status
-  } else {
+  if (p.has_next()) {
     up.start_corked();
+  } else {
+    co_await up.start();  // a dead call shows up in the reads and the status
   }
   started.set();
   for (;;) {
-    co_await wait_for_item(p);
-    std::optional<grpc::ByteBuffer> item = std::move(p.queue.front());
-    p.queue.pop_front();
-    p.space.set();
-    const bool last = !item || (!p.queue.empty() && !p.queue.front());
+    MessagePipe::Item item = co_await p.pop();
+    const bool last = !item || p.end_is_next();
     if (last && !co_await caller_half_closed()) co_return;  // cancelled: the task is cancelled too
     if (!item) {
       co_await up.writes_done();
@@ -184,42 +137,17 @@ rt::Task<bool> ProxyCall::caller_half_closed() {
   co_return !call_.caller_cancelled();
 }
 
-rt::Task<void> ProxyCall::read_upstream(Pipe& p, rt::ClientCall& up, rt::Event& started) {
-  if (!started.is_set()) co_await started.wait();
+rt::Task<void> ProxyCall::write_caller(MessagePipe& p, rt::ClientCall& up) {
+  MessagePipe::Closer closer{p};
+  MessagePipe::Item last;  // a message held back to go out with the status
   for (;;) {
-    while (p.queue.size() >= kReadAhead && !p.closed) {
-      p.space.clear();
-      co_await p.space.wait();
-    }
-    if (p.closed) co_return;
-    grpc::ByteBuffer message;
-    const bool ok = co_await up.read(message);
-    p.queue.push_back(ok ? std::optional<grpc::ByteBuffer>(std::move(message)) : std::nullopt);
-    p.items.set();
-    if (!ok) co_return;
-  }
-}
-
-rt::Task<void> ProxyCall::write_caller(Pipe& p, rt::ClientCall& up) {
-  struct Closer {
-    Pipe& p;
-    ~Closer() {
-      p.closed = true;
-      p.space.set();
-    }
-  } closer{p};
-  std::optional<grpc::ByteBuffer> last;  // a message held back to go out with the status
-  for (;;) {
-    co_await wait_for_item(p);
-    std::optional<grpc::ByteBuffer> item = std::move(p.queue.front());
-    p.queue.pop_front();
-    p.space.set();
+    MessagePipe::Item item = co_await p.pop();
     if (!item) break;
     send_upstream_initial_metadata(up);
-    if (p.queue.empty()) co_await rt::yield_now();  // is the upstream's end right behind it?
-    if (!p.queue.empty() && !p.queue.front()) {
+    if (!p.has_next()) co_await rt::yield_now();  // is the upstream's end right behind it?
+    if (p.end_is_next()) {
       last = std::move(item);
-      p.queue.pop_front();
+      p.drop_end();
       break;
     }
     if (!co_await call_.write(*item)) {
@@ -280,14 +208,17 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
   rt::TaskState& task = co_await rt::this_task{};
 
   try {
-    Pipe requests, responses;
-    rt::Event started;
+    MessagePipe requests, responses;
+    rt::Event started;  // the upstream call's headers are on their way: its replies can be read
     rt::TaskGroup pumps;
-    co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up, Pipe& requests,
-                          Pipe& responses, rt::Event& started) -> rt::Task<void> {
-      g.spawn(self.read_caller(requests), "read-caller");
+    co_await pumps.run([](ProxyCall& self, rt::TaskGroup& g, rt::ClientCall& up,
+                          MessagePipe& requests, MessagePipe& responses,
+                          rt::Event& started) -> rt::Task<void> {
+      g.spawn(fill(requests, [&call = self.call_](grpc::ByteBuffer& m) { return call.read(m); }),
+              "read-caller");
       g.spawn(self.write_upstream(requests, up, started), "write-upstream");
-      g.spawn(self.read_upstream(responses, up, started), "read-upstream");
+      g.spawn(fill(responses, [&up](grpc::ByteBuffer& m) { return up.read(m); }, &started),
+              "read-upstream");
       co_await self.write_caller(responses, up);
     }(*this, pumps, up, requests, responses, started));
   } catch (const rt::CancelledError&) {
