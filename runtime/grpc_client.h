@@ -78,7 +78,10 @@ class ClientCall {
     return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); }, interrupt());
   }
   // Waits for the call's status (trailers in context().GetServerTrailingMetadata()).
-  auto finish() { return FinishAwaiter{*this, detail::grpc_op(FinishStart{this}, interrupt())}; }
+  auto finish() {
+    return detail::StatusOp<FinishStart, TryCancel>{status_,
+                                                    detail::grpc_op(FinishStart{this}, interrupt())};
+  }
 
   // Cancels the call now (RST_STREAM CANCEL to the server).
   void cancel() noexcept { interrupt()(); }
@@ -102,20 +105,6 @@ class ClientCall {
     void operator()(void* tag) const { call->stream_->Finish(&call->status_, tag); }
   };
   // finish() yields the Status rather than gRPC's `ok` (always true for Finish).
-  struct FinishAwaiter {
-    ClientCall& call;
-    detail::GrpcOp<FinishStart, TryCancel> op;
-    bool await_ready() const noexcept { return false; }
-    template <RuntimePromise P>
-    void await_suspend(std::coroutine_handle<P> caller) {
-      op.await_suspend(caller);
-    }
-    grpc::Status await_resume() {
-      op.await_resume();
-      return call.status_;
-    }
-  };
-
   TryCancel interrupt() noexcept { return TryCancel{this}; }
 
   grpc::GenericStub& stub_;

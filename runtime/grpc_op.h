@@ -10,6 +10,8 @@
 #include <coroutine>
 #include <utility>
 
+#include <grpcpp/support/status.h>
+
 #include "runtime/completion.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
@@ -58,5 +60,23 @@ template <class StartFn, class InterruptFn>
 GrpcOp<StartFn, InterruptFn> grpc_op(StartFn start, InterruptFn interrupt) {
   return GrpcOp<StartFn, InterruptFn>(std::move(start), std::move(interrupt));
 }
+
+// An operation whose outcome is a grpc::Status that gRPC writes into the call object (a client
+// call's Finish): awaiting it gives that status.
+template <class StartFn, class InterruptFn>
+struct [[nodiscard]] StatusOp {
+  const grpc::Status& status;
+  GrpcOp<StartFn, InterruptFn> op;
+
+  bool await_ready() const noexcept { return false; }
+  template <RuntimePromise P>
+  void await_suspend(std::coroutine_handle<P> caller) {
+    op.await_suspend(caller);
+  }
+  grpc::Status await_resume() {
+    op.await_resume();
+    return status;
+  }
+};
 
 }  // namespace curfew::rt::detail

@@ -32,7 +32,9 @@ class UnaryCall {
   grpc::ClientContext& context() noexcept { return context_; }
 
   // Runs the call; yields its status (the response is in response()).
-  auto finish() { return FinishAwaiter{*this, detail::grpc_op(Start{this}, Interrupt{this})}; }
+  auto finish() {
+    return detail::StatusOp<Start, Interrupt>{status_, detail::grpc_op(Start{this}, Interrupt{this})};
+  }
 
   grpc::ByteBuffer& response() noexcept { return response_; }
   const grpc::Status& status() const noexcept { return status_; }
@@ -56,19 +58,6 @@ class UnaryCall {
     void operator()() const noexcept {
       if (!call->cancelled_at_) call->cancelled_at_ = Clock::now();
       call->context_.TryCancel();
-    }
-  };
-  struct FinishAwaiter {
-    UnaryCall& call;
-    detail::GrpcOp<Start, Interrupt> op;
-    bool await_ready() const noexcept { return false; }
-    template <RuntimePromise P>
-    void await_suspend(std::coroutine_handle<P> caller) {
-      op.await_suspend(caller);
-    }
-    grpc::Status await_resume() {
-      op.await_resume();
-      return call.status_;
     }
   };
 

@@ -2,29 +2,13 @@
 
 #include <cstdio>
 
+#include "config/status_codes.h"
+
 namespace curfew::testing {
 namespace {
 
-const char* CodeName(grpc::StatusCode code) {
-  static constexpr const char* kNames[] = {"OK",
-                                           "CANCELLED",
-                                           "UNKNOWN",
-                                           "INVALID_ARGUMENT",
-                                           "DEADLINE_EXCEEDED",
-                                           "NOT_FOUND",
-                                           "ALREADY_EXISTS",
-                                           "PERMISSION_DENIED",
-                                           "RESOURCE_EXHAUSTED",
-                                           "FAILED_PRECONDITION",
-                                           "ABORTED",
-                                           "OUT_OF_RANGE",
-                                           "UNIMPLEMENTED",
-                                           "INTERNAL",
-                                           "UNAVAILABLE",
-                                           "DATA_LOSS",
-                                           "UNAUTHENTICATED"};
-  const int index = static_cast<int>(code);
-  return index >= 0 && index < static_cast<int>(std::size(kNames)) ? kNames[index] : "?";
+std::string CodeName(grpc::StatusCode code) {
+  return std::string(config::status_code_name(static_cast<int>(code)));
 }
 
 std::string Join(std::string_view a, std::string_view b) {
@@ -52,7 +36,7 @@ std::string Escape(std::string_view bytes) {
 }
 
 std::string DescribeStatus(const grpc::Status& status) {
-  return std::string(CodeName(status.error_code())) + " (" +
+  return CodeName(status.error_code()) + " (" +
          std::to_string(static_cast<int>(status.error_code())) + "): \"" +
          Escape(status.error_message()) + "\"";
 }
