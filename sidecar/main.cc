@@ -58,11 +58,19 @@ void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& m
   auto config = curfew::config::load_config_file(path);
   if (!config.ok()) return refuse(config.status().message());
   const bool admin_moved = config->admin.address != admin_address;
+  const int workers_before = sidecar.routing()->config.worker_threads;
+  const bool workers_changed = config->worker_threads != workers_before;
   if (auto status = sidecar.reload(*std::move(config)); !status.ok()) return refuse(status.message());
   metrics.reload_succeeded();
   log(LogLevel::kInfo, std::string("configuration reloaded (") + why + ") from " + path);
   if (admin_moved) {
     log(LogLevel::kWarning, "admin.address changed; the admin server stays on " + admin_address +
+                                " until curfew restarts");
+  }
+  if (workers_changed) {
+    log(LogLevel::kWarning, "workers changed; the listeners keep " +
+                                (workers_before == 0 ? std::string("one worker per core")
+                                                     : std::to_string(workers_before) + " workers") +
                                 " until curfew restarts");
   }
 }

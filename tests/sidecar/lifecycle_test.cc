@@ -108,6 +108,15 @@ TEST_F(Lifecycle, SighupReloadsTheRouteTimeout) {
   EXPECT_TRUE(call_slow(*stub_, 400).ok());
 }
 
+TEST_F(Lifecycle, ReloadThatChangesWorkersSaysTheyApplyAtRestart) {
+  auto curfew = start("100ms");
+  write_file(config_, config_text(port_, backend_->port(), "3s") + "workers: 3\n");
+  curfew->signal(SIGHUP);
+  ASSERT_TRUE(curfew->wait_output("workers changed")) << curfew->output();
+  EXPECT_NE(curfew->output().find("until curfew restarts"), std::string::npos) << curfew->output();
+  EXPECT_TRUE(call_slow(*stub_, 400).ok());  // the rest of the new configuration applies
+}
+
 TEST_F(Lifecycle, BadReloadKeepsTheOldConfigServingAndSaysWhy) {
   auto curfew = start("100ms");
   write_file(config_, "listeners:\n  - name: inbound\n    adress: oops\n");
