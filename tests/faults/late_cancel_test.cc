@@ -18,50 +18,23 @@
 #include "runtime/sleep.h"
 #include "runtime/task_group.h"
 #include "runtime/to_thread.h"
+#include "runtime_generic_server.h"
 
 namespace rt = curfew::rt;
 using namespace std::chrono_literals;
 
 namespace {
 
+// The call's handler waits for `may_bind` before binding itself to the call.
 class LateBindServer {
  public:
-  LateBindServer() {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterAsyncGenericService(&service_);
-    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
-    server_ = builder.BuildAndStart();
-    thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
-  }
-  ~LateBindServer() {
-    runtime_->cancel("test over");
-    thread_.join();
-    server_.reset();
-    EXPECT_EQ(runtime_->close(), 0u);
-  }
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
 
   std::atomic<bool> accepted{false};
   std::atomic<bool> may_bind{false};
   std::atomic<int> outcome{0};  // 1: the task went on, 2: the task was cancelled
 
  private:
-  rt::Task<void> serve() {
-    rt::Loop& loop = *rt::Loop::current();
-    try {
-      rt::TaskGroup group;
-      co_await group.run([](LateBindServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
-        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
-          g.spawn(self.handle(std::move(call)));
-        }
-      }(*this, group, loop));
-    } catch (const rt::CancelledError&) {
-    }
-    grpc::Server* server = server_.get();
-    co_await rt::to_thread([server] { server->Shutdown(std::chrono::system_clock::now()); });
-  }
-
   rt::Task<void> handle(rt::ServerCallPtr call) {
     accepted = true;
     // Not bound yet: the caller cancels now, and its done notification is processed meanwhile.
@@ -78,11 +51,8 @@ class LateBindServer {
     }
   }
 
-  int port_ = 0;
-  grpc::AsyncGenericService service_;
-  std::unique_ptr<rt::Runtime> runtime_;
-  std::unique_ptr<grpc::Server> server_;
-  std::thread thread_;
+  // Last: destroyed first, while what its calls use is still there.
+  curfew::testing::RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
 
 TEST(LateCancel, ACallerGoneBeforeTheTaskBindsStillCancelsIt) {

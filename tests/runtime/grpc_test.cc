@@ -18,66 +18,25 @@
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "runtime/to_thread.h"
+#include "runtime_generic_server.h"
 
 namespace rt = curfew::rt;
 using namespace std::chrono_literals;
 
 namespace {
 
-grpc::ByteBuffer bytes(const std::string& s) {
-  grpc::Slice slice(s);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string text(const grpc::ByteBuffer& b) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(b.Dump(&slices).ok());
-  std::string out;
-  for (auto& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
+using curfew::testing::bytes;
+using curfew::testing::text;
 
 // A generic server on the runtime: "/t.S/Echo" echoes every message; "/t.S/Hang" reads one
 // message and then waits until the call is cancelled, counting what it observed.
 class RuntimeServer {
  public:
-  RuntimeServer() {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterAsyncGenericService(&service_);
-    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
-    server_ = builder.BuildAndStart();
-    thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
-  }
-  ~RuntimeServer() {
-    runtime_->cancel("test over");
-    thread_.join();
-    server_.reset();
-    EXPECT_EQ(runtime_->close(), 0u) << "a tag was left in a completion queue";
-  }
-
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   int hang_cancelled() const { return hang_cancelled_.load(); }
   int hang_started() const { return hang_started_.load(); }
 
  private:
-  rt::Task<void> serve() {
-    rt::Loop& loop = *rt::Loop::current();
-    try {
-      rt::TaskGroup group;
-      co_await group.run([](RuntimeServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
-        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
-          g.spawn(self.handle(std::move(call)));
-        }
-      }(*this, group, loop));
-    } catch (const rt::CancelledError&) {
-    }
-    // Cleanup after the cancellation: stop the server off the loop thread, the loop keeps
-    // draining the calls' tags meanwhile.
-    grpc::Server* server = server_.get();
-    co_await rt::to_thread([server] { server->Shutdown(std::chrono::system_clock::now()); });
-  }
-
   rt::Task<void> handle(rt::ServerCallPtr call) {
     call->cancel_task_on_disconnect(co_await rt::this_task{});
     grpc::ByteBuffer message;
@@ -106,13 +65,10 @@ class RuntimeServer {
     co_await call->finish(grpc::Status::OK);
   }
 
-  int port_ = 0;
-  grpc::AsyncGenericService service_;
-  std::unique_ptr<rt::Runtime> runtime_;
-  std::unique_ptr<grpc::Server> server_;
-  std::thread thread_;
   std::atomic<int> hang_started_{0};
   std::atomic<int> hang_cancelled_{0};
+  // Last: destroyed first, while what its calls use is still there.
+  curfew::testing::RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
 
 // Waits (on the loop) until `pred` holds, at most `limit`.

@@ -6,19 +6,15 @@
 #include <chrono>
 #include <memory>
 #include <string>
-#include <thread>
 
-#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "runtime/grpc_client.h"
-#include "runtime/grpc_server.h"
 #include "runtime/runtime.h"
-#include "runtime/task_group.h"
 #include "runtime/timeout.h"
-#include "runtime/to_thread.h"
+#include "runtime_generic_server.h"
 #include "sidecar_fixture.h"
 
 namespace curfew::testing {
@@ -26,56 +22,14 @@ namespace {
 
 using namespace std::chrono_literals;
 
-grpc::ByteBuffer bytes(const std::string& text) {
-  grpc::Slice slice(text);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string text(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
 // A generic upstream on curfew's runtime. Every call: writes "hello" before reading anything,
 // then echoes each message, then finishes OK when the caller half-closes.
 class ServerFirstUpstream {
  public:
-  ServerFirstUpstream() {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterAsyncGenericService(&service_);
-    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
-    server_ = builder.BuildAndStart();
-    thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
-  }
-  ~ServerFirstUpstream() {
-    runtime_->cancel("test over");
-    thread_.join();
-    server_.reset();
-    EXPECT_EQ(runtime_->close(), 0u);
-  }
-  int port() const { return port_; }
+  int port() const { return server_.port(); }
   int finished_ok() const { return finished_ok_; }
 
  private:
-  rt::Task<void> serve() {
-    rt::Loop& loop = *rt::Loop::current();
-    try {
-      rt::TaskGroup group;
-      co_await group.run([](ServerFirstUpstream& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
-        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
-          g.spawn(self.handle(std::move(call)));
-        }
-      }(*this, group, loop));
-    } catch (const rt::CancelledError&) {
-    }
-    grpc::Server* server = server_.get();
-    co_await rt::to_thread([server] { server->Shutdown(std::chrono::system_clock::now()); });
-  }
-
   rt::Task<void> handle(rt::ServerCallPtr call) {
     call->cancel_task_on_disconnect(co_await rt::this_task{});
     if (!co_await call->write(bytes("hello"))) co_return;
@@ -86,12 +40,9 @@ class ServerFirstUpstream {
     if (co_await call->finish(grpc::Status::OK)) ++finished_ok_;
   }
 
-  int port_ = 0;
-  grpc::AsyncGenericService service_;
-  std::unique_ptr<rt::Runtime> runtime_;
-  std::unique_ptr<grpc::Server> server_;
-  std::thread thread_;
   std::atomic<int> finished_ok_{0};
+  // Last: destroyed first, while what its calls use is still there.
+  RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
 
 class StreamShapes : public ::testing::Test {
