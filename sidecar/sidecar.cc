@@ -4,7 +4,7 @@
 
 namespace curfew::sidecar {
 
-absl::Status same_listeners(const config::Config& before, const config::Config& after) {
+absl::Status reloadable(const config::Config& before, const config::Config& after) {
   auto describe = [](const config::Listener& l) {
     return "'" + l.name + "' on " + l.address;
   };
@@ -59,7 +59,7 @@ Sidecar::~Sidecar() {
 
 absl::Status Sidecar::reload(config::Config config) {
   std::shared_ptr<const Routing> current = routing();
-  if (absl::Status same = same_listeners(current->config, config); !same.ok()) return same;
+  if (absl::Status ok = reloadable(current->config, config); !ok.ok()) return ok;
   auto routing = Routing::build(std::move(config));
   if (!routing.ok()) return routing.status();
   {

@@ -54,6 +54,6 @@ class Sidecar {
 
 // OK when a reload can switch from `before` to `after`: the same listeners with the same limits,
 // and the same busy_poll; otherwise says what needs a restart.
-absl::Status same_listeners(const config::Config& before, const config::Config& after);
+absl::Status reloadable(const config::Config& before, const config::Config& after);
 
 }  // namespace curfew::sidecar
