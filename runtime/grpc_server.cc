@@ -1,6 +1,9 @@
 #include "runtime/grpc_server.h"
 
 #include <cassert>
+#include <utility>
+
+#include <grpc/grpc.h>
 
 namespace curfew::rt {
 
@@ -12,29 +15,60 @@ ServerCall::ServerCall(Loop& loop) : loop_(loop) {
 }
 
 void ServerCall::WriteStart::operator()(void* tag) const {
-  ++call->writes_in_flight_;
+  call->send_started(nullptr);
   call->stream_.Write(*message, options, tag);
 }
 
 void ServerCall::FinishStart::operator()(void* tag) const {
-  call->finish_started_ = true;
+  call->send_started(&status);
   call->stream_.Finish(status, tag);
 }
 
 void ServerCall::WriteAndFinishStart::operator()(void* tag) const {
-  ++call->writes_in_flight_;
-  call->finish_started_ = true;
+  call->send_started(&status);
   call->stream_.WriteAndFinish(*message, options, status, tag);
 }
 
-void ServerCall::interrupt_now() noexcept {
-  if (!finish_started_ && writes_in_flight_ == 0 && interrupt_status_) {
-    // Answer the caller properly (e.g. DEADLINE_EXCEEDED); pending reads then complete.
+void ServerCall::send_started(const grpc::Status* status) noexcept {
+  ++sends_in_flight_;
+  if (status != nullptr) {
     finish_started_ = true;
+    sent_code_ = status->error_code();
+  }
+}
+
+void ServerCall::send_completed() noexcept {
+  if (--sends_in_flight_ > 0) return;
+  loop_.timers().remove(stuck_send_timer_);
+  // An interruption that waited for the send: carry it out now (a read still pending for the
+  // caller completes once the status is sent). A finish that went out needs nothing more.
+  if (std::exchange(interrupt_deferred_, false) && !finish_started_) interrupt_now();
+}
+
+bool ServerCall::caller_half_closed() noexcept {
+  // Set by the transport when the read ended without END_STREAM (RST_STREAM, a lost
+  // connection, the call cancelled): exactly "no half-close".
+  return grpc_call_failed_before_recv_message(context_.c_call()) == 0;
+}
+
+void ServerCall::interrupt_now() noexcept {
+  if (sends_in_flight_ > 0) {
+    // See the file comment: complete what is on its way rather than cut a message short.
+    interrupt_deferred_ = true;
+    if (!stuck_send_timer_.scheduled()) {
+      loop_.timers().add(stuck_send_timer_, Clock::now() + kStuckWriteLimit);
+    }
+    return;
+  }
+  if (!finish_started_ && interrupt_status_) {
+    // Answer the caller properly (e.g. DEADLINE_EXCEEDED); pending reads then complete.
+    const grpc::Status status = interrupt_status_();
+    finish_started_ = true;
+    sent_code_ = status.error_code();
     interrupt_finish_pending_ = true;
     void* tag = static_cast<Completion*>(&interrupt_finish_tag_);
     loop_.tag_started(tag);
-    stream_.Finish(interrupt_status_(), tag);
+    stream_.Finish(status, tag);
     return;
   }
   context_.TryCancel();
@@ -81,6 +115,7 @@ void ServerCall::maybe_delete() noexcept {
   if (!released_) return;
   if (accepted_ && !done_) return;  // the done tag is still due
   if (interrupt_finish_pending_) return;
+  loop_.timers().remove(stuck_send_timer_);
   delete this;
 }
 

@@ -11,8 +11,12 @@
 //   }
 //
 // Every step is a cancellation point. Cancelling a task waiting in a step interrupts the call:
-// with the status set by set_interrupt_status() when one is set and no write is in flight (so a
-// deadline can answer DEADLINE_EXCEEDED), by TryCancel otherwise.
+//   - a write or a finish in flight is left to complete (the task then sees its cancellation):
+//     cancelling the call under it would make gRPC's server transport send its cancellation
+//     status ahead of the message bytes still queued, and the caller would get a message cut
+//     short. Only a caller that does not take the bytes within kStuckWriteLimit is cut off;
+//   - otherwise, with the status set by set_interrupt_status() (so a deadline can answer
+//     DEADLINE_EXCEEDED), or by TryCancel when none is set.
 #pragma once
 
 #include <functional>
@@ -27,6 +31,7 @@
 #include "runtime/grpc_op.h"
 #include "runtime/loop.h"
 #include "runtime/task_state.h"
+#include "runtime/timers.h"
 
 namespace curfew::rt {
 
@@ -73,6 +78,12 @@ class ServerCall {
     return detail::grpc_op([this, &message](void* tag) { stream_.Read(&message, tag); },
                            interrupt());
   }
+
+  // After read() gave false: true when the caller half-closed (END_STREAM arrived), false when
+  // the stream ended without one (the caller reset it, or its connection or deadline ended it).
+  // gRPC's transport records which before it completes the read, so this is exact at once, not
+  // inferred from when the done notification arrives.
+  bool caller_half_closed() noexcept;
   // Sends a response message; false when the call is dead.
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
     return WriteAwaiter{*this, detail::grpc_op(WriteStart{this, &message, options}, interrupt())};
@@ -94,6 +105,13 @@ class ServerCall {
 
   // True once finish() was started (by the handler or by an interruption).
   bool finished() const noexcept { return finish_started_; }
+
+  // The code of the status handed to gRPC (by the handler or by an interruption), if any.
+  std::optional<grpc::StatusCode> sent_code() const noexcept { return sent_code_; }
+
+  // How long a write or finish in flight may stay stuck (the caller not reading) after the task
+  // waiting for it was cancelled, before the call is cut off (see the file comment).
+  static constexpr Duration kStuckWriteLimit = std::chrono::seconds(1);
 
   // True when the caller cancelled or disconnected (known once the call is over).
   bool caller_cancelled() const noexcept { return done_ && context_.IsCancelled(); }
@@ -130,8 +148,8 @@ class ServerCall {
     grpc::Status status;
     void operator()(void* tag) const;
   };
-  // Keeps writes_in_flight_ true to what is in flight: an interruption may only send a status
-  // while no write is.
+  // Keeps sends_in_flight_ true to what is in flight: an interruption leaves a send in flight
+  // alone (see the file comment).
   struct WriteAwaiter {
     ServerCall& call;
     detail::GrpcOp<WriteStart, Interrupt> op;
@@ -141,7 +159,7 @@ class ServerCall {
       op.await_suspend(caller);
     }
     bool await_resume() {
-      --call.writes_in_flight_;
+      call.send_completed();
       return op.await_resume();
     }
   };
@@ -156,7 +174,20 @@ class ServerCall {
       suspended = true;
       op.await_suspend(caller);
     }
-    bool await_resume() { return suspended && op.await_resume(); }
+    bool await_resume() {
+      if (!suspended) return false;
+      call.send_completed();
+      return op.await_resume();
+    }
+  };
+  // Cuts off a caller that does not take a send left in flight by an interruption.
+  class StuckSendTimer final : public TimerNode {
+   public:
+    explicit StuckSendTimer(ServerCall& call) : call_(call) {}
+    void fire() override { call_.context_.TryCancel(); }
+
+   private:
+    ServerCall& call_;
   };
   // Tags the call owns itself: accept, done, and a finish started by an interruption.
   class Tag final : public Completion {
@@ -171,6 +202,8 @@ class ServerCall {
 
   Interrupt interrupt() noexcept { return Interrupt{this}; }
   void interrupt_now() noexcept;
+  void send_started(const grpc::Status* status) noexcept;
+  void send_completed() noexcept;
   void on_accepted(bool ok);
   void on_done(bool ok);
   void on_interrupt_finished(bool ok);
@@ -186,7 +219,10 @@ class ServerCall {
   Tag interrupt_finish_tag_{this, &ServerCall::on_interrupt_finished};
   std::function<grpc::Status()> interrupt_status_;
   TaskState* bound_task_ = nullptr;
-  int writes_in_flight_ = 0;
+  StuckSendTimer stuck_send_timer_{*this};
+  std::optional<grpc::StatusCode> sent_code_;
+  int sends_in_flight_ = 0;  // writes and finishes started by the handler, not yet completed
+  bool interrupt_deferred_ = false;  // an interruption waits for the sends in flight
   bool accepted_ = false;
   bool done_ = false;
   bool finish_started_ = false;

@@ -1,6 +1,6 @@
 // race(): run several tasks concurrently; the first to finish wins, the others are cancelled and
 // awaited before race() returns (nothing is left running). If the winner failed, its error is
-// raised. Losers' outcomes are discarded. Cancelling the caller cancels every contender.
+// raised. Losers' outcomes are discarded, except a FatalError, which always propagates. Cancelling the caller cancels every contender.
 #pragma once
 
 #include <cstddef>
@@ -56,6 +56,8 @@ Task<void> contend(RaceState<T>& race, size_t index, Task<T> task) {
   } catch (const CancelledError&) {
     if (race.winner) co_return;  // a loser, cancelled by the race
     throw;
+  } catch (const FatalError&) {
+    throw;  // never a race's outcome: it stops the structure (the group propagates it)
   } catch (...) {
     if (!race.winner) {
       race.error = std::current_exception();

@@ -35,10 +35,16 @@ class RuntimeServer {
   int port() const { return server_.port(); }
   int hang_cancelled() const { return hang_cancelled_.load(); }
   int hang_started() const { return hang_started_.load(); }
+  // "/t.S/Upload": how the callers' uploads ended, as the server classified them at the read
+  // that found no more messages.
+  int uploads_half_closed() const { return uploads_half_closed_.load(); }
+  int uploads_reset() const { return uploads_reset_.load(); }
 
  private:
   rt::Task<void> handle(rt::ServerCallPtr call) {
-    call->cancel_task_on_disconnect(co_await rt::this_task{});
+    // Upload is not cancelled by its caller going away: it must see its last read either way.
+    rt::TaskState& task = co_await rt::this_task{};
+    if (call->method() != "/t.S/Upload") call->cancel_task_on_disconnect(task);
     grpc::ByteBuffer message;
     if (call->method() == "/t.S/Hang") {
       co_await call->read(message);
@@ -49,6 +55,13 @@ class RuntimeServer {
         if (e.reason() == "caller cancelled") hang_cancelled_++;
         throw;
       }
+      co_return;
+    }
+    if (call->method() == "/t.S/Upload") {
+      while (co_await call->read(message)) {
+      }
+      (call->caller_half_closed() ? uploads_half_closed_ : uploads_reset_)++;
+      co_await call->finish(grpc::Status::OK);
       co_return;
     }
     if (call->method() == "/t.S/Last") {
@@ -67,6 +80,8 @@ class RuntimeServer {
 
   std::atomic<int> hang_started_{0};
   std::atomic<int> hang_cancelled_{0};
+  std::atomic<int> uploads_half_closed_{0};
+  std::atomic<int> uploads_reset_{0};
   // Last: destroyed first, while what its calls use is still there.
   curfew::testing::RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
@@ -251,6 +266,47 @@ TEST(RuntimeGrpc, CallerDisconnectCancelsTheServerSideTask) {
   EXPECT_EQ(server.hang_cancelled(), 1);
 }
 
+// A read that finds no more messages tells a half-close from a reset exactly, at that read: the
+// decision never depends on when the done notification is processed.
+TEST(RuntimeGrpc, AReadTellsAHalfCloseFromAResetAtOnce) {
+  RuntimeServer server;
+  Client client(server.port());
+  constexpr int kUploads = 60;
+  for (int i = 0; i < kUploads; ++i) {
+    const bool reset = i % 2 == 1;
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + 60s);
+    void* tag;
+    bool ok;
+    auto call = client.stub.PrepareCall(&context, "/t.S/Upload", &cq);
+    call->StartCall(reinterpret_cast<void*>(1));
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    for (int m = 0; m < 3; ++m) {
+      call->Write(bytes(std::string(1000, 'u')), reinterpret_cast<void*>(2));
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+    }
+    if (reset) {
+      context.TryCancel();  // RST_STREAM, never a half-close
+    } else {
+      call->WritesDone(reinterpret_cast<void*>(3));
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+    }
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(4));
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    call.reset();
+    cq.Shutdown();
+    while (cq.Next(&tag, &ok)) {
+    }
+  }
+  for (int i = 0; i < 500 && server.uploads_half_closed() + server.uploads_reset() < kUploads; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(server.uploads_half_closed(), kUploads / 2);
+  EXPECT_EQ(server.uploads_reset(), kUploads / 2);
+}
+
 TEST(RuntimeGrpc, ManyConcurrentCallsWithDeadlinesLeaveNoFrameOrTagBehind) {
   const long frames_before = rt::live_frames();
   {
@@ -263,7 +319,9 @@ TEST(RuntimeGrpc, ManyConcurrentCallsWithDeadlinesLeaveNoFrameOrTagBehind) {
           g.spawn([](Client& c, int i) -> rt::Task<void> {
             const bool hang = i % 2 == 0;
             try {
-              co_await rt::timeout(100ms, [](Client& c, bool hang) -> rt::Task<void> {
+              // Only the hanging calls may run out of time: an echo's deadline cannot fire on a
+              // slow, busy machine.
+              co_await rt::timeout(hang ? 100ms : 60s, [](Client& c, bool hang) -> rt::Task<void> {
                 rt::ClientCall call(c.stub, hang ? "/t.S/Hang" : "/t.S/Echo", *rt::Loop::current());
                 co_await call.start();
                 co_await call.write(bytes("x"));
