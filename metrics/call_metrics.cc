@@ -232,6 +232,7 @@ struct alignas(64) RouteCells {
   std::array<Count, kOutcomes> hedges;
   Count retries;
   Count retry_budget_exhausted;
+  Count faults;
   BudgetHistogram budget;
   // Appended by the owner under the shard's mutex; read by the owner freely and by the scraper
   // under the mutex. unique_ptr: addresses stay put.
@@ -372,6 +373,7 @@ void CallMetrics::call_finished(const CallReport& report) {
     }
     if (report.retries > 0) c.retries.add(static_cast<uint64_t>(report.retries));
     if (report.retry_budget_exhausted) c.retry_budget_exhausted.add();
+    if (report.fault) c.faults.add();
     if (const int m = mode_index(report.fanout_mode); m >= 0) {
       c.fanout_calls[m].add();
       if (report.fanout_failed) c.fanout_failures[m].add();
@@ -448,6 +450,7 @@ struct RouteTotals {
   std::array<uint64_t, kOutcomes> hedges{};
   uint64_t retries = 0;
   uint64_t retry_budget_exhausted = 0;
+  uint64_t faults = 0;
   HistogramTotals<std::size(kBudgetBuckets) + 1> budget;
   std::map<std::string, UpstreamTotals> upstreams;
 };
@@ -527,6 +530,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
       add(r.hedges, cells->hedges);
       r.retries += cells->retries.get();
       r.retry_budget_exhausted += cells->retry_budget_exhausted.get();
+      r.faults += cells->faults.get();
       r.budget.add(cells->budget);
       for (const auto& u : cells->upstreams) {
         UpstreamTotals& ut = r.upstreams[u->upstream];
@@ -594,6 +598,11 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
   auto exhausted = family("curfew_retry_budget_exhausted_total",
                           "Retries refused because the route's retry budget was spent, by route.",
                           MetricType::Counter);
+  auto faults = family("curfew_call_faults_total",
+                       "Calls failed alone by curfew's per-call fault boundary (an internal "
+                       "error: the caller got INTERNAL, the worker's other calls went on), by "
+                       "route.",
+                       MetricType::Counter);
   auto hedges = family("curfew_hedges_total",
                        "Hedged tries sent (after the first try), by route and outcome: won, lost, "
                        "failed, cancelled.",
@@ -630,6 +639,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
     }
     add_counter(retries, {{"route", route}}, t.retries);
     add_counter(exhausted, {{"route", route}}, t.retry_budget_exhausted);
+    add_counter(faults, {{"route", route}}, t.faults);
     constexpr size_t kHedgeMode = 2;
     if (t.fanout_calls[kHedgeMode] != 0) {
       for (size_t i = 0; i < kOutcomes; ++i) {
@@ -648,7 +658,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&requests, &duration, &inflight, &rejected, &timeouts, &cancellations,
                   &fanout_failures, &child_failures, &upstream_requests, &retries, &exhausted,
-                  &hedges, &budget, &propagation_family}) {
+                  &faults, &hedges, &budget, &propagation_family}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -76,6 +76,9 @@ struct CallReport {
   // metrics, e.g. curfew_rejected_total{listener, route, limit="listener"|"route"}; such calls
   // are also ordinary calls (call_started / call_finished are both delivered).
   Rejection rejected = Rejection::kNone;
+
+  // The per-call fault boundary failed this call (an internal error; the caller got INTERNAL).
+  bool fault = false;
 };
 
 // Receives the reports; called on the loop thread of the call, so implementations must not

@@ -1,5 +1,7 @@
 #include "sidecar/listener_server.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "runtime/clock.h"
 #include "runtime/grpc_server.h"
@@ -12,6 +14,8 @@ namespace {
 // Requests for calls kept outstanding per loop, so that a burst of new calls does not queue
 // behind a single accept.
 constexpr int kAcceptorsPerWorker = 4;
+
+const std::shared_ptr<ConcurrencyLimit> kNoLimit;
 
 // Runs an admitted call; its slots are given back when it ends, however it ends.
 rt::Task<void> admitted(rt::ServerCallPtr call, ProxyContext context, CallSlots slots) {
@@ -71,6 +75,11 @@ absl::StatusOr<std::unique_ptr<ListenerServer>> ListenerServer::start(
   // Nothing reads channelz here (no channelz service is registered); keeping it on costs every
   // call and every write a few counter updates and clock reads.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_CHANNELZ, 0);
+  // curfew enforces every call's deadline itself (the caller's included, see decide_deadline)
+  // and answers it with a complete status. gRPC's own server deadline check would cancel the
+  // call from under a response in flight: its transport then writes the status ahead of the
+  // message bytes still queued, and the caller gets a message cut short.
+  builder.AddChannelArgument(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 0);
   self->runtime_ = std::make_unique<rt::Runtime>(
       rt::RuntimeOptions{.threads = options.workers,
                          .blocking_threads = 1,
@@ -98,8 +107,16 @@ ListenerServer::~ListenerServer() {
 void ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
   const WorkerRouting next = worker_routing_for(std::move(routing));
   for (int i = 0; i < runtime_->threads(); ++i) {
-    runtime_->loop(i).post_threadsafe([this, i, next] { worker_routing_[i] = next; });
+    runtime_->loop(i).post_threadsafe([this, i, next] {
+      worker_routing_[i] = next;
+      worker_state_[i]->prune(*next.routing->listener(name_));
+    });
   }
+}
+
+size_t ListenerServer::route_limits_kept() {
+  std::lock_guard<std::mutex> lock(route_limits_mu_);
+  return route_limits_.size();
 }
 
 ListenerServer::WorkerRouting ListenerServer::worker_routing_for(
@@ -107,14 +124,21 @@ ListenerServer::WorkerRouting ListenerServer::worker_routing_for(
   WorkerRouting out;
   const config::Listener* listener = routing->listener(name_);
   std::lock_guard<std::mutex> lock(route_limits_mu_);
+  // A route gone from the config whose calls have all ended needs its counter no more. One that
+  // still has calls keeps it (they count against the route if it comes back).
+  std::erase_if(route_limits_, [&](const auto& entry) {
+    return entry.second->in_flight() == 0 &&
+           std::none_of(listener->routes.begin(), listener->routes.end(),
+                        [&](const config::Route& r) { return r.name == entry.first; });
+  });
   for (const config::Route& route : listener->routes) {
-    ConcurrencyLimit* limit = nullptr;
+    std::shared_ptr<ConcurrencyLimit> limit;
     if (route.max_concurrent_calls) {
       auto& slot = route_limits_[route.name];
-      if (!slot) slot = std::make_unique<ConcurrencyLimit>();
-      limit = slot.get();
+      if (!slot) slot = std::make_shared<ConcurrencyLimit>();
+      limit = slot;
     }
-    out.route_limits.push_back(limit);
+    out.route_limits.push_back(std::move(limit));
   }
   out.routing = std::move(routing);
   return out;
@@ -149,8 +173,8 @@ rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {
     const config::Listener* listener = current.routing->listener(name_);
     // Admission: a slot of the listener's limit, then of the route's, or RESOURCE_EXHAUSTED now.
     const config::Route* route = listener->route_for(call->method());
-    ConcurrencyLimit* route_limit =
-        route ? current.route_limits[static_cast<size_t>(route - listener->routes.data())] : nullptr;
+    const std::shared_ptr<ConcurrencyLimit>& route_limit =
+        route ? current.route_limits[static_cast<size_t>(route - listener->routes.data())] : kNoLimit;
     if (!listener_limit_.try_acquire(listener->limits.max_concurrent_calls)) {
       calls.spawn(reject(std::move(call), current.routing, *listener, route,
                          Rejection::kListenerLimit, options_.observer),

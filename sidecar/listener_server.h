@@ -54,13 +54,15 @@ class alignas(64) ConcurrencyLimit {
   std::atomic<int> in_flight_{0};
 };
 
-// The slots one admitted call holds; given back when the call's task ends, however it ends.
+// The slots one admitted call holds; given back when the call's task ends, however it ends. It
+// shares ownership of the route's counter, which a reload may drop from the listener's map.
 class CallSlots {
  public:
   CallSlots() = default;
-  CallSlots(ConcurrencyLimit* listener, ConcurrencyLimit* route) : listener_(listener), route_(route) {}
+  CallSlots(ConcurrencyLimit* listener, std::shared_ptr<ConcurrencyLimit> route)
+      : listener_(listener), route_(std::move(route)) {}
   CallSlots(CallSlots&& other) noexcept
-      : listener_(std::exchange(other.listener_, nullptr)), route_(std::exchange(other.route_, nullptr)) {}
+      : listener_(std::exchange(other.listener_, nullptr)), route_(std::move(other.route_)) {}
   CallSlots& operator=(CallSlots&&) = delete;
   ~CallSlots() {
     if (listener_) listener_->release();
@@ -68,8 +70,8 @@ class CallSlots {
   }
 
  private:
-  ConcurrencyLimit* listener_ = nullptr;
-  ConcurrencyLimit* route_ = nullptr;
+  ConcurrencyLimit* listener_ = nullptr;  // the ListenerServer's own, which outlives every call
+  std::shared_ptr<ConcurrencyLimit> route_;
 };
 
 class ListenerServer {
@@ -95,6 +97,9 @@ class ListenerServer {
   // Calls holding a slot of the listener's concurrency limit now (admitted, not yet finished).
   int calls_in_flight() const noexcept { return listener_limit_.in_flight(); }
 
+  // Route names with a concurrency counter kept (for tests: reloads must not grow it unbounded).
+  size_t route_limits_kept();
+
   // Stops accepting, lets calls in flight run until `deadline`, cancels the rest (their
   // upstream calls are cancelled with them), and waits until everything is done. Blocking;
   // call it from a thread that is not one of the listener's loops.
@@ -105,13 +110,14 @@ class ListenerServer {
   // listener (by index) its concurrency limit, or null when the route sets none.
   struct WorkerRouting {
     std::shared_ptr<const Routing> routing;
-    std::vector<ConcurrencyLimit*> route_limits;
+    std::vector<std::shared_ptr<ConcurrencyLimit>> route_limits;
   };
 
   ListenerServer() = default;
   rt::Task<void> serve(int worker);
   rt::Task<void> accept_loop(int worker, rt::TaskGroup& calls);
-  // The route limits of `routing`'s routes; counters are created on first use of a route name.
+  // The route limits of `routing`'s routes; counters are created on first use of a route name,
+  // and those of routes `routing` no longer has are dropped once no call holds a slot.
   WorkerRouting worker_routing_for(std::shared_ptr<const Routing> routing);
 
   std::string name_;
@@ -127,7 +133,7 @@ class ListenerServer {
 
   ConcurrencyLimit listener_limit_;
   std::mutex route_limits_mu_;  // start and reloads only, never on the per-call path
-  std::unordered_map<std::string, std::unique_ptr<ConcurrencyLimit>> route_limits_;  // by route name
+  std::unordered_map<std::string, std::shared_ptr<ConcurrencyLimit>> route_limits_;  // by route name
 };
 
 }  // namespace curfew::sidecar

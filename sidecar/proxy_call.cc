@@ -5,11 +5,11 @@
 #include "runtime/grpc_client.h"
 #include "runtime/sleep.h"
 #include "runtime/loop.h"
-#include "runtime/shield.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/deadline_policy.h"
 #include "sidecar/fanout.h"
+#include "sidecar/log.h"
 #include "sidecar/message_pipe.h"
 #include "sidecar/metadata.h"
 #include "sidecar/retry.h"
@@ -19,10 +19,7 @@
 namespace curfew::sidecar {
 namespace {
 
-// A status sent this close to the call's deadline is shielded from the deadline (see
-// write_caller), for at most kFinishShieldLimit (a caller that does not read cannot hold it).
-constexpr rt::Duration kFinishRaceMargin = std::chrono::milliseconds(50);
-constexpr rt::Duration kFinishShieldLimit = std::chrono::seconds(1);
+std::atomic<CallFaultHook> g_call_fault_hook{nullptr};
 
 // The reader of a MessagePipe: `read(message)` is the read operation (the caller's or the
 // upstream's). With `after`, reading starts once that event is set.
@@ -44,15 +41,27 @@ class ProxyCall {
   rt::Task<void> run();
 
  private:
+  rt::Task<void> serve();
+  // The fault boundary's answer: INTERNAL to the caller, logged once, reported as a fault.
+  rt::Task<void> fail_alone(std::exception_ptr fault);
+  TimeoutCause timeout_cause() const {
+    return deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
+                                                             : TimeoutCause::kRoute;
+  }
   rt::Task<void> forward(const config::Route& route, Upstream& upstream);
   rt::Task<void> serve_unary(const config::Route& route);
   rt::Task<void> unary_body(const config::Route& route, rt::TaskGroup& group);
+  // Reads the one request message, then runs the route's policy; sets `reply` when there is one
+  // to send. `group` and `reply` belong to the awaiting unary_body, which outlives this.
+  rt::Task<void> read_and_call(const config::Route& route, rt::TaskGroup& group,
+                               std::optional<UpstreamReply>& reply);
+  // After the call's deadline: DEADLINE_EXCEEDED to the caller unless a status already left; the
+  // report says what the caller got.
+  rt::Task<void> finish_after_deadline();
   rt::Task<UpstreamReply> unary_policy(const config::Route& route, const UnaryRequest& request);
   rt::Task<void> mirror_copy(const config::Route& route, grpc::ByteBuffer request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
-  // After the caller's stream ended: true for a half-close, false for a caller gone.
-  rt::Task<bool> caller_half_closed();
   // The two writers of a plain route's forwarding (sidecar/message_pipe.h): each sends what its
   // pipe's reader read, merging the last message with the end of the stream.
   rt::Task<void> write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started);
@@ -62,6 +71,15 @@ class ProxyCall {
   // True when an upstream's DEADLINE_EXCEEDED is the budget curfew propagated running out.
   bool upstream_deadline_was_ours() const;
   void send_upstream_initial_metadata(rt::ClientCall& up);
+
+  // True when the attempt whose answer the caller gets ended by its per-try timeout (the last
+  // attempt may be a mirror's: look for the one that won).
+  bool answered_by_per_try_timeout() const {
+    for (const UpstreamAttempt& a : report_.attempts) {
+      if (a.won) return a.per_try_timeout;
+    }
+    return false;
+  }
 
   // Records how the upstream attempt ended and how fast a cancellation reached it.
   void record_attempt_end(const rt::ClientCall& up, rt::TaskState& task, CancelCause cause);
@@ -116,7 +134,9 @@ rt::Task<void> ProxyCall::write_upstream(MessagePipe& p, rt::ClientCall& up, rt:
   for (;;) {
     MessagePipe::Item item = co_await p.pop();
     const bool last = !item || p.end_is_next();
-    if (last && !co_await caller_half_closed()) co_return;  // cancelled: the task is cancelled too
+    // A cancelled client stream must never reach the upstream as a complete one. The caller's
+    // done notification cancels this task (and, through it, the upstream call) right after.
+    if (last && !call_.caller_half_closed()) co_return;
     if (!item) {
       co_await up.writes_done();
       co_return;
@@ -127,14 +147,6 @@ rt::Task<void> ProxyCall::write_upstream(MessagePipe& p, rt::ClientCall& up, rt:
     }
     if (!co_await up.write(*item)) co_return;  // upstream finished: its status tells why
   }
-}
-
-rt::Task<bool> ProxyCall::caller_half_closed() {
-  // A failed read is a half-close or a caller gone; the notification that tells them apart is
-  // normally queued right behind it, so look one loop pass later. A cancelled client stream must
-  // never reach the upstream as a complete one.
-  co_await rt::yield_now();
-  co_return !call_.caller_cancelled();
 }
 
 rt::Task<void> ProxyCall::write_caller(MessagePipe& p, rt::ClientCall& up) {
@@ -165,33 +177,17 @@ rt::Task<void> ProxyCall::write_caller(MessagePipe& p, rt::ClientCall& up) {
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     if (upstream_deadline_was_ours()) {
       // The budget curfew propagated ran out: it is this route's deadline, say so.
-      report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
-                                                                          : TimeoutCause::kRoute;
+      report_.timeout = timeout_cause();
       status = deadline_status();
     } else {
       report_.timeout = TimeoutCause::kUpstream;
     }
   }
   // Finishing the caller's call also ends a request reader still waiting for the caller. A
-  // message held back goes out with the status, in one operation (one HTTP/2 write).
-  report_.code = status.error_code();
-  if (deadline_.deadline - rt::Clock::now() < kFinishRaceMargin) {
-    // The deadline may fire while this status is on its way (typically: the upstream's deadline,
-    // the same instant as ours, just passed). Interrupting a finish in flight cancels the call,
-    // and the caller would get CANCELLED instead of this status: shield the finish (bounded).
-    co_await rt::shield(
-        [](rt::ServerCall& call, grpc::Status s,
-           std::optional<grpc::ByteBuffer> m) -> rt::Task<void> {
-          if (m) {
-            co_await call.write_and_finish(*m, s);
-          } else {
-            co_await call.finish(s);
-          }
-        }(call_, std::move(status), std::move(last)),
-        kFinishShieldLimit, "finish");
-    co_return;
-  }
+  // message held back goes out with the status, in one operation (one HTTP/2 write). The
+  // deadline firing meanwhile does not cut it short (rt::ServerCall lets a send in flight end).
   if (last) {
+    report_.code = status.error_code();
     co_await call_.write_and_finish(*last, status);
     co_return;
   }
@@ -249,11 +245,45 @@ rt::Task<void> ProxyCall::run() {
     ProxyCall& self;
     rt::TimePoint arrival;
     ~Report() {
+      // A call that never sent a status was not answered OK: its caller went away.
+      if (!self.call_.sent_code() && self.report_.code == grpc::StatusCode::OK) {
+        self.report_.code = grpc::StatusCode::CANCELLED;
+      }
       self.report_.duration = rt::Clock::now() - arrival;
       if (self.ctx_.observer) self.ctx_.observer->call_finished(self.report_);
     }
   } deliver{*this, arrival};
 
+  // The per-call fault boundary: whatever goes wrong inside one call (other than its
+  // cancellation) fails that call alone, never its worker's other calls.
+  std::exception_ptr fault;
+  try {
+    co_await serve();
+    co_return;
+  } catch (const rt::CancelledError&) {
+    throw;
+  } catch (...) {
+    fault = std::current_exception();
+  }
+  co_await fail_alone(fault);
+}
+
+rt::Task<void> ProxyCall::fail_alone(std::exception_ptr fault) {
+  const std::string route = route_ ? route_->name : std::string("(none)");
+  log(LogLevel::kError, "curfew: internal error in a call on listener '" + ctx_.listener->name +
+                            "' route '" + route + "' (" + call_.method() +
+                            "); that call alone fails: " + rt::describe_error(fault));
+  report_.fault = true;
+  report_.code = grpc::StatusCode::INTERNAL;
+  if (!call_.finished()) {
+    co_await call_.finish(grpc::Status(
+        grpc::StatusCode::INTERNAL, "curfew: internal error on route '" + route + "'"));
+  }
+}
+
+rt::Task<void> ProxyCall::serve() {
+  const config::Listener& listener = *ctx_.listener;
+  if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(call_.method());
   if (route_ == nullptr) {
     co_await reply_status(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                                 "curfew: no route for " + call_.method() + " on listener '" +
@@ -261,6 +291,7 @@ rt::Task<void> ProxyCall::run() {
     co_return;
   }
   report_.route = &route_->name;
+  const rt::TimePoint arrival = rt::Clock::now();
   deadline_ = decide_deadline(
       listener, *route_,
       caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival);
@@ -289,18 +320,13 @@ rt::Task<void> ProxyCall::run() {
     }
     co_return;
   } catch (const rt::TimeoutError&) {
-    report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
-                                                                        : TimeoutCause::kRoute;
-    report_.cancel = CancelCause::kDeadline;
-    report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
+    // Handled below: no co_await inside a handler.
   } catch (const rt::CancelledError&) {
     const bool shutdown = ctx_.shutting_down && ctx_.shutting_down->load(std::memory_order_relaxed);
     record_cancellation(shutdown ? CancelCause::kShutdown : CancelCause::kCaller);
     throw;
   }
-  // Here only after the deadline: the status may already be out (sent when the deadline
-  // interrupted a read from the caller).
-  if (!call_.finished()) co_await call_.finish(deadline_status());
+  co_await finish_after_deadline();
 }
 
 void ProxyCall::record_cancellation(CancelCause cause) {
@@ -320,41 +346,70 @@ rt::Task<void> ProxyCall::unary_body(const config::Route& route, rt::TaskGroup& 
   std::optional<UpstreamReply> reply;
   bool timed_out = false;
   try {
-    co_await rt::deadline(deadline_.deadline, [&]() -> rt::Task<void> {
-      grpc::ByteBuffer request;
-      if (!co_await call_.read(request)) co_return;  // the caller went away before sending
-      grpc::ByteBuffer extra;
-      if (co_await call_.read(extra)) {
-        co_await reply_status(grpc::Status(
-            grpc::StatusCode::INVALID_ARGUMENT,
-            "curfew: route '" + route.name +
-                "' (fan-out, retry or mirror) serves unary calls only; got a second request message"));
-        co_return;
-      }
-      if (route.mirror && std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) <
-                              route.mirror->percent) {
-        group.spawn(mirror_copy(route, request), "mirror");
-      }
-      UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
-      reply = co_await unary_policy(route, unary);
-    }());
+    co_await rt::deadline(deadline_.deadline, read_and_call(route, group, reply));
   } catch (const rt::TimeoutError&) {
     timed_out = true;
   }
   if (timed_out) {
-    report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
-                                                                        : TimeoutCause::kRoute;
-    report_.cancel = CancelCause::kDeadline;
     for (UpstreamAttempt& a : report_.attempts) {
       if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) {
         a.cancelled = CancelCause::kDeadline;
       }
     }
-    report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
-    if (!call_.finished()) co_await call_.finish(deadline_status());
+    co_await finish_after_deadline();
     co_return;
   }
   if (reply) co_await send_reply(std::move(*reply));
+}
+
+rt::Task<void> ProxyCall::read_and_call(const config::Route& route, rt::TaskGroup& group,
+                                        std::optional<UpstreamReply>& reply) {
+  grpc::ByteBuffer request;
+  if (!co_await call_.read(request)) {
+    if (!call_.caller_half_closed()) {  // the caller went away before sending anything
+      record_cancellation(CancelCause::kCaller);
+      co_return;
+    }
+    co_await reply_status(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "curfew: route '" + route.name + "' (fan-out, retry or mirror) serves unary calls; the "
+        "caller half-closed without a request message"));
+    co_return;
+  }
+  grpc::ByteBuffer extra;
+  if (co_await call_.read(extra)) {
+    co_await reply_status(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        "curfew: route '" + route.name +
+            "' (fan-out, retry or mirror) serves unary calls only; got a second request message"));
+    co_return;
+  }
+  if (!call_.caller_half_closed()) {
+    // Reset after its message: a request the caller abandoned is never sent as a complete one.
+    record_cancellation(CancelCause::kCaller);
+    co_return;
+  }
+  if (route.mirror && std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) <
+                          route.mirror->percent) {
+    group.spawn(mirror_copy(route, request), "mirror");
+  }
+  UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
+  reply = co_await unary_policy(route, unary);
+}
+
+rt::Task<void> ProxyCall::finish_after_deadline() {
+  report_.timeout = timeout_cause();
+  report_.cancel = CancelCause::kDeadline;
+  report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
+  // The status may already be out: sent when the deadline interrupted a read from the caller,
+  // or an answer that was on its way when the deadline came (rt::ServerCall lets it finish).
+  if (!call_.finished()) co_await call_.finish(deadline_status());
+  const grpc::StatusCode sent = call_.sent_code().value_or(grpc::StatusCode::DEADLINE_EXCEEDED);
+  if (sent != grpc::StatusCode::DEADLINE_EXCEEDED) {  // what the caller got is what counts
+    report_.code = sent;
+    report_.timeout = TimeoutCause::kNone;
+    report_.cancel = CancelCause::kNone;
+  }
 }
 
 rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
@@ -367,9 +422,11 @@ rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
   Upstream& upstream = *upstreams.find(route.upstream);
   report_.upstream = &route.upstream;
   if (route.retry) {
-    RetryBudget& budget = ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
+    // Owned here for the whole call: the worker's map may rehash or be pruned meanwhile.
+    const std::shared_ptr<RetryBudget> budget =
+        ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
     co_return co_await call_with_retries(route, upstream, request, deadline_.upstream_deadline,
-                                         budget, ctx_.worker->random, report_);
+                                         *budget, ctx_.worker->random, report_);
   }
   report_.attempts.push_back({.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
   const size_t index = report_.attempts.size() - 1;
@@ -403,12 +460,11 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
   grpc::Status status = reply.status;
   if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
     if (upstream_deadline_was_ours()) {
-      report_.timeout = deadline_.source == CallDeadline::Source::kCaller ? TimeoutCause::kCaller
-                                                                          : TimeoutCause::kRoute;
+      report_.timeout = timeout_cause();
       // A fan-out keeps its aggregated status (per-child details); a single call says whose
       // deadline it was.
       if (!report_.fanout_mode) status = deadline_status();
-    } else if (!report_.attempts.empty() && report_.attempts.back().per_try_timeout) {
+    } else if (answered_by_per_try_timeout()) {
       report_.timeout = TimeoutCause::kPerTry;
     } else {
       report_.timeout = TimeoutCause::kUpstream;
@@ -423,6 +479,10 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
 }
 
 }  // namespace
+
+void set_call_fault_hook_for_testing(CallFaultHook hook) {
+  g_call_fault_hook.store(hook, std::memory_order_relaxed);
+}
 
 rt::Task<void> proxy_call(rt::ServerCallPtr call, ProxyContext context) {
   ProxyCall proxy(*call, context);

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "runtime/grpc_server.h"
 #include "runtime/task.h"
@@ -25,17 +26,24 @@
 
 namespace curfew::sidecar {
 
-struct WorkerState;
+class WorkerState;
 
 struct ProxyContext {
   std::shared_ptr<const Routing> routing;  // the routing this call keeps for its whole life
   const config::Listener* listener;        // inside `routing`
-  WorkerState* worker;                     // the loop thread's retry budgets and random source
+  WorkerState* worker;  // the loop thread's retry budgets and random source; outlives the call
   CallObserver* observer = nullptr;        // may be null
   const std::atomic<bool>* shutting_down = nullptr;
 };
 
-// Serves `call` to completion. Never throws except CancelledError.
+// Serves `call` to completion. Never throws except CancelledError: any other error inside the
+// call (a bug, an allocation failure) fails that call alone with INTERNAL, is logged once with
+// its route and is reported (CallReport::fault); the worker's other calls go on.
 rt::Task<void> proxy_call(rt::ServerCallPtr call, ProxyContext context);
+
+// Test hook: called with the method at the start of every call, before routing; what it throws
+// is that call's fault. Null (the default) in production.
+using CallFaultHook = void (*)(const std::string& method);
+void set_call_fault_hook_for_testing(CallFaultHook hook);
 
 }  // namespace curfew::sidecar

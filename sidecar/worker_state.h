@@ -2,24 +2,48 @@
 // generator. One per worker, touched only by its thread: no lock on the per-call path.
 #pragma once
 
+#include <algorithm>
+#include <memory>
 #include <random>
 #include <string>
 
 #include "absl/container/flat_hash_map.h"
+#include "config/config.h"
 #include "sidecar/retry.h"
 
 namespace curfew::sidecar {
 
-struct WorkerState {
-  // By route name, so a budget survives reloads that keep the route.
-  absl::flat_hash_map<std::string, RetryBudget> retry_budgets;
-  std::minstd_rand random{std::random_device{}()};
-
-  RetryBudget& retry_budget(const std::string& route, double ratio) {
-    auto [it, inserted] = retry_budgets.try_emplace(route, ratio);
-    if (!inserted) it->second.set_ratio(ratio);
+class WorkerState {
+ public:
+  // The retry budget of `route`, created on its first use. Shared: a call keeps its budget alive
+  // across its suspensions however the map changes meanwhile (another route's first call
+  // rehashes it; a reload prunes it), so no call ever holds a reference into the map.
+  std::shared_ptr<RetryBudget> retry_budget(const std::string& route, double ratio) {
+    auto [it, inserted] = retry_budgets_.try_emplace(route);
+    if (inserted) {
+      it->second = std::make_shared<RetryBudget>(ratio);
+    } else {
+      it->second->set_ratio(ratio);
+    }
     return it->second;
   }
+
+  // Forgets the budgets of routes `listener` no longer has (a reload renamed or removed them),
+  // so reloads cannot grow the map without bound. Calls still using one keep it.
+  void prune(const config::Listener& listener) {
+    absl::erase_if(retry_budgets_, [&](const auto& entry) {
+      return std::none_of(listener.routes.begin(), listener.routes.end(),
+                          [&](const config::Route& r) { return r.name == entry.first; });
+    });
+  }
+
+  size_t retry_budgets() const noexcept { return retry_budgets_.size(); }
+
+  std::minstd_rand random{std::random_device{}()};
+
+ private:
+  // By route name, so a budget survives reloads that keep the route.
+  absl::flat_hash_map<std::string, std::shared_ptr<RetryBudget>> retry_budgets_;
 };
 
 }  // namespace curfew::sidecar
