@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "exposition.h"
+#include "spawn_child.h"
 
 extern char** environ;
 
@@ -43,11 +44,6 @@ class Child {
   Child(std::vector<std::string> argv, std::filesystem::path log,
         std::vector<std::string> extra_env = {})
       : log_(std::move(log)) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) env.emplace_back(*e);
     for (auto& e : extra_env) {
@@ -55,13 +51,7 @@ class Child {
       std::erase_if(env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
       env.push_back(e);
     }
-    std::vector<char*> args, envp;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    for (auto& e : env) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), envp.data()) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    pid_ = spawn_child(argv, log_.string(), "/dev/null", env);
   }
   ~Child() {
     if (pid_ > 0 && !exit_code_) {

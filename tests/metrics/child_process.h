@@ -17,7 +17,7 @@
 
 #include "curfew_process.h"  // read_file, TempDir
 
-extern char** environ;
+#include "spawn_child.h"
 
 namespace curfew::testing {
 
@@ -28,17 +28,7 @@ class ChildProcess {
   ChildProcess(std::vector<std::string> argv, std::filesystem::path log,
                std::optional<std::filesystem::path> input = std::nullopt)
       : log_(std::move(log)) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    const std::string in = input ? input->string() : "/dev/null";
-    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    if (posix_spawn(&pid_, args[0], &actions, nullptr, args.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    pid_ = spawn_child(argv, log_.string(), input ? input->string() : "/dev/null");
   }
   ~ChildProcess() { stop(); }
   ChildProcess(const ChildProcess&) = delete;

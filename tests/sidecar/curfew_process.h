@@ -20,7 +20,8 @@
 #include <thread>
 #include <vector>
 
-extern char** environ;
+
+#include "spawn_child.h"
 
 namespace curfew::testing {
 
@@ -76,17 +77,9 @@ class CurfewProcess {
  public:
   // Runs `curfew args...` with stdout and stderr to `log`.
   CurfewProcess(std::vector<std::string> args, std::filesystem::path log) : log_(std::move(log)) {
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
-    std::vector<char*> argv;
-    std::string binary = CURFEW_BINARY;
-    argv.push_back(binary.data());
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (posix_spawn(&pid_, binary.c_str(), &actions, nullptr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
+    std::vector<std::string> argv{CURFEW_BINARY};
+    argv.insert(argv.end(), args.begin(), args.end());
+    pid_ = spawn_child(argv, log_.string());
   }
   ~CurfewProcess() {
     if (pid_ > 0 && !exit_code_) {
