@@ -233,6 +233,7 @@ struct alignas(64) RouteCells {
   Count retries;
   Count retry_budget_exhausted;
   Count faults;
+  Count shadows_skipped;
   BudgetHistogram budget;
   // Appended by the owner under the shard's mutex; read by the owner freely and by the scraper
   // under the mutex. unique_ptr: addresses stay put.
@@ -343,6 +344,18 @@ void CallMetrics::call_started(const std::string& listener, const std::string* r
   }
 }
 
+void CallMetrics::shadow_finished(const std::string& listener, const std::string& route,
+                                  const UpstreamAttempt& attempt) {
+  try {
+    Shard& s = shard();
+    RouteCells& c = s.route(listener, route);
+    UpstreamCells& u = s.upstream(
+        c, attempt.upstream ? std::string_view(*attempt.upstream) : std::string_view("unknown"));
+    u.requests[code_index(attempt.code)].add();
+  } catch (...) {  // only allocation can fail; metrics never take a call down
+  }
+}
+
 void CallMetrics::call_finished(const CallReport& report) {
   try {
     Shard& s = shard();
@@ -374,6 +387,7 @@ void CallMetrics::call_finished(const CallReport& report) {
     if (report.retries > 0) c.retries.add(static_cast<uint64_t>(report.retries));
     if (report.retry_budget_exhausted) c.retry_budget_exhausted.add();
     if (report.fault) c.faults.add();
+    if (report.shadow_skipped) c.shadows_skipped.add();
     if (const int m = mode_index(report.fanout_mode); m >= 0) {
       c.fanout_calls[m].add();
       if (report.fanout_failed) c.fanout_failures[m].add();
@@ -451,6 +465,7 @@ struct RouteTotals {
   uint64_t retries = 0;
   uint64_t retry_budget_exhausted = 0;
   uint64_t faults = 0;
+  uint64_t shadows_skipped = 0;
   HistogramTotals<std::size(kBudgetBuckets) + 1> budget;
   std::map<std::string, UpstreamTotals> upstreams;
 };
@@ -531,6 +546,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
       r.retries += cells->retries.get();
       r.retry_budget_exhausted += cells->retry_budget_exhausted.get();
       r.faults += cells->faults.get();
+      r.shadows_skipped += cells->shadows_skipped.get();
       r.budget.add(cells->budget);
       for (const auto& u : cells->upstreams) {
         UpstreamTotals& ut = r.upstreams[u->upstream];
@@ -603,6 +619,10 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
                        "error: the caller got INTERNAL, the worker's other calls went on), by "
                        "route.",
                        MetricType::Counter);
+  auto shadows_skipped = family("curfew_mirror_skipped_total",
+                                "Mirrored calls sent without their shadow copy because the worker "
+                                "already had the most shadows in flight it allows (256), by route.",
+                                MetricType::Counter);
   auto hedges = family("curfew_hedges_total",
                        "Hedged tries sent (after the first try), by route and outcome: won, lost, "
                        "failed, cancelled.",
@@ -640,6 +660,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
     add_counter(retries, {{"route", route}}, t.retries);
     add_counter(exhausted, {{"route", route}}, t.retry_budget_exhausted);
     add_counter(faults, {{"route", route}}, t.faults);
+    add_counter(shadows_skipped, {{"route", route}}, t.shadows_skipped);
     constexpr size_t kHedgeMode = 2;
     if (t.fanout_calls[kHedgeMode] != 0) {
       for (size_t i = 0; i < kOutcomes; ++i) {
@@ -658,7 +679,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
   std::vector<prometheus::MetricFamily> out;
   for (auto* f : {&requests, &duration, &inflight, &rejected, &timeouts, &cancellations,
                   &fanout_failures, &child_failures, &upstream_requests, &retries, &exhausted,
-                  &faults, &hedges, &budget, &propagation_family}) {
+                  &faults, &shadows_skipped, &hedges, &budget, &propagation_family}) {
     out.push_back(std::move(*f));
   }
   return out;

@@ -55,6 +55,8 @@ class CallMetrics final : public sidecar::CallObserver, public prometheus::Colle
   // CallObserver: called on the call's loop thread. Never throw, never block.
   void call_started(const std::string& listener, const std::string* route) override;
   void call_finished(const sidecar::CallReport& report) override;
+  void shadow_finished(const std::string& listener, const std::string& route,
+                       const sidecar::UpstreamAttempt& attempt) override;
 
   // Collectable: sums every shard. Any thread; concurrent with the observers.
   std::vector<prometheus::MetricFamily> Collect() const override;

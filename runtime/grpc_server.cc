@@ -46,8 +46,10 @@ void ServerCall::send_completed() noexcept {
 }
 
 bool ServerCall::caller_half_closed() noexcept {
-  // Set by the transport when the read ended without END_STREAM (RST_STREAM, a lost
-  // connection, the call cancelled): exactly "no half-close".
+  // A cancellation already reported settles it. Otherwise the transport's flag, set when the
+  // read ended without END_STREAM (RST_STREAM, a lost connection, the call cancelled): exactly
+  // "no half-close".
+  if (done_ && context_.IsCancelled()) return false;
   return grpc_call_failed_before_recv_message(context_.c_call()) == 0;
 }
 

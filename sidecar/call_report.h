@@ -79,6 +79,10 @@ struct CallReport {
 
   // The per-call fault boundary failed this call (an internal error; the caller got INTERNAL).
   bool fault = false;
+
+  // The route mirrors this call, but its worker already had kMaxShadowsInFlight shadows (or was
+  // shutting down): no copy was sent.
+  bool shadow_skipped = false;
 };
 
 // Receives the reports; called on the loop thread of the call, so implementations must not
@@ -88,6 +92,10 @@ class CallObserver {
   virtual ~CallObserver() = default;
   virtual void call_started(const std::string& listener, const std::string* route) = 0;
   virtual void call_finished(const CallReport& report) = 0;
+  // A mirror's shadow copy ended (sidecar/shadow.h): it runs detached from its call, so it is
+  // reported on its own, after the call's report. `attempt.role` is kMirror.
+  virtual void shadow_finished(const std::string& listener, const std::string& route,
+                               const UpstreamAttempt& attempt) {}
 };
 
 }  // namespace curfew::sidecar

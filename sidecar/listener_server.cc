@@ -159,11 +159,22 @@ void ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) {
 }
 
 rt::Task<void> ListenerServer::serve(int worker) {
+  // Shadows (mirror copies) outlive their calls: they run in a group of their own around the
+  // calls' group, and are cancelled once every call has ended (the listener shutting down).
+  rt::TaskGroup shadows;
+  co_await shadows.run(serve_calls(worker, shadows));
+}
+
+rt::Task<void> ListenerServer::serve_calls(int worker, rt::TaskGroup& shadows) {
+  WorkerState& state = *worker_state_[worker];
+  state.shadows = &shadows;
   rt::TaskGroup calls;
   co_await calls.run([](ListenerServer& self, int worker, rt::TaskGroup& g) -> rt::Task<void> {
     for (int i = 0; i < kAcceptorsPerWorker; ++i) g.spawn(self.accept_loop(worker, g), "acceptor");
     co_return;
   }(*this, worker, calls));
+  state.shadows = nullptr;
+  state.cancel_shadows();
 }
 
 rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {

@@ -115,6 +115,8 @@ class ListenerServer {
 
   ListenerServer() = default;
   rt::Task<void> serve(int worker);
+  // The worker's calls, while `shadows` holds their mirror copies (see serve()).
+  rt::Task<void> serve_calls(int worker, rt::TaskGroup& shadows);
   rt::Task<void> accept_loop(int worker, rt::TaskGroup& calls);
   // The route limits of `routing`'s routes; counters are created on first use of a route name,
   // and those of routes `routing` no longer has are dropped once no call holds a slot.

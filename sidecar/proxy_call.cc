@@ -13,6 +13,7 @@
 #include "sidecar/message_pipe.h"
 #include "sidecar/metadata.h"
 #include "sidecar/retry.h"
+#include "sidecar/shadow.h"
 #include "sidecar/upstream_call.h"
 #include "sidecar/worker_state.h"
 
@@ -50,16 +51,15 @@ class ProxyCall {
   }
   rt::Task<void> forward(const config::Route& route, Upstream& upstream);
   rt::Task<void> serve_unary(const config::Route& route);
-  rt::Task<void> unary_body(const config::Route& route, rt::TaskGroup& group);
   // Reads the one request message, then runs the route's policy; sets `reply` when there is one
-  // to send. `group` and `reply` belong to the awaiting unary_body, which outlives this.
-  rt::Task<void> read_and_call(const config::Route& route, rt::TaskGroup& group,
-                               std::optional<UpstreamReply>& reply);
+  // to send. `reply` belongs to the awaiting serve_unary, which outlives this.
+  rt::Task<void> read_and_call(const config::Route& route, std::optional<UpstreamReply>& reply);
   // After the call's deadline: DEADLINE_EXCEEDED to the caller unless a status already left; the
   // report says what the caller got.
   rt::Task<void> finish_after_deadline();
   rt::Task<UpstreamReply> unary_policy(const config::Route& route, const UnaryRequest& request);
-  rt::Task<void> mirror_copy(const config::Route& route, grpc::ByteBuffer request);
+  // Starts the route's shadow copy of this call (sidecar/shadow.h), detached from it.
+  void mirror(const config::Route& route, const grpc::ByteBuffer& request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
   // The two writers of a plain route's forwarding (sidecar/message_pipe.h): each sends what its
@@ -338,15 +338,10 @@ void ProxyCall::record_cancellation(CancelCause cause) {
 }
 
 rt::Task<void> ProxyCall::serve_unary(const config::Route& route) {
-  rt::TaskGroup group;  // the call, and its mirror copy if any
-  co_await group.run(unary_body(route, group));
-}
-
-rt::Task<void> ProxyCall::unary_body(const config::Route& route, rt::TaskGroup& group) {
   std::optional<UpstreamReply> reply;
   bool timed_out = false;
   try {
-    co_await rt::deadline(deadline_.deadline, read_and_call(route, group, reply));
+    co_await rt::deadline(deadline_.deadline, read_and_call(route, reply));
   } catch (const rt::TimeoutError&) {
     timed_out = true;
   }
@@ -362,7 +357,7 @@ rt::Task<void> ProxyCall::unary_body(const config::Route& route, rt::TaskGroup& 
   if (reply) co_await send_reply(std::move(*reply));
 }
 
-rt::Task<void> ProxyCall::read_and_call(const config::Route& route, rt::TaskGroup& group,
+rt::Task<void> ProxyCall::read_and_call(const config::Route& route,
                                         std::optional<UpstreamReply>& reply) {
   grpc::ByteBuffer request;
   if (!co_await call_.read(request)) {
@@ -391,7 +386,7 @@ rt::Task<void> ProxyCall::read_and_call(const config::Route& route, rt::TaskGrou
   }
   if (route.mirror && std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) <
                           route.mirror->percent) {
-    group.spawn(mirror_copy(route, request), "mirror");
+    mirror(route, request);
   }
   UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
   reply = co_await unary_policy(route, unary);
@@ -436,21 +431,18 @@ rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
   co_return reply;
 }
 
-rt::Task<void> ProxyCall::mirror_copy(const config::Route& route, grpc::ByteBuffer request) {
-  // Never affects the reply: its outcome is only recorded. Bounded by the call's deadline (gRPC
-  // deadline of the copy) and cancelled with the call (caller gone, shutdown).
-  Upstream& shadow = *ctx_.routing->upstreams->find(route.mirror->upstream);
-  report_.attempts.push_back(
-      {.upstream = &route.mirror->upstream, .role = UpstreamAttempt::Role::kMirror});
-  const size_t index = report_.attempts.size() - 1;
-  UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
-  try {
-    UpstreamReply reply = co_await call_upstream(shadow, unary, deadline_.upstream_deadline);
-    report_.attempts[index].code = reply.status.error_code();
-  } catch (const rt::CancelledError&) {
-    report_.attempts[index].code = grpc::StatusCode::CANCELLED;
-    throw;
+void ProxyCall::mirror(const config::Route& route, const grpc::ByteBuffer& request) {
+  ShadowCopy copy{.routing = ctx_.routing,
+                  .listener = &ctx_.listener->name,
+                  .route = &route.name,
+                  .upstream = &route.mirror->upstream,
+                  .method = call_.method(),
+                  .message = request,
+                  .deadline = deadline_.upstream_deadline};
+  for (const auto& [k, v] : call_.context().client_metadata()) {
+    copy.metadata.emplace_back(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
   }
+  report_.shadow_skipped = !start_shadow(*ctx_.worker, std::move(copy), ctx_.observer);
 }
 
 rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {

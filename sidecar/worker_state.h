@@ -1,14 +1,17 @@
-// WorkerState: what a listener's loop thread keeps across calls — retry budgets and a random
-// generator. One per worker, touched only by its thread: no lock on the per-call path.
+// WorkerState: what a listener's loop thread keeps across calls — retry budgets, a random
+// generator and the shadow copies of mirrored calls. One per worker, touched only by its thread:
+// no lock on the per-call path.
 #pragma once
 
 #include <algorithm>
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "config/config.h"
+#include "runtime/task_group.h"
 #include "sidecar/retry.h"
 
 namespace curfew::sidecar {
@@ -41,7 +44,21 @@ class WorkerState {
 
   std::minstd_rand random{std::random_device{}()};
 
+  // Shadows (sidecar/shadow.h): the group they run in while the worker serves (null otherwise),
+  // how many are in flight, and handles to cancel them when the listener shuts down.
+  rt::TaskGroup* shadows = nullptr;
+  int shadows_in_flight = 0;
+  void track_shadow(rt::TaskHandle<void> shadow) {
+    std::erase_if(shadow_handles_, [](const rt::TaskHandle<void>& h) { return h.done(); });
+    shadow_handles_.push_back(std::move(shadow));
+  }
+  void cancel_shadows() {
+    for (rt::TaskHandle<void>& h : shadow_handles_) h.cancel("listener shutting down");
+    shadow_handles_.clear();
+  }
+
  private:
+  std::vector<rt::TaskHandle<void>> shadow_handles_;
   // By route name, so a budget survives reloads that keep the route.
   absl::flat_hash_map<std::string, std::shared_ptr<RetryBudget>> retry_budgets_;
 };

@@ -75,7 +75,7 @@ TEST(CallMetrics, FamiliesAreTheContract) {
                        "curfew_cancellations_total", "curfew_fanout_failures_total",
                        "curfew_fanout_child_failures_total", "curfew_upstream_requests_total",
                        "curfew_retries_total", "curfew_retry_budget_exhausted_total",
-                       "curfew_call_faults_total",
+                       "curfew_call_faults_total", "curfew_mirror_skipped_total",
                        "curfew_hedges_total", "curfew_deadline_budget_seconds",
                        "curfew_cancel_propagation_seconds"}));
   for (const auto& f : m.Collect()) {

@@ -316,6 +316,34 @@ TEST_F(FanoutTest, MirrorGetsACopyAndNeverAffectsTheReply) {
   EXPECT_TRUE(eventually([&] { return canary.started() == 3; }));
 }
 
+// The shadow runs detached from its call: the reply leaves when the primary answers, however
+// long the shadow takes (it is still sent, bounded by the call's deadline).
+TEST_F(FanoutTest, TheReplyNeverWaitsForTheMirror) {
+  upstream("inventory", always({}));
+  auto& canary = upstream("inventory-canary", always({.delay = 1500ms}));
+  start("upstream: inventory, timeout: 5s, mirror: {upstream: inventory-canary, percent: 100}");
+  demo::EchoReply reply;
+  std::chrono::steady_clock::duration took{};
+  ASSERT_TRUE(echo(&reply, &took).ok());
+  EXPECT_LT(took, 1000ms) << "the reply waited for the shadow (1.5 s)";
+  EXPECT_TRUE(eventually([&] { return canary.completed() == 1; }, 5s));
+}
+
+// A shadow still running when the listener shuts down is cancelled, not waited for until its
+// deadline.
+TEST_F(FanoutTest, ShutdownCancelsShadowsStillRunning) {
+  upstream("inventory", always({}));
+  auto& canary = upstream("inventory-canary", always({.hang = true}));
+  start("upstream: inventory, timeout: 20s, mirror: {upstream: inventory-canary, percent: 100}");
+  demo::EchoReply reply;
+  ASSERT_TRUE(echo(&reply).ok());
+  ASSERT_TRUE(eventually([&] { return canary.started() == 1; }));
+  const auto start = std::chrono::steady_clock::now();
+  sidecar_->drain();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+  EXPECT_TRUE(eventually([&] { return canary.cancelled() == 1; }, 5s));
+}
+
 TEST_F(FanoutTest, MirrorAtZeroPercentSendsNothing) {
   upstream("inventory", always({}));
   auto& canary = upstream("inventory-canary", always({}));

@@ -19,11 +19,12 @@ extern char** environ;
 namespace curfew::testing {
 
 // Runs argv[0] (a path) with `argv` and the environment `env` (the parent's when empty), stdin
-// from `input`, stdout and stderr to `log` (truncated). Returns the pid once the child has
-// exec'd (its log is then already truncated and its own), or -1.
+// from `input`, stdout and stderr to `log` (truncated, or appended to with `append`). Returns the
+// pid once the child has exec'd (its log is then already truncated and its own), or -1.
 inline pid_t spawn_child(const std::vector<std::string>& argv, const std::string& log,
                          const std::string& input = "/dev/null",
-                         const std::vector<std::string>& env = {}) {
+                         const std::vector<std::string>& env = {}, bool append = false) {
+  const int log_flags = O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC);
   // Everything the child needs is built before fork(): between fork and exec only
   // async-signal-safe calls.
   std::vector<std::string> args_copy = argv, env_copy = env;
@@ -58,7 +59,7 @@ inline pid_t spawn_child(const std::vector<std::string>& argv, const std::string
   const char failed = 1;
   if (getppid() != parent) _exit(127);  // the parent died before prctl took effect
   const int in = open(input.c_str(), O_RDONLY);
-  const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  const int out = open(log.c_str(), log_flags, 0644);
   if (in < 0 || out < 0) {
     (void)!write(exec_done[1], &failed, 1);
     _exit(127);
