@@ -14,9 +14,7 @@ cd "$(dirname "$0")/.."
 duration=${1:-600}
 [[ "$duration" =~ ^[0-9]+$ && "$duration" -gt 0 ]] || { echo "usage: $0 [DURATION_SECONDS]" >&2; exit 2; }
 
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export TSAN_OPTIONS=${TSAN_OPTIONS:-"halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/tests/tsan.supp"}
+source scripts/sanitizer-env.sh
 
 status=0
 for preset in ${SOAK_PRESETS:-asan tsan}; do
