@@ -125,7 +125,7 @@ class ConfigWriter {
     }
     std::shuffle(routes.begin(), routes.end(), rng);
     if (invalid) routes.insert(routes.begin() + static_cast<long>(rng() % routes.size()), invalid_route(version, rng));
-    const int listener_limit = rng() % 15 == 0 ? 20 : 1000;  // sometimes below the callers' 24
+    const int listener_limit = rng() % 40 == 0 ? 20 : 1000;  // now and then below the callers' 24
     std::string out = "# curfew-chaos configuration, version " + std::to_string(version) + "\n";
     out += "admin: {address: 127.0.0.1:" + std::to_string(ports_.admin) + "}\n";
     out += "drain_timeout: 2s\nworkers: 2\n";
@@ -170,7 +170,7 @@ class ConfigWriter {
     if (rng() % 3 == 0) r += "        max_timeout: " + ms(std::min(kMaxRouteDeadlineMs, effective * uniform(rng, 1, 4))) + "\n";
     if (rng() % 3 == 0) r += "        min_budget: " + ms(uniform(rng, 0, std::max(1, std::min(20, timeout / 2)) - 1)) + "\n";
     if (rng() % 6 == 0) r += "        deadline_offset: " + ms(uniform(rng, 0, std::min(10, timeout / 4))) + "\n";
-    if (rng() % 15 == 0) r += "        max_concurrent_calls: " + std::to_string(uniform(rng, 1, 8)) + "\n";
+    if (rng() % 20 == 0) r += "        max_concurrent_calls: " + std::to_string(uniform(rng, 1, 8)) + "\n";
     if (m.fanout()) {
       r += "        fanout: {mode: " + std::string(m.mode_name()) + ", upstreams: [";
       for (size_t i = 0; i < m.upstreams.size(); ++i) r += (i ? ", " : "") + upstream_name(m.upstreams[i]);
