@@ -19,12 +19,12 @@ RUN CURFEW_INSTALL_NODE=0 bash scripts/install-deps.sh && rm -rf /var/lib/apt/li
 COPY . .
 RUN cmake --preset release >/dev/null \
  && cmake --build build/release --target curfew \
- && install -D -m 0755 build/release/sidecar/curfew /out/curfew \
- && /out/curfew --version \
- && /out/curfew --check-config config/curfew.yaml >/dev/null
+ && cmake --install build/release --prefix /out \
+ && /out/bin/curfew --version \
+ && /out/bin/curfew --check-config config/curfew.yaml >/dev/null
 # The Debian packages holding the libraries curfew links (usrmerge: ldd may print /lib/... for a
 # file dpkg knows as /usr/lib/..., or the other way round).
-RUN for lib in $(ldd /out/curfew | awk '$3 ~ /^\// {print $3}'); do \
+RUN for lib in $(ldd /out/bin/curfew | awk '$3 ~ /^\// {print $3}'); do \
       dpkg -S "$lib" 2>/dev/null || dpkg -S "/usr$lib" 2>/dev/null || dpkg -S "${lib#/usr}" 2>/dev/null \
         || { echo "no Debian package provides $lib" >&2; exit 1; }; \
     done >/out/dpkg-owners \
@@ -37,7 +37,7 @@ RUN apt-get update -qq \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
       ca-certificates $(cat /tmp/runtime-packages) \
  && rm -rf /var/lib/apt/lists/* /tmp/runtime-packages
-COPY --from=build /out/curfew /usr/local/bin/curfew
+COPY --from=build /out/bin/curfew /usr/local/bin/curfew
 # A default configuration (the README demo's); the chart mounts its own over /etc/curfew.
 COPY config/curfew.yaml /etc/curfew/curfew.yaml
 # Non-root (the chart's default runAsUser/runAsGroup); curfew writes no files.

@@ -61,7 +61,7 @@ if [[ $SKIP_BUILD != 1 ]]; then
   cmake --build "$BUILD_DIR" --target curfew bench_loadgen bench_echo_server >"$BUILD_DIR/bench-build.log" 2>&1 || {
     tail -n 40 "$BUILD_DIR/bench-build.log"; echo "bench: BUILD FAILED"; exit 1; }
 fi
-CURFEW=${CURFEW_BIN:-$ROOT/$BUILD_DIR/sidecar/curfew}
+CURFEW=${CURFEW_BIN:-$ROOT/$BUILD_DIR/app/curfew}
 LOADGEN=$ROOT/$BUILD_DIR/bench/bench_loadgen
 ECHO=$ROOT/$BUILD_DIR/bench/bench_echo_server
 

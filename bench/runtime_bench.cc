@@ -8,6 +8,7 @@
 #include <chrono>
 #include <vector>
 
+#include "runtime/process.h"
 #include "runtime/runtime.h"
 #include "runtime/sleep.h"
 #include "runtime/task.h"
@@ -144,4 +145,11 @@ BENCHMARK(BM_AwaitTaskInt);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  curfew::rt::disable_abseil_deadlock_detection();  // as curfew's own main does
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

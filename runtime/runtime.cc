@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-#include "absl/synchronization/mutex.h"
 
 namespace curfew::rt {
 
@@ -42,10 +41,6 @@ class Runtime::Worker final : private detail::SpawnObserver {
 };
 
 Runtime::Runtime(RuntimeOptions options) {
-  // Abseil's mutex deadlock detection (on in Debian's build) keeps a global graph of every
-  // lock gRPC takes: a per-operation cost we do not want on the proxy's path. It is a debugging
-  // aid; curfew's own code takes no mutex on the per-call path.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   if (options.threads < 1) throw std::invalid_argument("Runtime: threads must be >= 1");
   pool_ = std::make_unique<BlockingPool>(options.blocking_threads);
   for (int i = 0; i < options.threads; ++i) {

@@ -20,7 +20,7 @@ for preset in ${CHAOS_PRESETS:-asan tsan}; do
   cmake --build "$dir" -j "$(nproc)" --target curfew curfew-chaos >"$dir.chaos-build.log" 2>&1 || {
     tail -n 40 "$dir.chaos-build.log"; echo "=== chaos: $preset: BUILD FAILED"; status=1; continue; }
   echo "=== chaos: $preset: ${duration}s"
-  if "$dir/tests/chaos/curfew-chaos" --curfew "$dir/sidecar/curfew" --seconds "$duration"; then
+  if "$dir/tests/chaos/curfew-chaos" --curfew "$dir/app/curfew" --seconds "$duration"; then
     echo "=== chaos: $preset: PASSED"
   else
     echo "=== chaos: $preset: FAILED"; status=1

@@ -14,11 +14,11 @@ trap cleanup EXIT
 
 "$bin/tests/backends/curfew-demo-backend" --address 127.0.0.1:8080 &
 pids+=($!)
-"$bin/sidecar/curfew" --config config/curfew.yaml &
+"$bin/app/curfew" --config config/curfew.yaml &
 pids+=($!)
 
 echo "--- curfew's effective routes:"
-"$bin/sidecar/curfew" --check-config config/curfew.yaml
+"$bin/app/curfew" --check-config config/curfew.yaml
 for _ in $(seq 50); do  # wait (at most 5 s) until curfew accepts connections
   (exec 3<>/dev/tcp/127.0.0.1/15001) 2>/dev/null && break
   sleep 0.1

@@ -24,7 +24,7 @@ for preset in ${SOAK_PRESETS:-asan tsan}; do
   cmake --build "$dir" -j "$(nproc)" --target curfew curfew-soak >"$dir.soak-build.log" 2>&1 || {
     tail -n 40 "$dir.soak-build.log"; echo "=== soak: $preset: BUILD FAILED"; status=1; continue; }
   echo "=== soak: $preset: ${duration}s"
-  args=(--curfew "$dir/sidecar/curfew" --seconds "$duration"
+  args=(--curfew "$dir/app/curfew" --seconds "$duration"
         --callers "${SOAK_CALLERS:-12}" --reload-every "${SOAK_RELOAD_EVERY:-3}")
   [[ -n "${SOAK_SEED:-}" ]] && args+=(--seed "$SOAK_SEED")
   if "$dir/tests/soak/curfew-soak" "${args[@]}"; then

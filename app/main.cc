@@ -16,7 +16,8 @@
 #include "metrics/admin_server.h"
 #include "metrics/call_metrics.h"
 #include "metrics/server_metrics.h"
-#include "sidecar/config_watch.h"
+#include "runtime/process.h"
+#include "app/config_watch.h"
 #include "sidecar/log.h"
 #include "sidecar/sidecar.h"
 
@@ -143,6 +144,7 @@ int serve(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  curfew::rt::disable_abseil_deadlock_detection();  // runtime/process.h says why
   std::optional<std::string> config_path, check_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];

@@ -1,4 +1,4 @@
-#include "sidecar/config_watch.h"
+#include "app/config_watch.h"
 
 #include <sys/stat.h>
 
