@@ -51,7 +51,8 @@ class Event {
     }
     bool await_resume() {
       if (task_ != nullptr) task_->resume();
-      return event_.set_;
+      // Woken by set(): true even if the flag was cleared again before this waiter ran.
+      return woken_by_set_ || event_.set_;
     }
 
    private:
@@ -78,6 +79,7 @@ class Event {
     Waiter* next_ = nullptr;
     TaskState* task_ = nullptr;
     std::coroutine_handle<> waiter_;
+    bool woken_by_set_ = false;
   };
 
  private:
@@ -87,7 +89,10 @@ class Event {
 
 inline void Event::set() noexcept {
   set_ = true;
-  while (waiters_ != nullptr) waiters_->wake();  // wake() unlinks the head
+  while (waiters_ != nullptr) {
+    waiters_->woken_by_set_ = true;
+    waiters_->wake();  // unlinks the head
+  }
 }
 
 inline Event::Waiter Event::wait() noexcept { return Waiter(*this, std::nullopt); }
