@@ -40,7 +40,7 @@ class ClientCall {
   // Starts the call. false: the call is already dead; finish() tells why.
   auto start() {
     stream_ = stub_.PrepareCall(&context_, method_, &loop_.cq());
-    return detail::grpc_op([this](void* tag) { stream_->StartCall(tag); }, interrupt());
+    return detail::grpc_op([this](void* tag) { stream_->StartCall(tag); }, cancellation_function());
   }
   // Starts the call WITHOUT sending anything yet (gRPC's corked initial metadata): the call's
   // headers leave together with the first write(), write_last() or writes_done(), in one HTTP/2
@@ -53,38 +53,38 @@ class ClientCall {
   }
   // Waits for the server's initial metadata (then in context().GetServerInitialMetadata()).
   auto read_initial_metadata() {
-    return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); }, interrupt());
+    return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); }, cancellation_function());
   }
   // Reads the next message into `message`; false when the server has no more.
   auto read(grpc::ByteBuffer& message) {
     return detail::grpc_op([this, &message](void* tag) { stream_->Read(&message, tag); },
-                           interrupt());
+                           cancellation_function());
   }
   // Sends `message`; false when the call is dead.
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
     return detail::grpc_op(
         [this, &message, options](void* tag) { stream_->Write(message, options, tag); },
-        interrupt());
+        cancellation_function());
   }
   // Sends `message` and half-closes the request side in ONE operation (write() then
   // writes_done() take two HTTP/2 writes).
   auto write_last(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
     return detail::grpc_op(
         [this, &message, options](void* tag) { stream_->WriteLast(message, options, tag); },
-        interrupt());
+        cancellation_function());
   }
   // Half-closes the request side.
   auto writes_done() {
-    return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); }, interrupt());
+    return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); }, cancellation_function());
   }
   // Waits for the call's status (trailers in context().GetServerTrailingMetadata()).
   auto finish() {
-    return detail::StatusOp<FinishStart, TryCancel>{status_,
-                                                    detail::grpc_op(FinishStart{this}, interrupt())};
+    return detail::StatusOp<FinishInitFunction, CancellationFunction>{status_,
+                                                    detail::grpc_op(FinishInitFunction{this}, cancellation_function())};
   }
 
   // Cancels the call now (RST_STREAM CANCEL to the server).
-  void cancel() noexcept { interrupt()(); }
+  void cancel() noexcept { cancellation_function()(); }
 
   // When the call was first cancelled (by cancel() or by cancelling an awaiting task), if ever.
   std::optional<TimePoint> cancelled_at() const noexcept { return cancelled_at_; }
@@ -93,19 +93,19 @@ class ClientCall {
   const grpc::Status& status() const noexcept { return status_; }
 
  private:
-  struct TryCancel {
+  struct CancellationFunction {  // interrupts the pending operation: RST_STREAM CANCEL
     ClientCall* call;
     void operator()() const noexcept {
       if (!call->cancelled_at_) call->cancelled_at_ = Clock::now();
       call->context_.TryCancel();
     }
   };
-  struct FinishStart {
+  struct FinishInitFunction {
     ClientCall* call;
     void operator()(void* tag) const { call->stream_->Finish(&call->status_, tag); }
   };
   // finish() yields the Status rather than gRPC's `ok` (always true for Finish).
-  TryCancel interrupt() noexcept { return TryCancel{this}; }
+  CancellationFunction cancellation_function() noexcept { return CancellationFunction{this}; }
 
   grpc::GenericStub& stub_;
   std::string method_;

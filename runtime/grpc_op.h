@@ -1,10 +1,12 @@
 // GrpcOp: one gRPC completion-queue operation as an awaitable.
 //
-// await_suspend hands the operation to gRPC with the awaiter as its tag; the loop resumes the
-// task when the queue returns the tag, and co_await yields gRPC's `ok`. Cancelling the awaiting
-// task calls `interrupt` (TryCancel on the call, or a graceful finish on the server side): the
-// operation then completes through the queue as usual — no tag is ever left pending — and the
-// task sees CancelledError.
+// Named as asio-grpc names its parts: an operation is an InitFunction (starts it: hands the
+// operation to gRPC with the awaiter as its tag) and a CancellationFunction (interrupts it). The
+// loop resumes the task when the queue returns the tag, and co_await yields gRPC's `ok`.
+// Cancelling the awaiting task calls the CancellationFunction (TryCancel on a client call; on the
+// server side, see grpc_server.h): the operation then completes through the queue as usual — no
+// tag is ever left pending — and the task sees CancelledError. Every gRPC awaitable of the runtime
+// follows this convention.
 #pragma once
 
 #include <coroutine>
@@ -18,11 +20,11 @@
 
 namespace curfew::rt::detail {
 
-template <class StartFn, class InterruptFn>
+template <class InitFunction, class CancellationFunction>
 class [[nodiscard]] GrpcOp final : private Completion, private Suspension {
  public:
-  GrpcOp(StartFn start, InterruptFn interrupt)
-      : start_(std::move(start)), interrupt_(std::move(interrupt)) {}
+  GrpcOp(InitFunction init, CancellationFunction cancellation)
+      : init_(std::move(init)), cancellation_(std::move(cancellation)) {}
   GrpcOp(const GrpcOp&) = delete;
   GrpcOp& operator=(const GrpcOp&) = delete;
 
@@ -33,7 +35,7 @@ class [[nodiscard]] GrpcOp final : private Completion, private Suspension {
     task_ = caller.promise().task_state();
     void* tag = static_cast<Completion*>(this);
     task_->loop().tag_started(tag);
-    start_(tag);
+    init_(tag);
     task_->suspend(*this);
   }
   // gRPC's ok for this operation (e.g. false from a read: no more messages).
@@ -47,26 +49,26 @@ class [[nodiscard]] GrpcOp final : private Completion, private Suspension {
     ok_ = ok;
     waiter_.resume();
   }
-  void cancel() noexcept override { interrupt_(); }
+  void cancel() noexcept override { cancellation_(); }
 
-  StartFn start_;
-  InterruptFn interrupt_;
+  InitFunction init_;
+  CancellationFunction cancellation_;
   TaskState* task_ = nullptr;
   std::coroutine_handle<> waiter_;
   bool ok_ = false;
 };
 
-template <class StartFn, class InterruptFn>
-GrpcOp<StartFn, InterruptFn> grpc_op(StartFn start, InterruptFn interrupt) {
-  return GrpcOp<StartFn, InterruptFn>(std::move(start), std::move(interrupt));
+template <class InitFunction, class CancellationFunction>
+GrpcOp<InitFunction, CancellationFunction> grpc_op(InitFunction init, CancellationFunction cancellation) {
+  return GrpcOp<InitFunction, CancellationFunction>(std::move(init), std::move(cancellation));
 }
 
 // An operation whose outcome is a grpc::Status that gRPC writes into the call object (a client
 // call's Finish): awaiting it gives that status.
-template <class StartFn, class InterruptFn>
+template <class InitFunction, class CancellationFunction>
 struct [[nodiscard]] StatusOp {
   const grpc::Status& status;
-  GrpcOp<StartFn, InterruptFn> op;
+  GrpcOp<InitFunction, CancellationFunction> op;
 
   bool await_ready() const noexcept { return false; }
   template <RuntimePromise P>

@@ -14,17 +14,17 @@ ServerCall::ServerCall(Loop& loop) : loop_(loop) {
   context_.AsyncNotifyWhenDone(static_cast<Completion*>(&done_tag_));
 }
 
-void ServerCall::WriteStart::operator()(void* tag) const {
+void ServerCall::WriteInitFunction::operator()(void* tag) const {
   call->send_started(nullptr);
   call->stream_.Write(*message, options, tag);
 }
 
-void ServerCall::FinishStart::operator()(void* tag) const {
+void ServerCall::FinishInitFunction::operator()(void* tag) const {
   call->send_started(&status);
   call->stream_.Finish(status, tag);
 }
 
-void ServerCall::WriteAndFinishStart::operator()(void* tag) const {
+void ServerCall::WriteAndFinishInitFunction::operator()(void* tag) const {
   call->send_started(&status);
   call->stream_.WriteAndFinish(*message, options, status, tag);
 }

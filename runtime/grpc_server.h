@@ -71,12 +71,12 @@ class ServerCall {
   // Sends initial metadata added with context().AddInitialMetadata() (otherwise sent with the
   // first write or the finish).
   auto send_initial_metadata() {
-    return detail::grpc_op([this](void* tag) { stream_.SendInitialMetadata(tag); }, interrupt());
+    return detail::grpc_op([this](void* tag) { stream_.SendInitialMetadata(tag); }, cancellation_function());
   }
   // Reads the next request message; false once the caller half-closed (or the call died).
   auto read(grpc::ByteBuffer& message) {
     return detail::grpc_op([this, &message](void* tag) { stream_.Read(&message, tag); },
-                           interrupt());
+                           cancellation_function());
   }
 
   // After read() gave false: true when the caller half-closed (END_STREAM arrived), false when
@@ -86,12 +86,12 @@ class ServerCall {
   bool caller_half_closed() noexcept;
   // Sends a response message; false when the call is dead.
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
-    return WriteAwaiter{*this, detail::grpc_op(WriteStart{this, &message, options}, interrupt())};
+    return WriteAwaiter{*this, detail::grpc_op(WriteInitFunction{this, &message, options}, cancellation_function())};
   }
   // Sends the status (trailers added with context().AddTrailingMetadata()). Returns false when
   // the status could not be sent, or had already been sent by an interruption.
   auto finish(const grpc::Status& status) {
-    return FinishAwaiter<FinishStart>{*this, detail::grpc_op(FinishStart{this, status}, interrupt())};
+    return FinishAwaiter<FinishInitFunction>{*this, detail::grpc_op(FinishInitFunction{this, status}, cancellation_function())};
   }
   // Sends the last response message and the status as ONE operation: initial metadata (if not
   // sent yet), the message and the trailers leave in a single HTTP/2 write, where write() then
@@ -99,8 +99,8 @@ class ServerCall {
   // interruption had already sent one). gRPC allows it only with no other write in flight.
   auto write_and_finish(const grpc::ByteBuffer& message, const grpc::Status& status,
                         grpc::WriteOptions options = {}) {
-    return FinishAwaiter<WriteAndFinishStart>{
-        *this, detail::grpc_op(WriteAndFinishStart{this, &message, options, status}, interrupt())};
+    return FinishAwaiter<WriteAndFinishInitFunction>{
+        *this, detail::grpc_op(WriteAndFinishInitFunction{this, &message, options, status}, cancellation_function())};
   }
 
   // True once finish() was started (by the handler or by an interruption).
@@ -126,22 +126,22 @@ class ServerCall {
   explicit ServerCall(Loop& loop);
   ~ServerCall() = default;
 
-  struct Interrupt {
+  struct CancellationFunction {
     ServerCall* call;
     void operator()() const noexcept { call->interrupt_now(); }
   };
-  struct WriteStart {
+  struct WriteInitFunction {
     ServerCall* call;
     const grpc::ByteBuffer* message;
     grpc::WriteOptions options;
     void operator()(void* tag) const;
   };
-  struct FinishStart {
+  struct FinishInitFunction {
     ServerCall* call;
     grpc::Status status;
     void operator()(void* tag) const;
   };
-  struct WriteAndFinishStart {
+  struct WriteAndFinishInitFunction {
     ServerCall* call;
     const grpc::ByteBuffer* message;
     grpc::WriteOptions options;
@@ -152,7 +152,7 @@ class ServerCall {
   // alone (see the file comment).
   struct WriteAwaiter {
     ServerCall& call;
-    detail::GrpcOp<WriteStart, Interrupt> op;
+    detail::GrpcOp<WriteInitFunction, CancellationFunction> op;
     bool await_ready() const noexcept { return false; }
     template <RuntimePromise P>
     void await_suspend(std::coroutine_handle<P> caller) {
@@ -163,10 +163,10 @@ class ServerCall {
       return op.await_resume();
     }
   };
-  template <class Start>
+  template <class InitFunction>
   struct FinishAwaiter {
     ServerCall& call;
-    detail::GrpcOp<Start, Interrupt> op;
+    detail::GrpcOp<InitFunction, CancellationFunction> op;
     bool suspended = false;
     bool await_ready() const noexcept { return call.finish_started_; }
     template <RuntimePromise P>
@@ -184,7 +184,10 @@ class ServerCall {
   class StuckSendTimer final : public TimerNode {
    public:
     explicit StuckSendTimer(ServerCall& call) : call_(call) {}
-    void fire() override { call_.context_.TryCancel(); }
+    void fire() override {
+      call_.sent_code_ = grpc::StatusCode::CANCELLED;  // what the caller gets now
+      call_.context_.TryCancel();
+    }
 
    private:
     ServerCall& call_;
@@ -200,7 +203,7 @@ class ServerCall {
     void (ServerCall::*on_complete_)(bool ok);
   };
 
-  Interrupt interrupt() noexcept { return Interrupt{this}; }
+  CancellationFunction cancellation_function() noexcept { return CancellationFunction{this}; }
   void interrupt_now() noexcept;
   void send_started(const grpc::Status* status) noexcept;
   void send_completed() noexcept;

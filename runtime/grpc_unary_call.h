@@ -33,18 +33,18 @@ class UnaryCall {
 
   // Runs the call; yields its status (the response is in response()).
   auto finish() {
-    return detail::StatusOp<Start, Interrupt>{status_, detail::grpc_op(Start{this}, Interrupt{this})};
+    return detail::StatusOp<InitFunction, CancellationFunction>{status_, detail::grpc_op(InitFunction{this}, CancellationFunction{this})};
   }
 
   grpc::ByteBuffer& response() noexcept { return response_; }
   const grpc::Status& status() const noexcept { return status_; }
 
   // Cancels the call now.
-  void cancel() noexcept { Interrupt{this}(); }
+  void cancel() noexcept { CancellationFunction{this}(); }
   std::optional<TimePoint> cancelled_at() const noexcept { return cancelled_at_; }
 
  private:
-  struct Start {
+  struct InitFunction {
     UnaryCall* call;
     void operator()(void* tag) const {
       call->reader_ = call->stub_.PrepareUnaryCall(&call->context_, call->method_, call->request_,
@@ -53,7 +53,7 @@ class UnaryCall {
       call->reader_->Finish(&call->response_, &call->status_, tag);
     }
   };
-  struct Interrupt {
+  struct CancellationFunction {
     UnaryCall* call;
     void operator()() const noexcept {
       if (!call->cancelled_at_) call->cancelled_at_ = Clock::now();

@@ -7,6 +7,7 @@
 #include "runtime/grpc_server.h"
 #include "runtime/task_group.h"
 #include "sidecar/proxy_call.h"
+#include "sidecar/report_on_exit.h"
 
 namespace curfew::sidecar {
 namespace {
@@ -27,7 +28,6 @@ rt::Task<void> admitted(rt::ServerCallPtr call, ProxyContext context, CallSlots 
 rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> routing,
                       const config::Listener& listener, const config::Route* route,
                       Rejection why, CallObserver* observer) {
-  const rt::TimePoint arrival = rt::Clock::now();
   CallReport report;
   report.listener = &listener.name;
   report.route = route ? &route->name : nullptr;
@@ -42,15 +42,7 @@ rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> rou
           : "curfew: route '" + route->name + "' is at its limit of " +
                 std::to_string(*route->max_concurrent_calls) +
                 " concurrent calls (max_concurrent_calls); the call was not forwarded";
-  struct Deliver {  // however the finish ends (a caller gone, a shutdown cancelling the task)
-    CallReport& report;
-    rt::TimePoint arrival;
-    CallObserver* observer;
-    ~Deliver() {
-      report.duration = rt::Clock::now() - arrival;
-      if (observer) observer->call_finished(report);
-    }
-  } deliver{report, arrival, observer};
+  ReportOnExit deliver(report, *call, observer);  // however the finish ends
   co_await call->finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message));
 }
 
@@ -124,10 +116,12 @@ ListenerServer::WorkerRouting ListenerServer::worker_routing_for(
   WorkerRouting out;
   const config::Listener* listener = routing->listener(name_);
   std::lock_guard<std::mutex> lock(route_limits_mu_);
-  // A route gone from the config whose calls have all ended needs its counter no more. One that
-  // still has calls keeps it (they count against the route if it comes back).
+  // A route gone from the config needs its counter no more once nothing else holds it: no loop
+  // still routing with an older routing, no call holding a slot (copies are only ever taken
+  // from the map, under this mutex, or from those holders, so use_count() == 1 is final). A
+  // counter still held stays, so the route's calls count against it if it comes back.
   std::erase_if(route_limits_, [&](const auto& entry) {
-    return entry.second->in_flight() == 0 &&
+    return entry.second.use_count() == 1 &&
            std::none_of(listener->routes.begin(), listener->routes.end(),
                         [&](const config::Route& r) { return r.name == entry.first; });
   });
@@ -166,15 +160,19 @@ rt::Task<void> ListenerServer::serve(int worker) {
 }
 
 rt::Task<void> ListenerServer::serve_calls(int worker, rt::TaskGroup& shadows) {
-  WorkerState& state = *worker_state_[worker];
-  state.shadows = &shadows;
+  struct Shadows {  // open for new shadows while the calls run; then, however they end, closed
+    WorkerState& state;
+    Shadows(WorkerState& s, rt::TaskGroup& group) : state(s) { state.shadows = &group; }
+    ~Shadows() {
+      state.shadows = nullptr;
+      state.cancel_shadows();
+    }
+  } open_shadows(*worker_state_[worker], shadows);
   rt::TaskGroup calls;
   co_await calls.run([](ListenerServer& self, int worker, rt::TaskGroup& g) -> rt::Task<void> {
     for (int i = 0; i < kAcceptorsPerWorker; ++i) g.spawn(self.accept_loop(worker, g), "acceptor");
     co_return;
   }(*this, worker, calls));
-  state.shadows = nullptr;
-  state.cancel_shadows();
 }
 
 rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {

@@ -12,6 +12,7 @@
 #include "sidecar/log.h"
 #include "sidecar/message_pipe.h"
 #include "sidecar/metadata.h"
+#include "sidecar/report_on_exit.h"
 #include "sidecar/retry.h"
 #include "sidecar/shadow.h"
 #include "sidecar/upstream_call.h"
@@ -51,9 +52,11 @@ class ProxyCall {
   }
   rt::Task<void> forward(const config::Route& route, Upstream& upstream);
   rt::Task<void> serve_unary(const config::Route& route);
-  // Reads the one request message, then runs the route's policy; sets `reply` when there is one
-  // to send. `reply` belongs to the awaiting serve_unary, which outlives this.
-  rt::Task<void> read_and_call(const config::Route& route, std::optional<UpstreamReply>& reply);
+  // Reads the one request message, runs the route's policy and sends its reply.
+  rt::Task<void> read_call_and_reply(const config::Route& route);
+  // After a read from the caller found no more messages: true for a half-close, false for a
+  // caller gone (see the definition).
+  rt::Task<bool> caller_half_closed();
   // After the call's deadline: DEADLINE_EXCEEDED to the caller unless a status already left; the
   // report says what the caller got.
   rt::Task<void> finish_after_deadline();
@@ -62,6 +65,12 @@ class ProxyCall {
   void mirror(const config::Route& route, const grpc::ByteBuffer& request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
+  // Attempts that ended cancelled with no cause recorded yet were cancelled for `cause`.
+  void mark_cancelled_attempts(CancelCause cause);
+  // After an upstream answered DEADLINE_EXCEEDED: records the timeout's cause; true when it was
+  // the budget curfew propagated running out (the route's or the caller's deadline), false for
+  // the upstream's own deadline or a retry's per-try timeout.
+  bool classify_upstream_deadline();
   // The two writers of a plain route's forwarding (sidecar/message_pipe.h): each sends what its
   // pipe's reader read, merging the last message with the end of the stream.
   rt::Task<void> write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started);
@@ -87,6 +96,7 @@ class ProxyCall {
   rt::ServerCall& call_;
   ProxyContext& ctx_;
   const config::Route* route_ = nullptr;
+  rt::TimePoint arrival_{};
   CallDeadline deadline_{};
   CallReport report_;
   bool initial_metadata_forwarded_ = false;
@@ -136,7 +146,7 @@ rt::Task<void> ProxyCall::write_upstream(MessagePipe& p, rt::ClientCall& up, rt:
     const bool last = !item || p.end_is_next();
     // A cancelled client stream must never reach the upstream as a complete one. The caller's
     // done notification cancels this task (and, through it, the upstream call) right after.
-    if (last && !call_.caller_half_closed()) co_return;
+    if (last && !co_await caller_half_closed()) co_return;
     if (!item) {
       co_await up.writes_done();
       co_return;
@@ -147,6 +157,17 @@ rt::Task<void> ProxyCall::write_upstream(MessagePipe& p, rt::ClientCall& up, rt:
     }
     if (!co_await up.write(*item)) co_return;  // upstream finished: its status tells why
   }
+}
+
+rt::Task<bool> ProxyCall::caller_half_closed() {
+  // The transport says at the read itself whether the stream ended with END_STREAM or a reset:
+  // exact for a caller's cancellation, the case that matters. gRPC may also fail a read above
+  // the transport (a message over the size limit, one that does not decompress): it then
+  // cancels the call itself, which the transport's flag does not show. The done notification
+  // of such a call follows at once; one loop pass lets it land.
+  if (!call_.caller_half_closed()) co_return false;
+  co_await rt::yield_now();
+  co_return !call_.caller_cancelled();
 }
 
 rt::Task<void> ProxyCall::write_caller(MessagePipe& p, rt::ClientCall& up) {
@@ -174,14 +195,8 @@ rt::Task<void> ProxyCall::write_caller(MessagePipe& p, rt::ClientCall& up) {
   report_.attempts.back().won = true;
   send_upstream_initial_metadata(up);
   forward_trailing_metadata(up.context().GetServerTrailingMetadata(), call_.context());
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    if (upstream_deadline_was_ours()) {
-      // The budget curfew propagated ran out: it is this route's deadline, say so.
-      report_.timeout = timeout_cause();
-      status = deadline_status();
-    } else {
-      report_.timeout = TimeoutCause::kUpstream;
-    }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && classify_upstream_deadline()) {
+    status = deadline_status();  // the budget curfew propagated ran out: say whose deadline
   }
   // Finishing the caller's call also ends a request reader still waiting for the caller. A
   // message held back goes out with the status, in one operation (one HTTP/2 write). The
@@ -227,6 +242,7 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
 void ProxyCall::record_attempt_end(const rt::ClientCall& up, rt::TaskState& task,
                                    CancelCause cause) {
   UpstreamAttempt& attempt = report_.attempts.back();
+  if (attempt.won) return;  // it answered (the cancellation came after its status was out)
   attempt.code = grpc::StatusCode::CANCELLED;
   attempt.cancelled = cause;
   if (auto at = up.cancelled_at()) report_.cancel_propagation = *at - task.last_cancel_at();
@@ -237,22 +253,11 @@ rt::Task<void> ProxyCall::run() {
   call_.cancel_task_on_disconnect(task);
   const config::Listener& listener = *ctx_.listener;
   report_.listener = &listener.name;
-  const rt::TimePoint arrival = rt::Clock::now();
+  arrival_ = rt::Clock::now();
 
   route_ = listener.route_for(call_.method());
   if (ctx_.observer) ctx_.observer->call_started(listener.name, route_ ? &route_->name : nullptr);
-  struct Report {  // delivers the report however the call ends
-    ProxyCall& self;
-    rt::TimePoint arrival;
-    ~Report() {
-      // A call that never sent a status was not answered OK: its caller went away.
-      if (!self.call_.sent_code() && self.report_.code == grpc::StatusCode::OK) {
-        self.report_.code = grpc::StatusCode::CANCELLED;
-      }
-      self.report_.duration = rt::Clock::now() - arrival;
-      if (self.ctx_.observer) self.ctx_.observer->call_finished(self.report_);
-    }
-  } deliver{*this, arrival};
+  ReportOnExit deliver(report_, call_, ctx_.observer);
 
   // The per-call fault boundary: whatever goes wrong inside one call (other than its
   // cancellation) fails that call alone, never its worker's other calls.
@@ -262,6 +267,8 @@ rt::Task<void> ProxyCall::run() {
     co_return;
   } catch (const rt::CancelledError&) {
     throw;
+  } catch (const rt::FatalError&) {
+    throw;  // meant to stop the process's structure, not one call (runtime/errors.h)
   } catch (...) {
     fault = std::current_exception();
   }
@@ -274,11 +281,11 @@ rt::Task<void> ProxyCall::fail_alone(std::exception_ptr fault) {
                             "' route '" + route + "' (" + call_.method() +
                             "); that call alone fails: " + rt::describe_error(fault));
   report_.fault = true;
-  report_.code = grpc::StatusCode::INTERNAL;
   if (!call_.finished()) {
     co_await call_.finish(grpc::Status(
         grpc::StatusCode::INTERNAL, "curfew: internal error on route '" + route + "'"));
   }
+  report_.code = call_.sent_code().value_or(grpc::StatusCode::INTERNAL);
 }
 
 rt::Task<void> ProxyCall::serve() {
@@ -291,10 +298,9 @@ rt::Task<void> ProxyCall::serve() {
     co_return;
   }
   report_.route = &route_->name;
-  const rt::TimePoint arrival = rt::Clock::now();
   deadline_ = decide_deadline(
       listener, *route_,
-      caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival);
+      caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival_);
   if (deadline_.fast_fail) {
     report_.timeout = TimeoutCause::kBudget;
     co_await reply_status(grpc::Status(
@@ -309,7 +315,12 @@ rt::Task<void> ProxyCall::serve() {
   // A cancellation that interrupts a pending step answers the caller properly.
   call_.set_interrupt_status([this] {
     if (rt::Clock::now() >= deadline_.deadline) return deadline_status();
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE, "curfew: shutting down");
+    if (ctx_.shutting_down && ctx_.shutting_down->load(std::memory_order_relaxed)) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "curfew: shutting down");
+    }
+    // Neither: the call's own work failed (the caller gone needs no answer).
+    return grpc::Status(grpc::StatusCode::INTERNAL,
+                        "curfew: internal error on route '" + route_->name + "'");
   });
 
   try {
@@ -332,36 +343,43 @@ rt::Task<void> ProxyCall::serve() {
 void ProxyCall::record_cancellation(CancelCause cause) {
   report_.cancel = cause;
   report_.code = grpc::StatusCode::CANCELLED;
+  mark_cancelled_attempts(cause);
+}
+
+void ProxyCall::mark_cancelled_attempts(CancelCause cause) {
   for (UpstreamAttempt& a : report_.attempts) {
     if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) a.cancelled = cause;
   }
 }
 
+bool ProxyCall::classify_upstream_deadline() {
+  if (upstream_deadline_was_ours()) {
+    report_.timeout = timeout_cause();
+    return true;
+  }
+  report_.timeout = answered_by_per_try_timeout() ? TimeoutCause::kPerTry : TimeoutCause::kUpstream;
+  return false;
+}
+
 rt::Task<void> ProxyCall::serve_unary(const config::Route& route) {
-  std::optional<UpstreamReply> reply;
   bool timed_out = false;
   try {
-    co_await rt::deadline(deadline_.deadline, read_and_call(route, reply));
+    // The reply too is under the deadline: a caller that stops reading cannot hold the call past
+    // it (a reply on its way when the deadline fires still goes out whole: rt::ServerCall).
+    co_await rt::deadline(deadline_.deadline, read_call_and_reply(route));
   } catch (const rt::TimeoutError&) {
     timed_out = true;
   }
   if (timed_out) {
-    for (UpstreamAttempt& a : report_.attempts) {
-      if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) {
-        a.cancelled = CancelCause::kDeadline;
-      }
-    }
+    mark_cancelled_attempts(CancelCause::kDeadline);
     co_await finish_after_deadline();
-    co_return;
   }
-  if (reply) co_await send_reply(std::move(*reply));
 }
 
-rt::Task<void> ProxyCall::read_and_call(const config::Route& route,
-                                        std::optional<UpstreamReply>& reply) {
+rt::Task<void> ProxyCall::read_call_and_reply(const config::Route& route) {
   grpc::ByteBuffer request;
   if (!co_await call_.read(request)) {
-    if (!call_.caller_half_closed()) {  // the caller went away before sending anything
+    if (!co_await caller_half_closed()) {  // the caller went away before sending anything
       record_cancellation(CancelCause::kCaller);
       co_return;
     }
@@ -379,7 +397,7 @@ rt::Task<void> ProxyCall::read_and_call(const config::Route& route,
             "' (fan-out, retry or mirror) serves unary calls only; got a second request message"));
     co_return;
   }
-  if (!call_.caller_half_closed()) {
+  if (!co_await caller_half_closed()) {
     // Reset after its message: a request the caller abandoned is never sent as a complete one.
     record_cancellation(CancelCause::kCaller);
     co_return;
@@ -389,21 +407,27 @@ rt::Task<void> ProxyCall::read_and_call(const config::Route& route,
     mirror(route, request);
   }
   UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
-  reply = co_await unary_policy(route, unary);
+  co_await send_reply(co_await unary_policy(route, unary));
 }
 
 rt::Task<void> ProxyCall::finish_after_deadline() {
-  report_.timeout = timeout_cause();
-  report_.cancel = CancelCause::kDeadline;
-  report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
-  // The status may already be out: sent when the deadline interrupted a read from the caller,
-  // or an answer that was on its way when the deadline came (rt::ServerCall lets it finish).
-  if (!call_.finished()) co_await call_.finish(deadline_status());
-  const grpc::StatusCode sent = call_.sent_code().value_or(grpc::StatusCode::DEADLINE_EXCEEDED);
-  if (sent != grpc::StatusCode::DEADLINE_EXCEEDED) {  // what the caller got is what counts
-    report_.code = sent;
+  if (!call_.finished()) {
+    report_.timeout = timeout_cause();
+    report_.cancel = CancelCause::kDeadline;
+    report_.code = grpc::StatusCode::DEADLINE_EXCEEDED;
+    co_await call_.finish(deadline_status());
+    co_return;
+  }
+  // A status left before this point: sent when the deadline interrupted a read from the caller
+  // (this deadline's status), or an answer on its way when the deadline came (rt::ServerCall lets
+  // it finish). The report says what the caller got.
+  report_.code = call_.sent_code().value_or(grpc::StatusCode::DEADLINE_EXCEEDED);
+  if (report_.code != grpc::StatusCode::DEADLINE_EXCEEDED) {
     report_.timeout = TimeoutCause::kNone;
     report_.cancel = CancelCause::kNone;
+  } else if (report_.timeout == TimeoutCause::kNone) {  // not the upstream's own, already set
+    report_.timeout = timeout_cause();
+    report_.cancel = CancelCause::kDeadline;
   }
 }
 
@@ -450,17 +474,11 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
   for (auto& [k, v] : reply.initial_metadata) call_.context().AddInitialMetadata(k, v);
   for (auto& [k, v] : reply.trailing_metadata) call_.context().AddTrailingMetadata(k, v);
   grpc::Status status = reply.status;
-  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-    if (upstream_deadline_was_ours()) {
-      report_.timeout = timeout_cause();
-      // A fan-out keeps its aggregated status (per-child details); a single call says whose
-      // deadline it was.
-      if (!report_.fanout_mode) status = deadline_status();
-    } else if (answered_by_per_try_timeout()) {
-      report_.timeout = TimeoutCause::kPerTry;
-    } else {
-      report_.timeout = TimeoutCause::kUpstream;
-    }
+  // A fan-out keeps its aggregated status (per-child details); a single call says whose deadline
+  // it was.
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED && classify_upstream_deadline() &&
+      !report_.fanout_mode) {
+    status = deadline_status();
   }
   if (status.ok()) {  // the response and the status in one operation: one HTTP/2 write
     report_.code = status.error_code();

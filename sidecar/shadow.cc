@@ -1,5 +1,7 @@
 #include "sidecar/shadow.h"
 
+#include <utility>
+
 #include "runtime/errors.h"
 #include "sidecar/upstream_call.h"
 #include "sidecar/worker_state.h"
@@ -7,18 +9,39 @@
 namespace curfew::sidecar {
 namespace {
 
-rt::Task<void> shadow_call(WorkerState& worker, ShadowCopy copy, CallObserver* observer) {
-  struct InFlight {  // the worker's count, however the shadow ends
-    WorkerState& worker;
-    ~InFlight() { --worker.shadows_in_flight; }
-  } in_flight{worker};
-  UpstreamAttempt attempt{.upstream = copy.upstream, .role = UpstreamAttempt::Role::kMirror};
-  // A view of the owned metadata as gRPC's request type; `copy` outlives every use of it.
-  std::multimap<grpc::string_ref, grpc::string_ref> metadata;
-  for (const auto& [k, v] : copy.metadata) metadata.emplace(k, v);
-  const UnaryRequest request{copy.method, copy.message, metadata};
-  Upstream* upstream = copy.routing->upstreams->find(*copy.upstream);
+// One of the worker's shadow slots, taken in start_shadow() and given back when the shadow's
+// coroutine frame goes, whether the shadow ran or was cancelled before its first step.
+class ShadowSlot {
+ public:
+  explicit ShadowSlot(WorkerState& worker) : worker_(&worker) { ++worker.shadows_in_flight; }
+  ShadowSlot(ShadowSlot&& other) noexcept : worker_(std::exchange(other.worker_, nullptr)) {}
+  ShadowSlot& operator=(ShadowSlot&&) = delete;
+  ~ShadowSlot() {
+    if (worker_) --worker_->shadows_in_flight;
+  }
+
+ private:
+  WorkerState* worker_;
+};
+
+void report(CallObserver* observer, const ShadowCopy& copy, const UpstreamAttempt& attempt) noexcept {
+  if (observer == nullptr) return;
   try {
+    observer->shadow_finished(*copy.listener, *copy.route, attempt);
+  } catch (...) {  // a report never fails the worker
+  }
+}
+
+// Never fails its group (the worker's shadow group, whose failure would cancel every call of the
+// worker): every error is contained and reported; only a cancellation (shutdown) propagates.
+rt::Task<void> shadow_call(ShadowSlot slot, ShadowCopy copy, CallObserver* observer) {
+  UpstreamAttempt attempt{.upstream = copy.upstream, .role = UpstreamAttempt::Role::kMirror};
+  try {
+    // A view of the owned metadata as gRPC's request type; `copy` outlives every use of it.
+    std::multimap<grpc::string_ref, grpc::string_ref> metadata;
+    for (const auto& [k, v] : copy.metadata) metadata.emplace(k, v);
+    const UnaryRequest request{copy.method, copy.message, metadata};
+    Upstream* upstream = copy.routing->upstreams->find(*copy.upstream);
     if (upstream != nullptr) {
       UpstreamReply reply = co_await call_upstream(*upstream, request, copy.deadline);
       attempt.code = reply.status.error_code();
@@ -28,13 +51,14 @@ rt::Task<void> shadow_call(WorkerState& worker, ShadowCopy copy, CallObserver* o
   } catch (const rt::CancelledError&) {
     attempt.code = grpc::StatusCode::CANCELLED;
     attempt.cancelled = CancelCause::kShutdown;
-    if (observer) observer->shadow_finished(*copy.listener, *copy.route, attempt);
+    report(observer, copy, attempt);
+    throw;
+  } catch (const rt::FatalError&) {
     throw;
   } catch (...) {
-    // Never the worker's problem: a shadow that fails is only reported.
     attempt.code = grpc::StatusCode::INTERNAL;
   }
-  if (observer) observer->shadow_finished(*copy.listener, *copy.route, attempt);
+  report(observer, copy, attempt);
 }
 
 }  // namespace
@@ -42,12 +66,12 @@ rt::Task<void> shadow_call(WorkerState& worker, ShadowCopy copy, CallObserver* o
 bool start_shadow(WorkerState& worker, ShadowCopy copy, CallObserver* observer) {
   if (worker.shadows == nullptr || worker.shadows->aborting()) return false;
   if (worker.shadows_in_flight >= kMaxShadowsInFlight) return false;
-  ++worker.shadows_in_flight;
   try {
-    worker.track_shadow(worker.shadows->spawn(shadow_call(worker, std::move(copy), observer), "shadow"));
+    worker.reserve_shadow_handle();  // so that tracking the spawned shadow cannot fail
+    worker.track_shadow(worker.shadows->spawn(
+        shadow_call(ShadowSlot(worker), std::move(copy), observer), "shadow"));
   } catch (...) {
-    --worker.shadows_in_flight;  // refused: the shadow never started
-    return false;
+    return false;  // refused; a frame created meanwhile gave its slot back
   }
   return true;
 }

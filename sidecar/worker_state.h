@@ -48,8 +48,11 @@ class WorkerState {
   // how many are in flight, and handles to cancel them when the listener shuts down.
   rt::TaskGroup* shadows = nullptr;
   int shadows_in_flight = 0;
-  void track_shadow(rt::TaskHandle<void> shadow) {
+  void reserve_shadow_handle() {
     std::erase_if(shadow_handles_, [](const rt::TaskHandle<void>& h) { return h.done(); });
+    shadow_handles_.reserve(shadow_handles_.size() + 1);
+  }
+  void track_shadow(rt::TaskHandle<void> shadow) noexcept {  // after reserve_shadow_handle()
     shadow_handles_.push_back(std::move(shadow));
   }
   void cancel_shadows() {
