@@ -8,6 +8,7 @@ packages=(
   clang-16 libclang-rt-16-dev            # the project's compiler (g++ 12 miscompiles co_await on aggregates)
   llvm-16                                # llvm-symbolizer-16: sanitizer reports are symbolized, so the
                                          # name-based suppressions in tests/tsan.supp can match
+  clang-format-16 clang-tidy-16          # scripts/check-style.sh: the tree's format and lint checks
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
   libcpp-httplib-dev                     # the admin HTTP server (/metrics, /healthz, /readyz)
