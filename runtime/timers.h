@@ -39,6 +39,8 @@ class Timers {
   // Earliest deadline, if any timer is scheduled.
   std::optional<TimePoint> next() const noexcept;
   // Fires every timer due at `now`, earliest first (ties in insertion order). Returns how many.
+  // A node's fire() may add or remove timers, but must not re-add one for a time <= `now`: it
+  // would fire again in the same call, without end.
   size_t fire_due(TimePoint now);
   size_t size() const noexcept { return heap_.size(); }
 
