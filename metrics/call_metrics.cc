@@ -3,91 +3,83 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cstring>
+#include <cstdint>
+#include <limits>
 #include <map>
+#include <type_traits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
+#include "config/status_codes.h"
+#include "metrics/metric_families.h"
 
 namespace curfew::metrics {
 namespace {
 
 using sidecar::CallReport;
 using sidecar::CancelCause;
+using sidecar::EnumLabel;
 using sidecar::TimeoutCause;
 using sidecar::UpstreamAttempt;
 
 // ---- label values ---------------------------------------------------------------------------
+//
+// Each enum label's values are one table (sidecar/call_report.h); the cells of a counter with
+// such a label are an array in the table's order, and the scrape walks the table.
 
-constexpr size_t kCodes = 17;  // gRPC status codes 0..16
-constexpr const char* kCodeNames[kCodes] = {
-    "OK",        "CANCELLED",          "UNKNOWN",      "INVALID_ARGUMENT",  "DEADLINE_EXCEEDED",
-    "NOT_FOUND", "ALREADY_EXISTS",     "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION", "ABORTED",  "OUT_OF_RANGE", "UNIMPLEMENTED",     "INTERNAL",
-    "UNAVAILABLE", "DATA_LOSS",        "UNAUTHENTICATED",
+// The position of each enum value in `Table` (-1: not in it, e.g. kNone), computed at compile
+// time, so that the hot path indexes a cell without comparing any string.
+template <const auto& Table>
+struct LabelIndex {
+  using Enum = std::remove_cvref_t<decltype(Table[0].value)>;
+  static constexpr size_t kSize = std::size(Table);
+
+  static constexpr int of(Enum value) noexcept {
+    const auto v = static_cast<std::underlying_type_t<Enum>>(value);
+    return v >= 0 && static_cast<size_t>(v) < kSpan ? kIndex[static_cast<size_t>(v)] : -1;
+  }
+
+ private:
+  static constexpr size_t kSpan = [] {
+    size_t span = 0;
+    for (const auto& e : Table) span = std::max(span, static_cast<size_t>(e.value) + 1);
+    return span;
+  }();
+  static constexpr std::array<int, kSpan> kIndex = [] {
+    std::array<int, kSpan> index{};
+    index.fill(-1);
+    for (size_t i = 0; i < kSize; ++i) {
+      index[static_cast<size_t>(Table[i].value)] = static_cast<int>(i);
+    }
+    return index;
+  }();
 };
-constexpr size_t kUnknownCode = 2;
+
+using TimeoutLabels = LabelIndex<sidecar::kTimeoutCauseLabels>;
+using CancelLabels = LabelIndex<sidecar::kCancelCauseLabels>;
+using LimitLabels = LabelIndex<sidecar::kRejectionLabels>;
+using ModeLabels = LabelIndex<sidecar::kFanoutModeLabels>;
+
+// grpc_code: config's names, indexed by the code (0..16, fixed by the gRPC protocol).
+constexpr size_t kCodes = std::size(config::kStatusCodeNames);
+static_assert(kCodes == 17 && static_cast<int>(grpc::StatusCode::UNAUTHENTICATED) == 16);
+constexpr size_t kUnknownCode = static_cast<size_t>(grpc::StatusCode::UNKNOWN);
 
 size_t code_index(grpc::StatusCode code) noexcept {
   const int c = static_cast<int>(code);
   return c >= 0 && c < static_cast<int>(kCodes) ? static_cast<size_t>(c) : kUnknownCode;
 }
 
-// curfew_timeouts_total{cause}
-constexpr size_t kTimeoutCauses = 5;
-constexpr const char* kTimeoutCauseNames[kTimeoutCauses] = {"route", "caller", "budget", "per_try",
-                                                            "upstream"};
-constexpr int timeout_index(TimeoutCause cause) noexcept {
-  switch (cause) {
-    case TimeoutCause::kNone: return -1;
-    case TimeoutCause::kRoute: return 0;
-    case TimeoutCause::kCaller: return 1;
-    case TimeoutCause::kBudget: return 2;
-    case TimeoutCause::kPerTry: return 3;
-    case TimeoutCause::kUpstream: return 4;
-  }
-  return -1;
-}
-
-// curfew_cancellations_total{cause}
-constexpr size_t kCancelCauses = 5;
-constexpr const char* kCancelCauseNames[kCancelCauses] = {"caller", "deadline", "sibling",
-                                                          "hedge_lost", "shutdown"};
-constexpr int cancel_index(CancelCause cause) noexcept {
-  switch (cause) {
-    case CancelCause::kNone: return -1;
-    case CancelCause::kCaller: return 0;
-    case CancelCause::kDeadline: return 1;
-    case CancelCause::kSibling: return 2;
-    case CancelCause::kHedgeLost: return 3;
-    case CancelCause::kShutdown: return 4;
-  }
-  return -1;
-}
-
-// curfew_rejected_total{limit}
-constexpr size_t kLimits = 2;
-constexpr const char* kLimitNames[kLimits] = {"listener", "route"};
-constexpr int limit_index(sidecar::Rejection rejection) noexcept {
-  switch (rejection) {
-    case sidecar::Rejection::kNone: return -1;
-    case sidecar::Rejection::kListenerLimit: return 0;
-    case sidecar::Rejection::kRouteLimit: return 1;
-  }
-  return -1;
-}
-
-// curfew_fanout_failures_total{mode}
-constexpr size_t kModes = 3;
-constexpr const char* kModeNames[kModes] = {"all", "quorum", "hedge"};
-int mode_index(const char* mode) noexcept {
-  if (mode == nullptr) return -1;
-  for (size_t i = 0; i < kModes; ++i) {
-    if (std::strcmp(mode, kModeNames[i]) == 0) return static_cast<int>(i);
-  }
-  return -1;
-}
+// curfew_hedges_total{outcome}: what became of a hedge try (metrics' own notion).
+enum class HedgeOutcome { kWon, kLost, kFailed, kCancelled };
+constexpr EnumLabel<HedgeOutcome> kHedgeOutcomeLabels[] = {
+    {HedgeOutcome::kWon, "won"},
+    {HedgeOutcome::kLost, "lost"},
+    {HedgeOutcome::kFailed, "failed"},
+    {HedgeOutcome::kCancelled, "cancelled"},
+};
+using OutcomeLabels = LabelIndex<kHedgeOutcomeLabels>;
 
 // Why curfew cancelled an attempt, if it did: a cancelled attempt ends CANCELLED (call_report.h).
 // An attempt that finished with an answer of its own is taken as not cancelled even when a cause
@@ -96,22 +88,18 @@ CancelCause cancelled_by_curfew(const UpstreamAttempt& a) noexcept {
   return a.code == grpc::StatusCode::CANCELLED ? a.cancelled : CancelCause::kNone;
 }
 
-// curfew_hedges_total{outcome}
-constexpr size_t kOutcomes = 4;
-constexpr const char* kOutcomeNames[kOutcomes] = {"won", "lost", "failed", "cancelled"};
-constexpr size_t kWon = 0, kLost = 1, kFailed = 2, kCancelled = 3;
-
-size_t hedge_outcome(const UpstreamAttempt& a) noexcept {
-  if (a.won) return kWon;
+HedgeOutcome hedge_outcome(const UpstreamAttempt& a) noexcept {
+  if (a.won) return HedgeOutcome::kWon;
   switch (cancelled_by_curfew(a)) {
-    case CancelCause::kHedgeLost: return kLost;
+    case CancelCause::kHedgeLost: return HedgeOutcome::kLost;
     case CancelCause::kCaller:
     case CancelCause::kDeadline:
     case CancelCause::kShutdown:
-    case CancelCause::kSibling: return kCancelled;
+    case CancelCause::kSibling: return HedgeOutcome::kCancelled;
     case CancelCause::kNone: break;
   }
-  return a.code == grpc::StatusCode::OK ? kLost : kFailed;  // an OK answer not used also lost
+  // An OK answer not used also lost.
+  return a.code == grpc::StatusCode::OK ? HedgeOutcome::kLost : HedgeOutcome::kFailed;
 }
 
 // A fan-out child (or hedge try) that failed on its own account: it ended with an error that is
@@ -177,7 +165,10 @@ class Sum {
 template <size_t N>
 constexpr std::array<int64_t, N> to_nanoseconds(const double (&seconds)[N]) {
   std::array<int64_t, N> ns{};
-  for (size_t i = 0; i < N; ++i) ns[i] = static_cast<int64_t>(seconds[i] * 1e9 + 0.5);
+  for (size_t i = 0; i < N; ++i) {
+    // Bounds are positive, and std::llround is not constexpr (C++23).
+    ns[i] = static_cast<int64_t>(seconds[i] * 1e9 + 0.5);  // NOLINT(bugprone-incorrect-roundings)
+  }
   return ns;
 }
 
@@ -224,12 +215,12 @@ struct alignas(64) RouteCells {
   Level inflight;
   std::array<Count, kCodes> requests;
   LatencyHistogram duration;
-  std::array<Count, kLimits> rejected;
-  std::array<Count, kTimeoutCauses> timeouts;
-  std::array<Count, kCancelCauses> cancellations;
-  std::array<Count, kModes> fanout_calls;  // calls per fan-out mode (says which modes exist)
-  std::array<Count, kModes> fanout_failures;
-  std::array<Count, kOutcomes> hedges;
+  std::array<Count, LimitLabels::kSize> rejected;
+  std::array<Count, TimeoutLabels::kSize> timeouts;
+  std::array<Count, CancelLabels::kSize> cancellations;
+  std::array<Count, ModeLabels::kSize> fanout_calls;  // calls per fan-out mode (says which exist)
+  std::array<Count, ModeLabels::kSize> fanout_failures;
+  std::array<Count, OutcomeLabels::kSize> hedges;
   Count retries;
   Count retry_budget_exhausted;
   Count faults;
@@ -367,16 +358,16 @@ void CallMetrics::call_finished(const CallReport& report) {
     c.inflight.add(-1);
     c.requests[code_index(report.code)].add();
     c.duration.observe(report.duration);
-    if (const int l = limit_index(report.rejected); l >= 0) c.rejected[l].add();
+    if (const int l = LimitLabels::of(report.rejected); l >= 0) c.rejected[l].add();
     if (!matched) return;
     if (!c.matched.load(std::memory_order_relaxed)) c.matched.store(true, std::memory_order_relaxed);
 
-    if (const int t = timeout_index(report.timeout); t >= 0) c.timeouts[t].add();
+    if (const int t = TimeoutLabels::of(report.timeout); t >= 0) c.timeouts[t].add();
     // Call-level causes; sibling and hedge_lost are per attempt (below).
     if (report.cancel == CancelCause::kCaller || report.cancel == CancelCause::kShutdown) {
-      c.cancellations[cancel_index(report.cancel)].add();
+      c.cancellations[CancelLabels::of(report.cancel)].add();
     } else if (deadline_cut_upstream(report)) {
-      c.cancellations[cancel_index(CancelCause::kDeadline)].add();
+      c.cancellations[CancelLabels::of(CancelCause::kDeadline)].add();
     }
     if (report.budget_at_upstream_start) {
       c.budget.observe(std::max(*report.budget_at_upstream_start, rt::Duration::zero()));
@@ -388,9 +379,11 @@ void CallMetrics::call_finished(const CallReport& report) {
     if (report.retry_budget_exhausted) c.retry_budget_exhausted.add();
     if (report.fault) c.faults.add();
     if (report.shadow_skipped) c.shadows_skipped.add();
-    if (const int m = mode_index(report.fanout_mode); m >= 0) {
-      c.fanout_calls[m].add();
-      if (report.fanout_failed) c.fanout_failures[m].add();
+    if (report.fanout_mode) {
+      if (const int m = ModeLabels::of(*report.fanout_mode); m >= 0) {
+        c.fanout_calls[m].add();
+        if (report.fanout_failed) c.fanout_failures[m].add();
+      }
     }
 
     bool first_hedge = true;
@@ -401,7 +394,7 @@ void CallMetrics::call_finished(const CallReport& report) {
       u.requests[code].add();
       if (const CancelCause cause = cancelled_by_curfew(a);
           cause == CancelCause::kSibling || cause == CancelCause::kHedgeLost) {
-        c.cancellations[cancel_index(cause)].add();
+        c.cancellations[CancelLabels::of(cause)].add();
       }
       if (child_failed(a)) {
         // A child cut by the deadline did not answer in time, whichever timer fired first.
@@ -412,7 +405,7 @@ void CallMetrics::call_finished(const CallReport& report) {
         if (first_hedge) {
           first_hedge = false;  // the first try is not a hedge
         } else {
-          c.hedges[hedge_outcome(a)].add();
+          c.hedges[OutcomeLabels::of(hedge_outcome(a))].add();
         }
       }
     }
@@ -421,6 +414,9 @@ void CallMetrics::call_finished(const CallReport& report) {
 }
 
 // ---- scrape ---------------------------------------------------------------------------------
+//
+// Collect() sums the shards into totals, then builds each family declared in kCallFamilies
+// (metric_families.h) with its own collect<Family>() below, in the declared order.
 
 namespace {
 
@@ -446,7 +442,7 @@ struct ListenerRouteTotals {
   bool matched = false;
   int64_t inflight = 0;
   std::array<uint64_t, kCodes> requests{};
-  std::array<uint64_t, kLimits> rejected{};
+  std::array<uint64_t, LimitLabels::kSize> rejected{};
   HistogramTotals<std::size(kLatencyBuckets) + 1> duration;
 };
 
@@ -457,11 +453,11 @@ struct UpstreamTotals {
 
 struct RouteTotals {
   bool matched = false;
-  std::array<uint64_t, kTimeoutCauses> timeouts{};
-  std::array<uint64_t, kCancelCauses> cancellations{};
-  std::array<uint64_t, kModes> fanout_calls{};
-  std::array<uint64_t, kModes> fanout_failures{};
-  std::array<uint64_t, kOutcomes> hedges{};
+  std::array<uint64_t, TimeoutLabels::kSize> timeouts{};
+  std::array<uint64_t, CancelLabels::kSize> cancellations{};
+  std::array<uint64_t, ModeLabels::kSize> fanout_calls{};
+  std::array<uint64_t, ModeLabels::kSize> fanout_failures{};
+  std::array<uint64_t, OutcomeLabels::kSize> hedges{};
   uint64_t retries = 0;
   uint64_t retry_budget_exhausted = 0;
   uint64_t faults = 0;
@@ -470,219 +466,288 @@ struct RouteTotals {
   std::map<std::string, UpstreamTotals> upstreams;
 };
 
-using Label = prometheus::ClientMetric::Label;
+// Every shard summed: by (listener, route) for all calls; by route for calls that matched one.
+struct Totals {
+  std::map<std::pair<std::string, std::string>, ListenerRouteTotals> by_listener_route;
+  std::map<std::string, RouteTotals> by_route;
+  HistogramTotals<std::size(kPropagationBuckets) + 1> propagation;
 
-prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
-  prometheus::MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
+  void add(const RouteCells& cells) {
+    ListenerRouteTotals& lr = by_listener_route[{cells.listener, cells.route}];
+    lr.inflight += cells.inflight.get();
+    metrics::add(lr.requests, cells.requests);
+    metrics::add(lr.rejected, cells.rejected);
+    lr.duration.add(cells.duration);
 
-void add_counter(prometheus::MetricFamily& f, std::vector<Label> labels, uint64_t value) {
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  m.counter.value = static_cast<double>(value);
-  f.metric.push_back(std::move(m));
-}
-
-void add_gauge(prometheus::MetricFamily& f, std::vector<Label> labels, double value) {
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  m.gauge.value = value;
-  f.metric.push_back(std::move(m));
-}
-
-template <size_t N, size_t B>
-void add_histogram(prometheus::MetricFamily& f, std::vector<Label> labels,
-                   const HistogramTotals<N>& h, const double (&bounds)[B]) {
-  static_assert(B + 1 == N);
-  prometheus::ClientMetric m;
-  m.label = std::move(labels);
-  uint64_t cumulative = 0;
-  for (size_t i = 0; i < B; ++i) {
-    cumulative += h.buckets[i];
-    m.histogram.bucket.push_back({cumulative, bounds[i]});
+    if (!cells.matched.load(std::memory_order_relaxed)) return;
+    lr.matched = true;
+    RouteTotals& r = by_route[cells.route];
+    r.matched = true;
+    metrics::add(r.timeouts, cells.timeouts);
+    metrics::add(r.cancellations, cells.cancellations);
+    metrics::add(r.fanout_calls, cells.fanout_calls);
+    metrics::add(r.fanout_failures, cells.fanout_failures);
+    metrics::add(r.hedges, cells.hedges);
+    r.retries += cells.retries.get();
+    r.retry_budget_exhausted += cells.retry_budget_exhausted.get();
+    r.faults += cells.faults.get();
+    r.shadows_skipped += cells.shadows_skipped.get();
+    r.budget.add(cells.budget);
+    for (const auto& u : cells.upstreams) {
+      UpstreamTotals& ut = r.upstreams[u->upstream];
+      metrics::add(ut.requests, u->requests);
+      metrics::add(ut.child_failures, u->child_failures);
+    }
   }
-  cumulative += h.buckets[B];
-  m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-  m.histogram.sample_count = cumulative;
-  m.histogram.sample_sum = h.sum;
-  f.metric.push_back(std::move(m));
+};
+
+// The values of a series' labels: exactly as many as its family declares (a compile error
+// otherwise), in the declared order.
+template <size_t N>
+struct LabelValues {
+  LabelValues()
+    requires(N == 0)
+  = default;
+  template <typename... S>
+    requires(sizeof...(S) == N && N > 0 &&
+             (std::is_convertible_v<const S&, std::string_view> && ...))
+  LabelValues(const S&... values) : v{std::string_view(values)...} {}
+
+  std::array<std::string_view, N> v{};
+};
+
+// One family being built, from its declaration D: name, help and type from D; each series'
+// labels named as D names them.
+template <const MetricFamilyDecl& D>
+class Family {
+ public:
+  using Values = LabelValues<D.labels.size()>;
+
+  Family() {
+    f_.name = D.name;
+    f_.help = D.help;
+    f_.type = D.type;
+  }
+
+  void counter(const Values& labels, uint64_t value)
+    requires(D.type == prometheus::MetricType::Counter)
+  {
+    prometheus::ClientMetric& m = series(labels);
+    m.counter.value = static_cast<double>(value);
+  }
+
+  void gauge(const Values& labels, double value)
+    requires(D.type == prometheus::MetricType::Gauge)
+  {
+    series(labels).gauge.value = value;
+  }
+
+  template <size_t N, size_t B>
+    requires(D.type == prometheus::MetricType::Histogram && B + 1 == N)
+  void histogram(const Values& labels, const HistogramTotals<N>& h, const double (&bounds)[B]) {
+    prometheus::ClientMetric& m = series(labels);
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < B; ++i) {
+      cumulative += h.buckets[i];
+      m.histogram.bucket.push_back({cumulative, bounds[i]});
+    }
+    cumulative += h.buckets[B];
+    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = h.sum;
+  }
+
+  prometheus::MetricFamily take() && { return std::move(f_); }
+
+ private:
+  prometheus::ClientMetric& series(const Values& labels) {
+    prometheus::ClientMetric& m = f_.metric.emplace_back();
+    m.label.reserve(D.labels.size());
+    for (size_t i = 0; i < D.labels.size(); ++i) {
+      m.label.push_back({std::string(D.labels[i]), std::string(labels.v[i])});
+    }
+    return m;
+  }
+
+  prometheus::MetricFamily f_;
+};
+
+// Each family declared in kCallFamilies has one collector, collect(totals, family) below: an
+// overload for its Family<D> (the primary template is deleted, so a declared family without a
+// collector does not compile).
+template <const MetricFamilyDecl& D>
+void collect(const Totals& t, Family<D>& f) = delete;
+
+template <const MetricFamilyDecl& D>
+prometheus::MetricFamily build(const Totals& t) {
+  Family<D> f;
+  collect(t, f);
+  return std::move(f).take();
+}
+
+// -- by listener and route
+
+template <>
+void collect(const Totals& t, Family<family::kRequests>& f) {
+  for (const auto& [key, lr] : t.by_listener_route) {
+    for (size_t code = 0; code < kCodes; ++code) {
+      if (lr.requests[code] == 0) continue;  // codes never seen are not exposed
+      f.counter({key.first, key.second, config::kStatusCodeNames[code]}, lr.requests[code]);
+    }
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kRequestDuration>& f) {
+  for (const auto& [key, lr] : t.by_listener_route) {
+    f.histogram({key.first, key.second}, lr.duration, kLatencyBuckets);
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kInflight>& f) {
+  for (const auto& [key, lr] : t.by_listener_route) {
+    f.gauge({key.first, key.second}, static_cast<double>(lr.inflight));
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kRejected>& f) {
+  for (const auto& [key, lr] : t.by_listener_route) {
+    for (size_t l = 0; l < LimitLabels::kSize; ++l) {
+      // Every route can hit both limits; calls that matched no route only the listener's.
+      const auto& [limit, label] = sidecar::kRejectionLabels[l];
+      if (limit == sidecar::Rejection::kRouteLimit && !lr.matched && lr.rejected[l] == 0) continue;
+      f.counter({key.first, key.second, label}, lr.rejected[l]);
+    }
+  }
+}
+
+// -- by route (calls that matched one)
+
+// A counter per value of an enum label, after the route label: {route, <label>}.
+template <const MetricFamilyDecl& D, typename E, size_t N>
+void per_label(Family<D>& f, const std::string& route, const EnumLabel<E> (&table)[N],
+               const std::array<uint64_t, N>& counts) {
+  for (size_t i = 0; i < N; ++i) f.counter({route, table[i].label}, counts[i]);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kTimeouts>& f) {
+  for (const auto& [route, r] : t.by_route) {
+    per_label(f, route, sidecar::kTimeoutCauseLabels, r.timeouts);
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kCancellations>& f) {
+  for (const auto& [route, r] : t.by_route) {
+    per_label(f, route, sidecar::kCancelCauseLabels, r.cancellations);
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kFanoutFailures>& f) {
+  for (const auto& [route, r] : t.by_route) {
+    for (size_t m = 0; m < ModeLabels::kSize; ++m) {
+      if (r.fanout_calls[m] == 0 && r.fanout_failures[m] == 0) continue;  // not this route's mode
+      f.counter({route, sidecar::kFanoutModeLabels[m].label}, r.fanout_failures[m]);
+    }
+  }
+}
+
+// {route, upstream, grpc_code}; codes never seen are not exposed.
+template <const MetricFamilyDecl& D>
+void per_upstream_code(const Totals& t, Family<D>& f,
+                       std::array<uint64_t, kCodes> UpstreamTotals::*counts) {
+  for (const auto& [route, r] : t.by_route) {
+    for (const auto& [upstream, u] : r.upstreams) {
+      for (size_t code = 0; code < kCodes; ++code) {
+        if ((u.*counts)[code] == 0) continue;
+        f.counter({route, upstream, config::kStatusCodeNames[code]}, (u.*counts)[code]);
+      }
+    }
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kFanoutChildFailures>& f) {
+  per_upstream_code(t, f, &UpstreamTotals::child_failures);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kUpstreamRequests>& f) {
+  per_upstream_code(t, f, &UpstreamTotals::requests);
+}
+
+// {route}
+template <const MetricFamilyDecl& D>
+void per_route(const Totals& t, Family<D>& f, uint64_t RouteTotals::*count) {
+  for (const auto& [route, r] : t.by_route) f.counter({route}, r.*count);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kRetries>& f) {
+  per_route(t, f, &RouteTotals::retries);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kRetryBudgetExhausted>& f) {
+  per_route(t, f, &RouteTotals::retry_budget_exhausted);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kCallFaults>& f) {
+  per_route(t, f, &RouteTotals::faults);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kMirrorSkipped>& f) {
+  per_route(t, f, &RouteTotals::shadows_skipped);
+}
+
+template <>
+void collect(const Totals& t, Family<family::kHedges>& f) {
+  constexpr int kHedgeMode = ModeLabels::of(sidecar::FanoutMode::kHedge);
+  for (const auto& [route, r] : t.by_route) {
+    if (r.fanout_calls[kHedgeMode] == 0) continue;  // not a hedge route
+    per_label(f, route, kHedgeOutcomeLabels, r.hedges);
+  }
+}
+
+template <>
+void collect(const Totals& t, Family<family::kDeadlineBudget>& f) {
+  for (const auto& [route, r] : t.by_route) f.histogram({route}, r.budget, kBudgetBuckets);
+}
+
+// -- unlabelled
+
+template <>
+void collect(const Totals& t, Family<family::kCancelPropagation>& f) {
+  f.histogram({}, t.propagation, kPropagationBuckets);
 }
 
 }  // namespace
 
 std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
-  std::map<std::pair<std::string, std::string>, ListenerRouteTotals> by_listener_route;
-  std::map<std::string, RouteTotals> by_route;
-  HistogramTotals<std::size(kPropagationBuckets) + 1> propagation;
-
   std::vector<const Shard*> shards;
   {
     std::lock_guard<std::mutex> lock(shards_mu_);
     for (const auto& s : shards_) shards.push_back(s.get());
   }
+  Totals totals;
   for (const Shard* s : shards) {
     std::lock_guard<std::mutex> lock(s->mu);
-    propagation.add(s->propagation);
-    for (const auto& [key, cells] : s->routes) {
-      ListenerRouteTotals& lr = by_listener_route[{cells->listener, cells->route}];
-      lr.inflight += cells->inflight.get();
-      add(lr.requests, cells->requests);
-      add(lr.rejected, cells->rejected);
-      lr.duration.add(cells->duration);
-
-      if (!cells->matched.load(std::memory_order_relaxed)) continue;
-      lr.matched = true;
-      RouteTotals& r = by_route[cells->route];
-      r.matched = true;
-      add(r.timeouts, cells->timeouts);
-      add(r.cancellations, cells->cancellations);
-      add(r.fanout_calls, cells->fanout_calls);
-      add(r.fanout_failures, cells->fanout_failures);
-      add(r.hedges, cells->hedges);
-      r.retries += cells->retries.get();
-      r.retry_budget_exhausted += cells->retry_budget_exhausted.get();
-      r.faults += cells->faults.get();
-      r.shadows_skipped += cells->shadows_skipped.get();
-      r.budget.add(cells->budget);
-      for (const auto& u : cells->upstreams) {
-        UpstreamTotals& ut = r.upstreams[u->upstream];
-        add(ut.requests, u->requests);
-        add(ut.child_failures, u->child_failures);
-      }
-    }
+    totals.propagation.add(s->propagation);
+    for (const auto& [key, cells] : s->routes) totals.add(*cells);
   }
 
-  using prometheus::MetricType;
-  auto requests = family("curfew_requests_total",
-                         "Calls curfew answered, by listener, route and the gRPC status code the "
-                         "caller got.",
-                         MetricType::Counter);
-  auto duration = family("curfew_request_duration_seconds",
-                         "Time from a call's arrival at curfew to its end, by listener and route.",
-                         MetricType::Histogram);
-  auto inflight = family("curfew_inflight_requests", "Calls in progress, by listener and route.",
-                         MetricType::Gauge);
-  auto rejected = family("curfew_rejected_total",
-                         "Calls refused at once with RESOURCE_EXHAUSTED because a concurrency limit "
-                         "was reached, by listener, route and limit: listener "
-                         "(limits.max_concurrent_calls) or route (the route's "
-                         "max_concurrent_calls).",
-                         MetricType::Counter);
-  for (const auto& [key, t] : by_listener_route) {
-    const auto& [listener, route] = key;
-    for (size_t code = 0; code < kCodes; ++code) {
-      if (t.requests[code] == 0) continue;
-      add_counter(requests, {{"listener", listener}, {"route", route}, {"grpc_code", kCodeNames[code]}},
-                  t.requests[code]);
-    }
-    add_histogram(duration, {{"listener", listener}, {"route", route}}, t.duration, kLatencyBuckets);
-    add_gauge(inflight, {{"listener", listener}, {"route", route}}, static_cast<double>(t.inflight));
-    for (size_t l = 0; l < kLimits; ++l) {
-      // Every route can hit both limits; calls that matched no route only the listener's.
-      if (l == 1 && !t.matched && t.rejected[l] == 0) continue;
-      add_counter(rejected, {{"listener", listener}, {"route", route}, {"limit", kLimitNames[l]}},
-                  t.rejected[l]);
-    }
-  }
-
-  auto timeouts = family("curfew_timeouts_total",
-                         "Calls answered DEADLINE_EXCEEDED, by route and cause: route (curfew's "
-                         "deadline), caller (the caller's own deadline), budget (min_budget "
-                         "fast-fail), per_try (a retry's per-try timeout), upstream (the upstream "
-                         "answered DEADLINE_EXCEEDED).",
-                         MetricType::Counter);
-  auto cancellations = family("curfew_cancellations_total",
-                              "Upstream work curfew cancelled, by route and cause: caller, deadline, "
-                              "shutdown (per call); sibling, hedge_lost (per upstream attempt).",
-                              MetricType::Counter);
-  auto fanout_failures = family("curfew_fanout_failures_total",
-                                "Fan-out calls whose group as a whole failed, by route and mode.",
-                                MetricType::Counter);
-  auto child_failures = family("curfew_fanout_child_failures_total",
-                               "Fan-out children and hedge tries that failed, by route, upstream "
-                               "and gRPC status code.",
-                               MetricType::Counter);
-  auto upstream_requests = family("curfew_upstream_requests_total",
-                                  "Upstream calls curfew made (primaries, retries, fan-out children, "
-                                  "hedges, mirrors), by route, upstream and gRPC status code.",
-                                  MetricType::Counter);
-  auto retries = family("curfew_retries_total", "Retries made, by route.", MetricType::Counter);
-  auto exhausted = family("curfew_retry_budget_exhausted_total",
-                          "Retries refused because the route's retry budget was spent, by route.",
-                          MetricType::Counter);
-  auto faults = family("curfew_call_faults_total",
-                       "Calls failed alone by curfew's per-call fault boundary (an internal "
-                       "error: the caller got INTERNAL, the worker's other calls went on), by "
-                       "route.",
-                       MetricType::Counter);
-  auto shadows_skipped = family("curfew_mirror_skipped_total",
-                                "Mirrored calls sent without their shadow copy because the worker "
-                                "already had the most shadows in flight it allows (256), by route.",
-                                MetricType::Counter);
-  auto hedges = family("curfew_hedges_total",
-                       "Hedged tries sent (after the first try), by route and outcome: won, lost, "
-                       "failed, cancelled.",
-                       MetricType::Counter);
-  auto budget = family("curfew_deadline_budget_seconds",
-                       "Time left until the call's deadline when the upstream call starts, by "
-                       "route.",
-                       MetricType::Histogram);
-  for (const auto& [route, t] : by_route) {
-    for (size_t i = 0; i < kTimeoutCauses; ++i) {
-      add_counter(timeouts, {{"route", route}, {"cause", kTimeoutCauseNames[i]}}, t.timeouts[i]);
-    }
-    for (size_t i = 0; i < kCancelCauses; ++i) {
-      add_counter(cancellations, {{"route", route}, {"cause", kCancelCauseNames[i]}},
-                  t.cancellations[i]);
-    }
-    for (size_t m = 0; m < kModes; ++m) {
-      if (t.fanout_calls[m] == 0 && t.fanout_failures[m] == 0) continue;
-      add_counter(fanout_failures, {{"route", route}, {"mode", kModeNames[m]}}, t.fanout_failures[m]);
-    }
-    for (const auto& [upstream, u] : t.upstreams) {
-      for (size_t code = 0; code < kCodes; ++code) {
-        if (u.requests[code] != 0) {
-          add_counter(upstream_requests,
-                      {{"route", route}, {"upstream", upstream}, {"grpc_code", kCodeNames[code]}},
-                      u.requests[code]);
-        }
-        if (u.child_failures[code] != 0) {
-          add_counter(child_failures,
-                      {{"route", route}, {"upstream", upstream}, {"grpc_code", kCodeNames[code]}},
-                      u.child_failures[code]);
-        }
-      }
-    }
-    add_counter(retries, {{"route", route}}, t.retries);
-    add_counter(exhausted, {{"route", route}}, t.retry_budget_exhausted);
-    add_counter(faults, {{"route", route}}, t.faults);
-    add_counter(shadows_skipped, {{"route", route}}, t.shadows_skipped);
-    constexpr size_t kHedgeMode = 2;
-    if (t.fanout_calls[kHedgeMode] != 0) {
-      for (size_t i = 0; i < kOutcomes; ++i) {
-        add_counter(hedges, {{"route", route}, {"outcome", kOutcomeNames[i]}}, t.hedges[i]);
-      }
-    }
-    add_histogram(budget, {{"route", route}}, t.budget, kBudgetBuckets);
-  }
-
-  auto propagation_family = family("curfew_cancel_propagation_seconds",
-                                   "Time from a cancellation's cause (caller gone, deadline passed, "
-                                   "shutdown) to curfew issuing the upstream cancel.",
-                                   MetricType::Histogram);
-  add_histogram(propagation_family, {}, propagation, kPropagationBuckets);
-
-  std::vector<prometheus::MetricFamily> out;
-  for (auto* f : {&requests, &duration, &inflight, &rejected, &timeouts, &cancellations,
-                  &fanout_failures, &child_failures, &upstream_requests, &retries, &exhausted,
-                  &faults, &shadows_skipped, &hedges, &budget, &propagation_family}) {
-    out.push_back(std::move(*f));
-  }
-  return out;
+  return [&totals]<size_t... I>(std::index_sequence<I...>) {
+    std::vector<prometheus::MetricFamily> out;
+    out.reserve(sizeof...(I));
+    (out.push_back(build<*kCallFamilies[I]>(totals)), ...);
+    return out;
+  }(std::make_index_sequence<std::size(kCallFamilies)>());
 }
 
 }  // namespace curfew::metrics

@@ -12,7 +12,8 @@
 // call_started / call_finished, a linear scan of the route's few upstreams per attempt, and a
 // handful of relaxed stores. No lock, nothing shared between loop threads.
 //
-// Every metric name, label and meaning is listed in docs/metrics.md.
+// Every family (name, type, labels, help) is declared in metrics/metric_families.h, and listed with
+// its meaning in docs/metrics.md.
 #pragma once
 
 #include <cstdint>

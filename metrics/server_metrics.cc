@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "metrics/metric_families.h"
+
 namespace curfew::metrics {
 namespace {
 
@@ -9,43 +11,39 @@ double unix_seconds_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-prometheus::Family<prometheus::Counter>& reloads_family(prometheus::Registry& r) {
-  return prometheus::BuildCounter()
-      .Name("curfew_config_reloads_total")
-      .Help("Configuration reloads (SIGHUP or a change of the file), by result: ok (applied) or "
-            "error (refused; the previous configuration keeps serving).")
-      .Register(r);
+// A prometheus-cpp family registered in `r` as `d` declares it (metric_families.h).
+template <typename Builder>
+auto& register_family(const MetricFamilyDecl& d, Builder builder, prometheus::Registry& r) {
+  return builder.Name(std::string(d.name)).Help(std::string(d.help)).Register(r);
+}
+
+prometheus::Family<prometheus::Counter>& counter_family(const MetricFamilyDecl& d,
+                                                        prometheus::Registry& r) {
+  return register_family(d, prometheus::BuildCounter(), r);
+}
+
+prometheus::Family<prometheus::Gauge>& gauge_family(const MetricFamilyDecl& d,
+                                                    prometheus::Registry& r) {
+  return register_family(d, prometheus::BuildGauge(), r);
+}
+
+// The one series of a family declared with one label.
+prometheus::Labels label(const MetricFamilyDecl& d, const std::string& value) {
+  return {{std::string(d.labels[0]), value}};
 }
 
 }  // namespace
 
 ServerMetrics::ServerMetrics(const std::string& version)
-    : reloads_ok_(reloads_family(registry_).Add({{"result", "ok"}})),
-      reloads_error_(reloads_family(registry_).Add({{"result", "error"}})),
-      last_reload_successful_(
-          prometheus::BuildGauge()
-              .Name("curfew_config_last_reload_successful")
-              .Help("1 if the last configuration load or reload was applied, 0 if it was refused.")
-              .Register(registry_)
-              .Add({})),
+    : reloads_ok_(counter_family(family::kConfigReloads, registry_)
+                      .Add(label(family::kConfigReloads, "ok"))),
+      reloads_error_(counter_family(family::kConfigReloads, registry_)
+                         .Add(label(family::kConfigReloads, "error"))),
+      last_reload_successful_(gauge_family(family::kConfigLastReloadSuccessful, registry_).Add({})),
       last_reload_success_time_(
-          prometheus::BuildGauge()
-              .Name("curfew_config_last_reload_success_timestamp_seconds")
-              .Help("Unix time of the last configuration applied (at start or by a reload).")
-              .Register(registry_)
-              .Add({})) {
-  prometheus::BuildGauge()
-      .Name("curfew_build_info")
-      .Help("Always 1; the version label says which curfew is running.")
-      .Register(registry_)
-      .Add({{"version", version}})
-      .Set(1);
-  prometheus::BuildGauge()
-      .Name("process_start_time_seconds")
-      .Help("Start time of the process since unix epoch in seconds.")
-      .Register(registry_)
-      .Add({})
-      .Set(unix_seconds_now());
+          gauge_family(family::kConfigLastReloadSuccessTime, registry_).Add({})) {
+  gauge_family(family::kBuildInfo, registry_).Add(label(family::kBuildInfo, version)).Set(1);
+  gauge_family(family::kProcessStartTime, registry_).Add({}).Set(unix_seconds_now());
   // The configuration curfew started with was applied (it does not start otherwise).
   last_reload_successful_.Set(1);
   last_reload_success_time_.Set(unix_seconds_now());
@@ -70,9 +68,9 @@ void ServerMetrics::set_readiness(std::function<bool()> ready) {
 std::vector<prometheus::MetricFamily> ServerMetrics::Collect() const {
   std::vector<prometheus::MetricFamily> families = registry_.Collect();
   prometheus::MetricFamily ready;
-  ready.name = "curfew_ready";
-  ready.help = "1 when curfew is ready for traffic (configuration loaded, not draining), else 0.";
-  ready.type = prometheus::MetricType::Gauge;
+  ready.name = family::kReady.name;
+  ready.help = family::kReady.help;
+  ready.type = family::kReady.type;
   prometheus::ClientMetric value;
   {
     std::lock_guard<std::mutex> lock(ready_mu_);

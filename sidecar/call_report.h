@@ -2,6 +2,7 @@
 // handed to a CallObserver (the metrics) when it ends.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -9,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "config/config.h"
 #include "runtime/clock.h"
 
 namespace curfew::sidecar {
@@ -22,16 +24,53 @@ enum class CancelCause { kNone, kCaller, kDeadline, kShutdown, kSibling, kHedgeL
 // RESOURCE_EXHAUSTED): one of its concurrency limits was reached (listener_server.h).
 enum class Rejection { kNone, kListenerLimit, kRouteLimit };
 
-const char* name(TimeoutCause cause) noexcept;
-const char* name(CancelCause cause) noexcept;
-// "none", "listener", "route": the value of a `limit` label.
-inline const char* name(Rejection rejection) noexcept {
-  switch (rejection) {
-    case Rejection::kNone: return "none";
-    case Rejection::kListenerLimit: return "listener";
-    case Rejection::kRouteLimit: return "route";
+// How a fan-out route calls its upstreams: all, quorum or hedge (config.h).
+using FanoutMode = config::Fanout::Mode;
+
+// ---- label values -----------------------------------------------------------------------------
+//
+// The one table of names for each enum above: the values of the metrics' labels (metrics/, listed
+// in docs/metrics.md), in the order the metrics expose their series, and the names the sidecar
+// uses (fanout.cc: the mode in a fan-out's error message). kNone has no label: nothing is counted.
+
+template <typename E>
+struct EnumLabel {
+  E value;
+  const char* label;
+};
+
+// curfew_timeouts_total{cause}
+inline constexpr EnumLabel<TimeoutCause> kTimeoutCauseLabels[] = {
+    {TimeoutCause::kRoute, "route"},       {TimeoutCause::kCaller, "caller"},
+    {TimeoutCause::kBudget, "budget"},     {TimeoutCause::kPerTry, "per_try"},
+    {TimeoutCause::kUpstream, "upstream"},
+};
+// curfew_cancellations_total{cause}
+inline constexpr EnumLabel<CancelCause> kCancelCauseLabels[] = {
+    {CancelCause::kCaller, "caller"},     {CancelCause::kDeadline, "deadline"},
+    {CancelCause::kSibling, "sibling"},   {CancelCause::kHedgeLost, "hedge_lost"},
+    {CancelCause::kShutdown, "shutdown"},
+};
+// curfew_rejected_total{limit}
+inline constexpr EnumLabel<Rejection> kRejectionLabels[] = {
+    {Rejection::kListenerLimit, "listener"},
+    {Rejection::kRouteLimit, "route"},
+};
+// curfew_fanout_failures_total{mode}; the `mode` of a fan-out route in the configuration.
+inline constexpr EnumLabel<FanoutMode> kFanoutModeLabels[] = {
+    {FanoutMode::kAll, "all"},
+    {FanoutMode::kQuorum, "quorum"},
+    {FanoutMode::kHedge, "hedge"},
+};
+
+// The label of `value` in `table`; `otherwise` if the table does not list it (kNone).
+template <typename E, size_t N>
+constexpr const char* label_of(const EnumLabel<E> (&table)[N], E value,
+                               const char* otherwise = nullptr) noexcept {
+  for (const EnumLabel<E>& e : table) {
+    if (e.value == value) return e.label;
   }
-  return "unknown";
+  return otherwise;
 }
 
 // One call made to an upstream on behalf of the caller.
@@ -64,7 +103,7 @@ struct CallReport {
   std::optional<rt::Duration> cancel_propagation;  // from the cause to the upstream cancel
 
   absl::InlinedVector<UpstreamAttempt, 2> attempts;  // every upstream call, in start order
-  const char* fanout_mode = nullptr;  // "all", "quorum", "hedge"; null for a plain route
+  std::optional<FanoutMode> fanout_mode;  // set for a fan-out route; unset for a plain route
   bool fanout_failed = false;         // the fan-out group as a whole failed
   int retries = 0;                    // retries made (attempts beyond the first)
   bool retry_budget_exhausted = false;  // a retry was wanted but the retry budget refused it

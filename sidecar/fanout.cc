@@ -12,14 +12,8 @@ namespace {
 
 using Mode = config::Fanout::Mode;
 
-const char* mode_name(Mode mode) {
-  switch (mode) {
-    case Mode::kAll: return "all";
-    case Mode::kQuorum: return "quorum";
-    case Mode::kHedge: return "hedge";
-  }
-  return "?";
-}
+// "all", "quorum", "hedge": the mode's name in the configuration and in the metrics.
+const char* mode_name(Mode mode) { return label_of(kFanoutModeLabels, mode, "?"); }
 
 // The state the children of one fan-out share, and the rule that decides the outcome.
 class FanOut {
@@ -189,7 +183,7 @@ UpstreamReply FanOut::result() {
 }
 
 rt::Task<UpstreamReply> FanOut::run() {
-  report_.fanout_mode = mode_name(fanout_.mode);
+  report_.fanout_mode = fanout_.mode;
   rt::TaskGroup group;
   co_await group.run(start_children(group));
   if (!decided_) {

@@ -10,6 +10,7 @@
 
 #include "exposition.h"
 #include "metrics/call_metrics.h"
+#include "metrics/metric_families.h"
 #include "metrics/server_metrics.h"
 
 namespace curfew::testing {
@@ -114,6 +115,28 @@ TEST(AdminServer, ReloadsAreCountedFromZeroAndTheLastResultIsKept) {
   EXPECT_EQ(after.value("curfew_config_last_reload_successful"), 1);
   EXPECT_GE(*after.value("curfew_config_last_reload_success_timestamp_seconds"),
             *fresh.value("curfew_config_last_reload_success_timestamp_seconds"));
+}
+
+TEST(ServerMetrics, FamiliesAreTheDeclaredOnes) {
+  // ServerMetrics exposes exactly the families of kServerFamilies (metrics/metric_families.h),
+  // with the declared help, type and label names.
+  metrics::ServerMetrics server("x");
+  const auto families = server.Collect();
+  ASSERT_EQ(families.size(), std::size(metrics::kServerFamilies));
+  for (size_t i = 0; i < families.size(); ++i) {
+    const metrics::MetricFamilyDecl& declared = *metrics::kServerFamilies[i];
+    const prometheus::MetricFamily& f = families[i];
+    EXPECT_EQ(f.name, declared.name);
+    EXPECT_EQ(f.help, declared.help) << f.name;
+    EXPECT_EQ(f.type, declared.type) << f.name;
+    ASSERT_FALSE(f.metric.empty()) << f.name;
+    for (const auto& series : f.metric) {
+      ASSERT_EQ(series.label.size(), declared.labels.size()) << f.name;
+      for (size_t l = 0; l < series.label.size(); ++l) {
+        EXPECT_EQ(series.label[l].name, declared.labels[l]) << f.name;
+      }
+    }
+  }
 }
 
 TEST(AdminServer, UnknownPathIs404) {

@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "exposition.h"
+#include "metrics/metric_families.h"
 
 namespace curfew::testing {
 namespace {
@@ -65,20 +66,45 @@ Labels with_label(Labels labels, const std::string& key, const std::string& valu
   return labels;
 }
 
+// The label names of one series, in order.
+std::vector<std::string> label_names(const prometheus::ClientMetric& series) {
+  std::vector<std::string> names;
+  for (const auto& l : series.label) names.push_back(l.name);
+  return names;
+}
+
 TEST(CallMetrics, FamiliesAreTheContract) {
+  // Collect() returns exactly the families declared in metrics/metric_families.h, in the declared
+  // order, with the declared name, help and type; every series carries the declared labels.
   CallMetrics m;
+  // A hedge route with a failed, a retried, a mirrored and a rejected call: every family has a
+  // series.
+  CallReport hedge = report(&kSearch, Code::UNAVAILABLE);
+  hedge.fanout_mode = sidecar::FanoutMode::kHedge;
+  hedge.fanout_failed = true;
+  hedge.budget_at_upstream_start = 10ms;
+  hedge.retries = 1;
+  hedge.attempts.push_back(attempt(kA, Role::kHedge, Code::UNAVAILABLE));
+  hedge.attempts.push_back(attempt(kB, Role::kHedge, Code::UNAVAILABLE));
+  run(m, hedge);
+  CallReport rejected = report(&kSearch, Code::RESOURCE_EXHAUSTED);
+  rejected.rejected = sidecar::Rejection::kRouteLimit;
+  run(m, rejected);
+
+  const std::vector<prometheus::MetricFamily> families = m.Collect();
+  ASSERT_EQ(families.size(), std::size(metrics::kCallFamilies));
   std::set<std::string> names;
-  for (const auto& f : m.Collect()) names.insert(f.name);
-  EXPECT_EQ(names, (std::set<std::string>{
-                       "curfew_requests_total", "curfew_request_duration_seconds",
-                       "curfew_inflight_requests", "curfew_rejected_total", "curfew_timeouts_total",
-                       "curfew_cancellations_total", "curfew_fanout_failures_total",
-                       "curfew_fanout_child_failures_total", "curfew_upstream_requests_total",
-                       "curfew_retries_total", "curfew_retry_budget_exhausted_total",
-                       "curfew_call_faults_total", "curfew_mirror_skipped_total",
-                       "curfew_hedges_total", "curfew_deadline_budget_seconds",
-                       "curfew_cancel_propagation_seconds"}));
-  for (const auto& f : m.Collect()) {
+  for (size_t i = 0; i < families.size(); ++i) {
+    const metrics::MetricFamilyDecl& declared = *metrics::kCallFamilies[i];
+    const prometheus::MetricFamily& f = families[i];
+    EXPECT_EQ(f.name, declared.name);
+    EXPECT_EQ(f.help, declared.help) << f.name;
+    EXPECT_EQ(f.type, declared.type) << f.name;
+    const std::vector<std::string> declared_labels(declared.labels.begin(), declared.labels.end());
+    EXPECT_FALSE(f.metric.empty()) << f.name << " has no series";
+    for (const auto& series : f.metric) EXPECT_EQ(label_names(series), declared_labels) << f.name;
+    names.insert(f.name);
+
     EXPECT_FALSE(f.help.empty()) << f.name;
     if (f.type == prometheus::MetricType::Counter) {
       EXPECT_TRUE(f.name.ends_with("_total")) << f.name;
@@ -89,6 +115,50 @@ TEST(CallMetrics, FamiliesAreTheContract) {
       EXPECT_TRUE(f.name.ends_with("_seconds")) << f.name;
     }
   }
+  EXPECT_EQ(names.size(), families.size()) << "family names are unique";
+}
+
+TEST(CallMetrics, EnumLabelValuesComeFromTheOneTablePerEnum) {
+  // Each cause, limit and mode is exposed under the label its table (sidecar/call_report.h) gives.
+  CallMetrics m;
+  for (const auto& [cause, label] : sidecar::kTimeoutCauseLabels) {
+    CallReport r = report(&kSearch, Code::DEADLINE_EXCEEDED);
+    r.timeout = cause;
+    run(m, r);
+  }
+  for (const auto& [mode, label] : sidecar::kFanoutModeLabels) {
+    CallReport r = report(&kPricing, Code::UNAVAILABLE);
+    r.fanout_mode = mode;
+    r.fanout_failed = true;
+    run(m, r);
+  }
+  for (const auto& [limit, label] : sidecar::kRejectionLabels) {
+    CallReport r = report(&kInventory, Code::RESOURCE_EXHAUSTED);
+    r.rejected = limit;
+    run(m, r);
+  }
+  Exposition e = scrape(m);
+  for (const auto& [cause, label] : sidecar::kTimeoutCauseLabels) {
+    EXPECT_EQ(e.value("curfew_timeouts_total", {{"route", "search"}, {"cause", label}}), 1)
+        << label;
+  }
+  for (const auto& [cause, label] : sidecar::kCancelCauseLabels) {
+    EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "search"}, {"cause", label}}), 0)
+        << label;
+  }
+  for (const auto& [mode, label] : sidecar::kFanoutModeLabels) {
+    EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "pricing"}, {"mode", label}}), 1)
+        << label;
+  }
+  for (const auto& [limit, label] : sidecar::kRejectionLabels) {
+    EXPECT_EQ(e.value("curfew_rejected_total",
+                      {{"listener", "inbound"}, {"route", "inventory"}, {"limit", label}}),
+              1)
+        << label;
+  }
+  EXPECT_STREQ(sidecar::label_of(sidecar::kCancelCauseLabels, CancelCause::kHedgeLost),
+               "hedge_lost");
+  EXPECT_EQ(sidecar::label_of(sidecar::kCancelCauseLabels, CancelCause::kNone), nullptr);
 }
 
 TEST(CallMetrics, NothingReportedExposesNoSeriesButTheUnlabelledHistogram) {
@@ -275,14 +345,14 @@ TEST(CallMetrics, DeadlineThatEndedTheUpstreamCallIsACancellationWhicheverTimerF
 TEST(CallMetrics, FanoutAllFailure) {
   CallMetrics m;
   CallReport r = report(&kSearch, Code::UNAVAILABLE);
-  r.fanout_mode = "all";
+  r.fanout_mode = sidecar::FanoutMode::kAll;
   r.fanout_failed = true;
   r.attempts.push_back(attempt(kA, Role::kFanoutChild, Code::UNAVAILABLE));
   r.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::CANCELLED, CancelCause::kSibling));
   r.attempts.push_back(attempt(kC, Role::kFanoutChild, Code::CANCELLED, CancelCause::kSibling));
   run(m, r);
   CallReport ok = report(&kSearch);
-  ok.fanout_mode = "all";
+  ok.fanout_mode = sidecar::FanoutMode::kAll;
   for (const auto* u : {&kA, &kB, &kC}) ok.attempts.push_back(attempt(*u, Role::kFanoutChild));
   run(m, ok);
 
@@ -308,13 +378,13 @@ TEST(CallMetrics, AnAttemptThatFinishedWithItsOwnAnswerIsNotACancellation) {
   // result decided the group, the hedge that won) does not make it a cancelled attempt.
   CallMetrics m;
   CallReport r = report(&kSearch, Code::UNAVAILABLE);
-  r.fanout_mode = "all";
+  r.fanout_mode = sidecar::FanoutMode::kAll;
   r.fanout_failed = true;
   r.attempts.push_back(attempt(kA, Role::kFanoutChild, Code::CANCELLED, CancelCause::kSibling));
   r.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::UNAVAILABLE, CancelCause::kSibling));
   run(m, r);
   CallReport h = report(&kPricing);
-  h.fanout_mode = "hedge";
+  h.fanout_mode = sidecar::FanoutMode::kHedge;
   h.attempts.push_back(attempt(kA, Role::kHedge, Code::UNAVAILABLE));
   h.attempts.push_back(attempt(kB, Role::kHedge, Code::OK, CancelCause::kHedgeLost, /*won=*/true));
   run(m, h);
@@ -330,7 +400,7 @@ TEST(CallMetrics, AnAttemptThatFinishedWithItsOwnAnswerIsNotACancellation) {
 TEST(CallMetrics, FanoutRouteWithoutFailuresExposesZero) {
   CallMetrics m;
   CallReport r = report(&kSearch);
-  r.fanout_mode = "quorum";
+  r.fanout_mode = sidecar::FanoutMode::kQuorum;
   r.attempts.push_back(attempt(kA, Role::kFanoutChild));
   r.attempts.push_back(attempt(kB, Role::kFanoutChild));
   r.attempts.push_back(attempt(kC, Role::kFanoutChild, Code::CANCELLED, CancelCause::kSibling));
@@ -343,7 +413,7 @@ TEST(CallMetrics, FanoutRouteWithoutFailuresExposesZero) {
 TEST(CallMetrics, FanoutChildrenCutByTheDeadlineAreFailuresButNotWhenTheCallerLeft) {
   CallMetrics m;
   CallReport deadline = report(&kSearch, Code::DEADLINE_EXCEEDED);
-  deadline.fanout_mode = "all";
+  deadline.fanout_mode = sidecar::FanoutMode::kAll;
   deadline.fanout_failed = true;
   deadline.timeout = TimeoutCause::kRoute;
   deadline.cancel = CancelCause::kDeadline;
@@ -351,7 +421,7 @@ TEST(CallMetrics, FanoutChildrenCutByTheDeadlineAreFailuresButNotWhenTheCallerLe
   deadline.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::CANCELLED, CancelCause::kDeadline));
   run(m, deadline);
   CallReport caller = report(&kSearch, Code::CANCELLED);
-  caller.fanout_mode = "all";
+  caller.fanout_mode = sidecar::FanoutMode::kAll;
   caller.cancel = CancelCause::kCaller;
   caller.attempts.push_back(attempt(kA, Role::kFanoutChild, Code::CANCELLED, CancelCause::kCaller));
   caller.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::CANCELLED, CancelCause::kCaller));
@@ -369,30 +439,30 @@ TEST(CallMetrics, HedgeOutcomes) {
   CallMetrics m;
   // The hedge won; the first try lost.
   CallReport hedge_won = report(&kPricing);
-  hedge_won.fanout_mode = "hedge";
+  hedge_won.fanout_mode = sidecar::FanoutMode::kHedge;
   hedge_won.attempts.push_back(attempt(kA, Role::kHedge, Code::CANCELLED, CancelCause::kHedgeLost));
   hedge_won.attempts.push_back(attempt(kB, Role::kHedge, Code::OK, CancelCause::kNone, true));
   run(m, hedge_won);
   // The first try won; the hedge lost.
   CallReport first_won = report(&kPricing);
-  first_won.fanout_mode = "hedge";
+  first_won.fanout_mode = sidecar::FanoutMode::kHedge;
   first_won.attempts.push_back(attempt(kA, Role::kHedge, Code::OK, CancelCause::kNone, true));
   first_won.attempts.push_back(attempt(kB, Role::kHedge, Code::CANCELLED, CancelCause::kHedgeLost));
   run(m, first_won);
   // The hedge failed (a child failure); the first try then won.
   CallReport hedge_failed = report(&kPricing);
-  hedge_failed.fanout_mode = "hedge";
+  hedge_failed.fanout_mode = sidecar::FanoutMode::kHedge;
   hedge_failed.attempts.push_back(attempt(kA, Role::kHedge, Code::OK, CancelCause::kNone, true));
   hedge_failed.attempts.push_back(attempt(kB, Role::kHedge, Code::UNAVAILABLE));
   run(m, hedge_failed);
   // No hedge needed.
   CallReport single = report(&kPricing);
-  single.fanout_mode = "hedge";
+  single.fanout_mode = sidecar::FanoutMode::kHedge;
   single.attempts.push_back(attempt(kA, Role::kHedge, Code::OK, CancelCause::kNone, true));
   run(m, single);
   // The caller left while both tries ran.
   CallReport gone = report(&kPricing, Code::CANCELLED);
-  gone.fanout_mode = "hedge";
+  gone.fanout_mode = sidecar::FanoutMode::kHedge;
   gone.cancel = CancelCause::kCaller;
   gone.attempts.push_back(attempt(kA, Role::kHedge, Code::CANCELLED, CancelCause::kCaller));
   gone.attempts.push_back(attempt(kB, Role::kHedge, Code::CANCELLED, CancelCause::kCaller));

@@ -1,0 +1,277 @@
+// Every metric family curfew exposes, declared once as data: its name, type, label names and
+// help. The code that fills the families (call_metrics.cc, server_metrics.cc), the tests and the
+// check that docs/metrics.md lists every metric (tests/metrics/dashboard_test.cc) all read these
+// declarations, so a family is added, renamed or documented in one place (cf. Envoy's
+// ALL_ROUTER_STATS).
+//
+// The label *values* of enum labels (cause, limit, mode) are the tables in sidecar/call_report.h;
+// grpc_code's are config::kStatusCodeNames.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <iterator>
+#include <string_view>
+
+#include <prometheus/metric_type.h>
+
+namespace curfew::metrics {
+
+// The label names of a family, in the order of its series' labels (at most kMax).
+class LabelNames {
+ public:
+  static constexpr size_t kMax = 3;
+
+  constexpr LabelNames(std::initializer_list<std::string_view> names) {
+    if (names.size() > kMax) throw "LabelNames: raise kMax";  // a compile error: constexpr data
+    for (std::string_view n : names) names_[size_++] = n;
+  }
+
+  constexpr size_t size() const noexcept { return size_; }
+  constexpr std::string_view operator[](size_t i) const noexcept { return names_[i]; }
+  constexpr const std::string_view* begin() const noexcept { return names_.data(); }
+  constexpr const std::string_view* end() const noexcept { return names_.data() + size_; }
+
+ private:
+  std::array<std::string_view, kMax> names_{};
+  size_t size_ = 0;
+};
+
+struct MetricFamilyDecl {
+  std::string_view name;
+  prometheus::MetricType type;
+  LabelNames labels;
+  std::string_view help;
+};
+
+namespace family {
+
+using prometheus::MetricType;
+
+// ---- per call (CallMetrics), in scrape order ---------------------------------------------------
+
+inline constexpr MetricFamilyDecl kRequests{
+    .name = "curfew_requests_total",
+    .type = MetricType::Counter,
+    .labels = {"listener", "route", "grpc_code"},
+    .help = "Calls curfew answered, by listener, route and the gRPC status code the caller got.",
+};
+inline constexpr MetricFamilyDecl kRequestDuration{
+    .name = "curfew_request_duration_seconds",
+    .type = MetricType::Histogram,
+    .labels = {"listener", "route"},
+    .help = "Time from a call's arrival at curfew to its end, by listener and route.",
+};
+inline constexpr MetricFamilyDecl kInflight{
+    .name = "curfew_inflight_requests",
+    .type = MetricType::Gauge,
+    .labels = {"listener", "route"},
+    .help = "Calls in progress, by listener and route.",
+};
+inline constexpr MetricFamilyDecl kRejected{
+    .name = "curfew_rejected_total",
+    .type = MetricType::Counter,
+    .labels = {"listener", "route", "limit"},
+    .help =
+        "Calls refused at once with RESOURCE_EXHAUSTED because a concurrency limit was "
+        "reached, by listener, route and limit: listener (limits.max_concurrent_calls) or "
+        "route (the route's max_concurrent_calls).",
+};
+inline constexpr MetricFamilyDecl kTimeouts{
+    .name = "curfew_timeouts_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "cause"},
+    .help =
+        "Calls answered DEADLINE_EXCEEDED, by route and cause: route (curfew's deadline), "
+        "caller (the caller's own deadline), budget (min_budget fast-fail), per_try (a "
+        "retry's per-try timeout), upstream (the upstream answered DEADLINE_EXCEEDED).",
+};
+inline constexpr MetricFamilyDecl kCancellations{
+    .name = "curfew_cancellations_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "cause"},
+    .help =
+        "Upstream work curfew cancelled, by route and cause: caller, deadline, shutdown (per "
+        "call); sibling, hedge_lost (per upstream attempt).",
+};
+inline constexpr MetricFamilyDecl kFanoutFailures{
+    .name = "curfew_fanout_failures_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "mode"},
+    .help = "Fan-out calls whose group as a whole failed, by route and mode.",
+};
+inline constexpr MetricFamilyDecl kFanoutChildFailures{
+    .name = "curfew_fanout_child_failures_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "upstream", "grpc_code"},
+    .help =
+        "Fan-out children and hedge tries that failed, by route, upstream and gRPC status "
+        "code.",
+};
+inline constexpr MetricFamilyDecl kUpstreamRequests{
+    .name = "curfew_upstream_requests_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "upstream", "grpc_code"},
+    .help =
+        "Upstream calls curfew made (primaries, retries, fan-out children, hedges, mirrors), "
+        "by route, upstream and gRPC status code.",
+};
+inline constexpr MetricFamilyDecl kRetries{
+    .name = "curfew_retries_total",
+    .type = MetricType::Counter,
+    .labels = {"route"},
+    .help = "Retries made, by route.",
+};
+inline constexpr MetricFamilyDecl kRetryBudgetExhausted{
+    .name = "curfew_retry_budget_exhausted_total",
+    .type = MetricType::Counter,
+    .labels = {"route"},
+    .help = "Retries refused because the route's retry budget was spent, by route.",
+};
+inline constexpr MetricFamilyDecl kCallFaults{
+    .name = "curfew_call_faults_total",
+    .type = MetricType::Counter,
+    .labels = {"route"},
+    .help =
+        "Calls failed alone by curfew's per-call fault boundary (an internal error: the caller "
+        "got INTERNAL, the worker's other calls went on), by route.",
+};
+inline constexpr MetricFamilyDecl kMirrorSkipped{
+    .name = "curfew_mirror_skipped_total",
+    .type = MetricType::Counter,
+    .labels = {"route"},
+    .help =
+        "Mirrored calls sent without their shadow copy because the worker already had the "
+        "most shadows in flight it allows (256), by route.",
+};
+inline constexpr MetricFamilyDecl kHedges{
+    .name = "curfew_hedges_total",
+    .type = MetricType::Counter,
+    .labels = {"route", "outcome"},
+    .help =
+        "Hedged tries sent (after the first try), by route and outcome: won, lost, failed, "
+        "cancelled.",
+};
+inline constexpr MetricFamilyDecl kDeadlineBudget{
+    .name = "curfew_deadline_budget_seconds",
+    .type = MetricType::Histogram,
+    .labels = {"route"},
+    .help = "Time left until the call's deadline when the upstream call starts, by route.",
+};
+inline constexpr MetricFamilyDecl kCancelPropagation{
+    .name = "curfew_cancel_propagation_seconds",
+    .type = MetricType::Histogram,
+    .labels = {},
+    .help =
+        "Time from a cancellation's cause (caller gone, deadline passed, shutdown) to curfew "
+        "issuing the upstream cancel.",
+};
+
+// ---- per process (ServerMetrics) ---------------------------------------------------------------
+
+inline constexpr MetricFamilyDecl kConfigReloads{
+    .name = "curfew_config_reloads_total",
+    .type = MetricType::Counter,
+    .labels = {"result"},
+    .help =
+        "Configuration reloads (SIGHUP or a change of the file), by result: ok (applied) or "
+        "error (refused; the previous configuration keeps serving).",
+};
+inline constexpr MetricFamilyDecl kConfigLastReloadSuccessful{
+    .name = "curfew_config_last_reload_successful",
+    .type = MetricType::Gauge,
+    .labels = {},
+    .help = "1 if the last configuration load or reload was applied, 0 if it was refused.",
+};
+inline constexpr MetricFamilyDecl kConfigLastReloadSuccessTime{
+    .name = "curfew_config_last_reload_success_timestamp_seconds",
+    .type = MetricType::Gauge,
+    .labels = {},
+    .help = "Unix time of the last configuration applied (at start or by a reload).",
+};
+inline constexpr MetricFamilyDecl kBuildInfo{
+    .name = "curfew_build_info",
+    .type = MetricType::Gauge,
+    .labels = {"version"},
+    .help = "Always 1; the version label says which curfew is running.",
+};
+inline constexpr MetricFamilyDecl kProcessStartTime{
+    .name = "process_start_time_seconds",
+    .type = MetricType::Gauge,
+    .labels = {},
+    .help = "Start time of the process since unix epoch in seconds.",
+};
+inline constexpr MetricFamilyDecl kReady{
+    .name = "curfew_ready",
+    .type = MetricType::Gauge,
+    .labels = {},
+    .help = "1 when curfew is ready for traffic (configuration loaded, not draining), else 0.",
+};
+
+}  // namespace family
+
+// The families of CallMetrics::Collect(), in the order it returns them.
+inline constexpr const MetricFamilyDecl* kCallFamilies[] = {
+    &family::kRequests,
+    &family::kRequestDuration,
+    &family::kInflight,
+    &family::kRejected,
+    &family::kTimeouts,
+    &family::kCancellations,
+    &family::kFanoutFailures,
+    &family::kFanoutChildFailures,
+    &family::kUpstreamRequests,
+    &family::kRetries,
+    &family::kRetryBudgetExhausted,
+    &family::kCallFaults,
+    &family::kMirrorSkipped,
+    &family::kHedges,
+    &family::kDeadlineBudget,
+    &family::kCancelPropagation,
+};
+
+// The families of ServerMetrics::Collect().
+inline constexpr const MetricFamilyDecl* kServerFamilies[] = {
+    &family::kConfigReloads,
+    &family::kConfigLastReloadSuccessful,
+    &family::kConfigLastReloadSuccessTime,
+    &family::kBuildInfo,
+    &family::kProcessStartTime,
+    &family::kReady,
+};
+
+// ---- the naming rules, checked at compile time ------------------------------------------------
+
+namespace family_rules {
+
+constexpr bool valid(const MetricFamilyDecl& f) {
+  const bool counter = f.type == prometheus::MetricType::Counter;
+  if (f.help.empty() || counter != f.name.ends_with("_total")) return false;
+  if (f.type == prometheus::MetricType::Histogram && !f.name.ends_with("_seconds")) return false;
+  for (size_t i = 0; i < f.labels.size(); ++i) {
+    if (f.labels[i].empty()) return false;
+    for (size_t j = 0; j < i; ++j) {
+      if (f.labels[i] == f.labels[j]) return false;
+    }
+  }
+  return true;
+}
+
+template <size_t N>
+constexpr bool valid_and_distinct(const MetricFamilyDecl* const (&families)[N]) {
+  for (size_t i = 0; i < N; ++i) {
+    if (!valid(*families[i])) return false;
+    for (size_t j = 0; j < i; ++j) {
+      if (families[i]->name == families[j]->name) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace family_rules
+
+static_assert(family_rules::valid_and_distinct(kCallFamilies));
+static_assert(family_rules::valid_and_distinct(kServerFamilies));
+
+}  // namespace curfew::metrics
