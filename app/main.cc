@@ -59,7 +59,7 @@ void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& m
   auto config = curfew::config::load_config_file(path);
   if (!config.ok()) return refuse(config.status().message());
   const bool admin_moved = config->admin.address != admin_address;
-  const int workers_before = sidecar.routing()->config.worker_threads;
+  const int workers_before = sidecar.config()->worker_threads;
   const bool workers_changed = config->worker_threads != workers_before;
   if (auto status = sidecar.reload(*std::move(config)); !status.ok()) return refuse(status.message());
   metrics.reload_succeeded();
@@ -101,7 +101,7 @@ int serve(const std::string& path) {
     std::cerr << "curfew: cannot start: " << sidecar.status().message() << "\n";
     return 1;
   }
-  for (const auto& l : (*sidecar)->routing()->config.listeners) {
+  for (const auto& l : (*sidecar)->config()->listeners) {
     log(LogLevel::kInfo, "listener '" + l.name + "' serving on " + l.address + " (port " +
                              std::to_string((*sidecar)->port(l.name)) + ")");
   }

@@ -14,7 +14,7 @@
 #include "runtime/task.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace rt = curfew::rt;
 

@@ -9,10 +9,10 @@
 #include <coroutine>
 #include <optional>
 
-#include "runtime/completion.h"
+#include "runtime/detail/completion.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -21,7 +21,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "runtime/clock.h"
-#include "runtime/grpc_op.h"
+#include "runtime/detail/grpc_op.h"
 #include "runtime/loop.h"
 
 namespace curfew::rt {

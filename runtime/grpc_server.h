@@ -27,11 +27,11 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
-#include "runtime/completion.h"
-#include "runtime/grpc_op.h"
+#include "runtime/detail/completion.h"
+#include "runtime/detail/grpc_op.h"
 #include "runtime/loop.h"
 #include "runtime/task_state.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -18,8 +18,8 @@
 #include <grpcpp/alarm.h>
 #include <grpcpp/completion_queue.h>
 
-#include "runtime/completion.h"
-#include "runtime/timers.h"
+#include "runtime/detail/completion.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -24,7 +24,7 @@
 
 #include "runtime/blocking_pool.h"
 #include "runtime/loop.h"
-#include "runtime/spawned_task.h"
+#include "runtime/detail/spawned_task.h"
 #include "runtime/task.h"
 
 namespace curfew::rt {

@@ -12,7 +12,7 @@
 
 #include <string>
 
-#include "runtime/spawn_one.h"
+#include "runtime/detail/spawn_one.h"
 #include "runtime/task.h"
 #include "runtime/timeout.h"
 

@@ -6,10 +6,10 @@
 #include <coroutine>
 
 #include "runtime/clock.h"
-#include "runtime/completion.h"
+#include "runtime/detail/completion.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

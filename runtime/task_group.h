@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "runtime/errors.h"
-#include "runtime/spawned_task.h"
+#include "runtime/detail/spawned_task.h"
 #include "runtime/task.h"
 
 namespace curfew::rt {

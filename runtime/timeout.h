@@ -19,7 +19,7 @@
 #include "runtime/clock.h"
 #include "runtime/errors.h"
 #include "runtime/task.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

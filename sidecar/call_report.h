@@ -131,7 +131,7 @@ class CallObserver {
   virtual ~CallObserver() = default;
   virtual void call_started(const std::string& listener, const std::string* route) = 0;
   virtual void call_finished(const CallReport& report) = 0;
-  // A mirror's shadow copy ended (sidecar/shadow.h): it runs detached from its call, so it is
+  // A mirror's shadow copy ended (sidecar/internal/shadow.h): it runs detached from its call, so it is
   // reported on its own, after the call's report. `attempt.role` is kMirror.
   virtual void shadow_finished(const std::string& listener, const std::string& route,
                                const UpstreamAttempt& attempt) {}

@@ -1,5 +1,8 @@
 #include "sidecar/sidecar.h"
 
+#include "sidecar/internal/listener_server.h"
+#include "sidecar/internal/routing.h"
+
 #include <thread>
 
 namespace curfew::sidecar {
@@ -86,6 +89,11 @@ int Sidecar::port(const std::string& listener) const {
     if (l->name() == listener) return l->port();
   }
   return 0;
+}
+
+std::shared_ptr<const config::Config> Sidecar::config() const {
+  std::shared_ptr<const Routing> current = routing();
+  return std::shared_ptr<const config::Config>(current, &current->config);  // shares ownership
 }
 
 std::shared_ptr<const Routing> Sidecar::routing() const {

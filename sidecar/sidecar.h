@@ -13,10 +13,11 @@
 #include "absl/status/statusor.h"
 #include "config/config.h"
 #include "sidecar/call_report.h"
-#include "sidecar/listener_server.h"
-#include "sidecar/routing.h"
 
 namespace curfew::sidecar {
+
+class ListenerServer;  // sidecar/internal/listener_server.h
+struct Routing;        // sidecar/internal/routing.h
 
 class Sidecar {
  public:
@@ -40,10 +41,12 @@ class Sidecar {
   // Port a listener is bound to (useful with ":0" addresses); 0 if unknown.
   int port(const std::string& listener) const;
 
-  // The routing serving new calls.
-  std::shared_ptr<const Routing> routing() const;
+  // The configuration serving new calls (it stays valid while held, across reloads).
+  std::shared_ptr<const config::Config> config() const;
 
  private:
+  std::shared_ptr<const Routing> routing() const;
+
   Sidecar() = default;
 
   mutable std::mutex mu_;  // guards routing_ (reload vs. readers of the admin side)

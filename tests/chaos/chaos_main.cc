@@ -421,7 +421,7 @@ class Run {
   void check_final_reload(Traffic& traffic) {
     const double before = curfew_->sum("curfew_config_reloads_total", {{"result", "ok"}});
     const int version = ++reloads_.last_version;
-    write_atomically(curfew_->config(), writer_->text(version, rng_));
+    write_atomically(curfew_->config(), writer_->text(kFinalVersion, rng_));
     curfew_->process().signal(SIGHUP);
     ++reloads_.written;
     ++reloads_.sighup;
@@ -436,7 +436,7 @@ class Run {
     }
     const int unary = 0;  // methods_[0] is "Unary"
     traffic.simple_call(unary, 0, 0xF1A1);
-    const std::string route = "unary-v" + std::to_string(version);
+    const std::string route = "unary-" + route_suffix(kFinalVersion);
     if (!poll(milliseconds(5000), [&] { return curfew_->sum("curfew_requests_total", {{"route", route}}) >= 1; })) {
       v_.add("R", "a call after the final reload was not counted under its route " + route);
     }

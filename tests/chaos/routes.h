@@ -4,9 +4,13 @@
 // policy's *structure* — plain, mirror, retry, fan-out mode and merge, which upstreams — so that
 // structure is drawn once per run from the seed: a caller always knows which upstreams its call
 // can reach. Everything else is redrawn on every reload: route names (suffixed with the
-// version), order, timeouts, max_timeout, min_budget, deadline_offset, concurrency limits, retry
+// version, modulo kRouteNameCycle: curfew keeps the series of every route name it has served
+// until it restarts, so names drawn from a bounded pool keep /metrics bounded over a long run;
+// the final configuration's names are new), order, timeouts, max_timeout, min_budget, deadline_offset, concurrency limits, retry
 // settings, hedge delay, mirror share, the listener's default timeout and limit.
 #pragma once
+
+#include <string>
 
 #include <algorithm>
 #include <random>
@@ -16,6 +20,14 @@
 #include "payload.h"
 
 namespace curfew::chaos {
+
+// Route names cycle through this many suffixes (see the file comment).
+inline constexpr int kRouteNameCycle = 24;
+// The suffix of version `version`'s route names; kFinalVersion's are used once, at the end.
+inline constexpr int kFinalVersion = -1;
+inline std::string route_suffix(int version) {
+  return version == kFinalVersion ? "final" : "v" + std::to_string(version % kRouteNameCycle);
+}
 
 constexpr int kUpstreams = 4;  // u0..u2 in this process, k (index 3) the child that gets killed
 constexpr int kChild = 3;
@@ -160,7 +172,7 @@ class ConfigWriter {
   }
 
   std::string route(const Method& m, int version, std::mt19937_64& rng) const {
-    std::string r = "      - name: " + lower(m.slug) + "-v" + std::to_string(version) + "\n";
+    std::string r = "      - name: " + lower(m.slug) + "-" + route_suffix(version) + "\n";
     r += "        match: {method: " + m.path + "}\n";
     const int timeout = draw_deadline(rng);
     // No timeout: the listener's default_timeout (at most 2 s, within kMaxRouteDeadlineMs).
@@ -201,7 +213,7 @@ class ConfigWriter {
 
   // An extra route (its own method, so no key is repeated) with one error curfew must refuse.
   static std::string invalid_route(int version, std::mt19937_64& rng) {
-    std::string r = "      - name: broken-v" + std::to_string(version) +
+    std::string r = "      - name: broken-" + route_suffix(version) +
                     "\n        match: {method: /chaos.Chaos/Broken}\n";
     switch (rng() % 4) {
       case 0: return r + "        upstream: u0\n        timeout: 12parsecs\n";  // not a duration

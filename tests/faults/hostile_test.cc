@@ -20,7 +20,7 @@
 #include "config/load.h"
 #include "curfew/demo/demo.grpc.pb.h"
 #include "sidecar/call_report.h"
-#include "sidecar/proxy_call.h"
+#include "sidecar/internal/proxy_call.h"
 #include "sidecar/sidecar.h"
 #include "sidecar_fixture.h"
 

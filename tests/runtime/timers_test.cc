@@ -1,4 +1,4 @@
-// Timers (runtime/timers.h): the per-loop min-heap of deadlines, tested on its own (no loop, no
+// Timers (runtime/detail/timers.h): the per-loop min-heap of deadlines, tested on its own (no loop, no
 // clock: time points are made up). Firing order by deadline with ties in insertion order, next(),
 // fire_due()'s count and its boundary (a deadline equal to `now` is due), remove() of scheduled,
 // never-added and already-fired nodes, re-adding a node, timers that add or remove others while
@@ -17,7 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/clock.h"
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace rt = curfew::rt;
 using namespace std::chrono_literals;

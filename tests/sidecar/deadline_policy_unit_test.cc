@@ -12,7 +12,7 @@
 //   upstream_deadline = deadline - deadline_offset;
 //   fast_fail         = budget <= 0, or budget < min_budget (exactly min_budget is enough), or
 //                       upstream_deadline <= arrival (offset >= budget).
-#include "sidecar/deadline_policy.h"
+#include "sidecar/internal/deadline_policy.h"
 
 #include <chrono>
 #include <optional>

@@ -1,4 +1,4 @@
-// aggregate_failure() (sidecar/fanout_status.h): the one status a caller gets when a fan-out fails.
+// aggregate_failure() (sidecar/internal/fanout_status.h): the one status a caller gets when a fan-out fails.
 // The contract, as read from the header and the code:
 //   code    = the code of the failed child with the lowest finish_order (not the first in configured
 //             order); DEADLINE_EXCEEDED when no child failed;
@@ -10,7 +10,7 @@
 //             child's code name (CANCELLED for cancelled and not-started children), metadata
 //             upstream / outcome / route, plus message for failed (its status message) and
 //             cancelled (the cancel reason) children}.
-#include "sidecar/fanout_status.h"
+#include "sidecar/internal/fanout_status.h"
 
 #include <map>
 #include <string>

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <map>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <gtest/gtest.h>
 
 #include "curfew/demo/demo.grpc.pb.h"

@@ -1,4 +1,4 @@
-// RetryBudget (sidecar/retry.h): retries may be at most ratio x calls + kMinRetries, both counts
+// RetryBudget (sidecar/internal/retry.h): retries may be at most ratio x calls + kMinRetries, both counts
 // decaying with a 10 s time constant. Only the budget's arithmetic: fixed time points, no clock.
 //
 // RetryBudget exposes no counters, so each test measures the budget by acquiring until refused;
@@ -9,7 +9,7 @@
 
 #include <gtest/gtest.h>
 
-#include "sidecar/retry.h"
+#include "sidecar/internal/retry.h"
 
 namespace curfew::sidecar {
 namespace {

@@ -1,4 +1,4 @@
-#include "sidecar/fanout_status.h"
+#include "sidecar/internal/fanout_status.h"
 
 #include "config/status_codes.h"
 #include "google/rpc/error_details.pb.h"

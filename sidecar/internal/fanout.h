@@ -22,8 +22,8 @@
 #include "config/config.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/upstream_call.h"
-#include "sidecar/upstreams.h"
+#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
 

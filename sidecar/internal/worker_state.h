@@ -12,7 +12,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "config/config.h"
 #include "runtime/task_group.h"
-#include "sidecar/retry.h"
+#include "sidecar/internal/retry.h"
 
 namespace curfew::sidecar {
 
@@ -44,7 +44,7 @@ class WorkerState {
 
   std::minstd_rand random{std::random_device{}()};
 
-  // Shadows (sidecar/shadow.h): the group they run in while the worker serves (null otherwise),
+  // Shadows (sidecar/internal/shadow.h): the group they run in while the worker serves (null otherwise),
   // how many are in flight, and handles to cancel them when the listener shuts down.
   rt::TaskGroup* shadows = nullptr;
   int shadows_in_flight = 0;

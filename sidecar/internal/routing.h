@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
-#include "sidecar/upstreams.h"
+#include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
 

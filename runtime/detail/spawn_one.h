@@ -3,7 +3,7 @@
 
 #include <coroutine>
 
-#include "runtime/spawned_task.h"
+#include "runtime/detail/spawned_task.h"
 
 namespace curfew::rt::detail {
 

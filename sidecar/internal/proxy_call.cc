@@ -1,4 +1,4 @@
-#include "sidecar/proxy_call.h"
+#include "sidecar/internal/proxy_call.h"
 
 #include "runtime/errors.h"
 #include "runtime/event.h"
@@ -7,16 +7,16 @@
 #include "runtime/loop.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
-#include "sidecar/deadline_policy.h"
-#include "sidecar/fanout.h"
+#include "sidecar/internal/deadline_policy.h"
+#include "sidecar/internal/fanout.h"
 #include "sidecar/log.h"
-#include "sidecar/message_pipe.h"
-#include "sidecar/metadata.h"
-#include "sidecar/report_on_exit.h"
-#include "sidecar/retry.h"
-#include "sidecar/shadow.h"
-#include "sidecar/upstream_call.h"
-#include "sidecar/worker_state.h"
+#include "sidecar/internal/message_pipe.h"
+#include "sidecar/internal/metadata.h"
+#include "sidecar/internal/report_on_exit.h"
+#include "sidecar/internal/retry.h"
+#include "sidecar/internal/shadow.h"
+#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
 namespace {
@@ -61,7 +61,7 @@ class ProxyCall {
   // report says what the caller got.
   rt::Task<void> finish_after_deadline();
   rt::Task<UpstreamReply> unary_policy(const config::Route& route, const UnaryRequest& request);
-  // Starts the route's shadow copy of this call (sidecar/shadow.h), detached from it.
+  // Starts the route's shadow copy of this call (sidecar/internal/shadow.h), detached from it.
   void mirror(const config::Route& route, const grpc::ByteBuffer& request);
   rt::Task<void> send_reply(UpstreamReply reply);
   void record_cancellation(CancelCause cause);
@@ -71,7 +71,7 @@ class ProxyCall {
   // the budget curfew propagated running out (the route's or the caller's deadline), false for
   // the upstream's own deadline or a retry's per-try timeout.
   bool classify_upstream_deadline();
-  // The two writers of a plain route's forwarding (sidecar/message_pipe.h): each sends what its
+  // The two writers of a plain route's forwarding (sidecar/internal/message_pipe.h): each sends what its
   // pipe's reader read, merging the last message with the end of the stream.
   rt::Task<void> write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started);
   rt::Task<void> write_caller(MessagePipe& p, rt::ClientCall& up);
@@ -256,7 +256,10 @@ rt::Task<void> ProxyCall::run() {
   arrival_ = rt::Clock::now();
 
   route_ = listener.route_for(call_.method());
-  if (ctx_.observer) ctx_.observer->call_started(listener.name, route_ ? &route_->name : nullptr);
+  // The report names the route from the start: call_started and call_finished count the same
+  // series however the call ends (a cancellation may end it before serve() runs).
+  if (route_ != nullptr) report_.route = &route_->name;
+  if (ctx_.observer) ctx_.observer->call_started(listener.name, report_.route);
   ReportOnExit deliver(report_, call_, ctx_.observer);
 
   // The per-call fault boundary: whatever goes wrong inside one call (other than its
@@ -297,7 +300,6 @@ rt::Task<void> ProxyCall::serve() {
                                     listener.name + "'"));
     co_return;
   }
-  report_.route = &route_->name;
   deadline_ = decide_deadline(
       listener, *route_,
       caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival_);

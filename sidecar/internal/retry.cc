@@ -1,4 +1,4 @@
-#include "sidecar/retry.h"
+#include "sidecar/internal/retry.h"
 
 #include <algorithm>
 #include <cmath>

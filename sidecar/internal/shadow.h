@@ -16,7 +16,7 @@
 #include "runtime/clock.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/routing.h"
+#include "sidecar/internal/routing.h"
 
 namespace curfew::sidecar {
 

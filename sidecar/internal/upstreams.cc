@@ -1,4 +1,4 @@
-#include "sidecar/upstreams.h"
+#include "sidecar/internal/upstreams.h"
 
 #include <fstream>
 #include <sstream>

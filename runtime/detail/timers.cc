@@ -1,4 +1,4 @@
-#include "runtime/timers.h"
+#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -1,4 +1,4 @@
-#include "sidecar/deadline_policy.h"
+#include "sidecar/internal/deadline_policy.h"
 
 #include <algorithm>
 

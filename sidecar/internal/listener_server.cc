@@ -1,4 +1,4 @@
-#include "sidecar/listener_server.h"
+#include "sidecar/internal/listener_server.h"
 
 #include <algorithm>
 
@@ -6,8 +6,8 @@
 #include "runtime/clock.h"
 #include "runtime/grpc_server.h"
 #include "runtime/task_group.h"
-#include "sidecar/proxy_call.h"
-#include "sidecar/report_on_exit.h"
+#include "sidecar/internal/proxy_call.h"
+#include "sidecar/internal/report_on_exit.h"
 
 namespace curfew::sidecar {
 namespace {

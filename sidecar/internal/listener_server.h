@@ -32,8 +32,8 @@
 #include "runtime/runtime.h"
 #include "runtime/task_group.h"
 #include "sidecar/call_report.h"
-#include "sidecar/routing.h"
-#include "sidecar/worker_state.h"
+#include "sidecar/internal/routing.h"
+#include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
 

@@ -1,9 +1,9 @@
-#include "sidecar/upstream_call.h"
+#include "sidecar/internal/upstream_call.h"
 
 #include "runtime/grpc_unary_call.h"
 #include "runtime/loop.h"
-#include "sidecar/deadline_policy.h"
-#include "sidecar/metadata.h"
+#include "sidecar/internal/deadline_policy.h"
+#include "sidecar/internal/metadata.h"
 
 namespace curfew::sidecar {
 namespace {

@@ -8,7 +8,7 @@
 #include "runtime/clock.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/upstream_call.h"
+#include "sidecar/internal/upstream_call.h"
 
 namespace curfew::sidecar {
 

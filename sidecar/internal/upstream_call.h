@@ -12,7 +12,7 @@
 
 #include "runtime/clock.h"
 #include "runtime/task.h"
-#include "sidecar/upstreams.h"
+#include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
 

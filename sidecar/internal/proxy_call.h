@@ -22,7 +22,7 @@
 #include "runtime/grpc_server.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/routing.h"
+#include "sidecar/internal/routing.h"
 
 namespace curfew::sidecar {
 

@@ -1,10 +1,10 @@
-#include "sidecar/shadow.h"
+#include "sidecar/internal/shadow.h"
 
 #include <utility>
 
 #include "runtime/errors.h"
-#include "sidecar/upstream_call.h"
-#include "sidecar/worker_state.h"
+#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
 namespace {

@@ -1,4 +1,4 @@
-#include "sidecar/routing.h"
+#include "sidecar/internal/routing.h"
 
 namespace curfew::sidecar {
 

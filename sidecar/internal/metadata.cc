@@ -1,4 +1,4 @@
-#include "sidecar/metadata.h"
+#include "sidecar/internal/metadata.h"
 
 #include <string_view>
 

@@ -14,7 +14,7 @@
 
 #include <grpcpp/support/status.h>
 
-#include "runtime/completion.h"
+#include "runtime/detail/completion.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
 

@@ -1,11 +1,11 @@
-#include "sidecar/fanout.h"
+#include "sidecar/internal/fanout.h"
 
 #include <vector>
 
 #include "runtime/errors.h"
 #include "runtime/event.h"
 #include "runtime/task_group.h"
-#include "sidecar/fanout_status.h"
+#include "sidecar/internal/fanout_status.h"
 
 namespace curfew::sidecar {
 namespace {
