@@ -3,8 +3,7 @@
 // These types are what the sidecar consumes. They deliberately know nothing about YAML (see
 // load.h for how they are produced), so the rest of curfew never depends on yaml-cpp.
 
-#ifndef CURFEW_CONFIG_CONFIG_H_
-#define CURFEW_CONFIG_CONFIG_H_
+#pragma once
 
 #include <chrono>
 #include <optional>
@@ -191,5 +190,3 @@ struct Config {
 std::string describe(const Config& config);
 
 }  // namespace curfew::config
-
-#endif  // CURFEW_CONFIG_CONFIG_H_

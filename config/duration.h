@@ -1,7 +1,6 @@
 // Durations as written in curfew config files: "250ms", "1.5s", "2m".
 
-#ifndef CURFEW_CONFIG_DURATION_H_
-#define CURFEW_CONFIG_DURATION_H_
+#pragma once
 
 #include <chrono>
 #include <string>
@@ -27,5 +26,3 @@ absl::StatusOr<std::chrono::nanoseconds> parse_duration(std::string_view text);
 std::string format_duration(std::chrono::nanoseconds d);
 
 }  // namespace curfew::config
-
-#endif  // CURFEW_CONFIG_DURATION_H_

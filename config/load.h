@@ -1,7 +1,6 @@
 // Loading curfew's YAML configuration.
 
-#ifndef CURFEW_CONFIG_LOAD_H_
-#define CURFEW_CONFIG_LOAD_H_
+#pragma once
 
 #include <string>
 #include <string_view>
@@ -28,5 +27,3 @@ absl::StatusOr<Config> load_config_file(const std::string& path);
 absl::StatusOr<Config> load_config_string(std::string_view yaml, std::string source_name);
 
 }  // namespace curfew::config
-
-#endif  // CURFEW_CONFIG_LOAD_H_

@@ -3,8 +3,7 @@
 // Kept here (rather than using grpc::StatusCode) so that the config library does not depend on
 // gRPC; the numbers are fixed by the gRPC protocol and identical to grpc::StatusCode's values.
 
-#ifndef CURFEW_CONFIG_STATUS_CODES_H_
-#define CURFEW_CONFIG_STATUS_CODES_H_
+#pragma once
 
 #include <optional>
 #include <string_view>
@@ -46,5 +45,3 @@ inline constexpr const char* kStatusCodeNames[] = {
 };
 
 }  // namespace curfew::config
-
-#endif  // CURFEW_CONFIG_STATUS_CODES_H_

@@ -1,7 +1,6 @@
 // Syntax checks for listen addresses and upstream endpoints.
 
-#ifndef CURFEW_CONFIG_INTERNAL_ADDRESS_H_
-#define CURFEW_CONFIG_INTERNAL_ADDRESS_H_
+#pragma once
 
 #include <string_view>
 
@@ -37,5 +36,3 @@ absl::Status split_host_port(std::string_view address, HostPort& out);
 absl::Status check_target(std::string_view target);
 
 }  // namespace curfew::config::internal
-
-#endif  // CURFEW_CONFIG_INTERNAL_ADDRESS_H_

@@ -3,8 +3,7 @@
 // Each decoder checks its own section completely, including references to upstreams, so that a
 // Config that decodes is valid. All of them throw ConfigError on the first problem.
 
-#ifndef CURFEW_CONFIG_INTERNAL_DECODE_H_
-#define CURFEW_CONFIG_INTERNAL_DECODE_H_
+#pragma once
 
 #include <chrono>
 #include <string>
@@ -71,5 +70,3 @@ Mirror decode_mirror(const Value& value, const std::vector<Upstream>& upstreams)
 std::string upstream_reference(const Value& value, const std::vector<Upstream>& upstreams);
 
 }  // namespace curfew::config::internal
-
-#endif  // CURFEW_CONFIG_INTERNAL_DECODE_H_

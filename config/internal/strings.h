@@ -1,7 +1,6 @@
 // String glue between the standard library and the installed Abseil.
 
-#ifndef CURFEW_CONFIG_INTERNAL_STRINGS_H_
-#define CURFEW_CONFIG_INTERNAL_STRINGS_H_
+#pragma once
 
 #include <string_view>
 
@@ -24,5 +23,3 @@ inline absl::string_view to_absl(std::string_view s) {
 inline std::string_view to_std(absl::string_view s) { return std::string_view(s.data(), s.size()); }
 
 }  // namespace curfew::config::internal
-
-#endif  // CURFEW_CONFIG_INTERNAL_STRINGS_H_

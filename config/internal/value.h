@@ -2,8 +2,7 @@
 //
 // Internal to the config library: nothing outside config/ may include this (it exposes yaml-cpp).
 
-#ifndef CURFEW_CONFIG_INTERNAL_VALUE_H_
-#define CURFEW_CONFIG_INTERNAL_VALUE_H_
+#pragma once
 
 #include <chrono>
 #include <cstdint>
@@ -125,5 +124,3 @@ class Value {
 };
 
 }  // namespace curfew::config::internal
-
-#endif  // CURFEW_CONFIG_INTERNAL_VALUE_H_
