@@ -11,20 +11,20 @@
 #include <optional>
 #include <string>
 
+#include "app/config_watch.h"
 #include "config/config.h"
 #include "config/load.h"
 #include "metrics/admin_server.h"
 #include "metrics/call_metrics.h"
 #include "metrics/server_metrics.h"
 #include "runtime/process.h"
-#include "app/config_watch.h"
 #include "sidecar/log.h"
 #include "sidecar/sidecar.h"
 
 namespace {
 
-using curfew::sidecar::LogLevel;
 using curfew::sidecar::log;
+using curfew::sidecar::LogLevel;
 
 constexpr char kUsage[] =
     "usage: curfew --config FILE [--log-level debug|info|warning|error]\n"
@@ -52,16 +52,17 @@ void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& m
             const std::string& path, const std::string& admin_address, const char* why) {
   auto refuse = [&](auto reason) {  // reason: a status message
     metrics.reload_failed();
-    log(LogLevel::kError, std::string("reload (") + why +
-                              ") refused, the previous configuration keeps serving: " +
-                              std::string(reason));
+    log(LogLevel::kError,
+        std::string("reload (") + why +
+            ") refused, the previous configuration keeps serving: " + std::string(reason));
   };
   auto config = curfew::config::load_config_file(path);
   if (!config.ok()) return refuse(config.status().message());
   const bool admin_moved = config->admin.address != admin_address;
   const int workers_before = sidecar.config()->worker_threads;
   const bool workers_changed = config->worker_threads != workers_before;
-  if (auto status = sidecar.reload(*std::move(config)); !status.ok()) return refuse(status.message());
+  if (auto status = sidecar.reload(*std::move(config)); !status.ok())
+    return refuse(status.message());
   metrics.reload_succeeded();
   log(LogLevel::kInfo, std::string("configuration reloaded (") + why + ") from " + path);
   if (admin_moved) {
@@ -69,10 +70,11 @@ void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& m
                                 " until curfew restarts");
   }
   if (workers_changed) {
-    log(LogLevel::kWarning, "workers changed; the listeners keep " +
-                                (workers_before == 0 ? std::string("one worker per core")
-                                                     : std::to_string(workers_before) + " workers") +
-                                " until curfew restarts");
+    log(LogLevel::kWarning,
+        "workers changed; the listeners keep " +
+            (workers_before == 0 ? std::string("one worker per core")
+                                 : std::to_string(workers_before) + " workers") +
+            " until curfew restarts");
   }
 }
 

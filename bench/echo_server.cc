@@ -86,7 +86,7 @@ class Call {
           return;
         }
         new Call(service_, cq_);  // keep a slot open for the next call
-        ++pending_;  // the done notification is due now
+        ++pending_;               // the done notification is due now
         g_calls.fetch_add(1, std::memory_order_relaxed);
         kind_ = kind_of(ctx_.method());
         read();
@@ -217,7 +217,8 @@ int main(int argc, char** argv) {
   grpc::AsyncGenericService service;
   grpc::ServerBuilder builder;
   for (int port : ports) {
-    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureServerCredentials());
   }
   builder.RegisterAsyncGenericService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);

@@ -22,8 +22,8 @@
 // a --slow-deadline-ms deadline (the "20% of calls hit their deadline" scenario). --calls N stops
 // a closed loop after N calls (for instruction counts under callgrind, with --warmup 0).
 // Output: one JSON object on stdout. Every loop is bounded in time.
-#include <unistd.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -185,7 +185,8 @@ class Generator {
   long streams_failed_ = 0;
   double slow_acc_ = 0;
   std::vector<StreamCall*> idle_streams_;
-  std::string first_error_;  // of a stream that failed to open  // mode idle: owned here, deleted at the end
+  std::string first_error_;  // of a stream that failed to open  // mode idle: owned here, deleted
+                             // at the end
 
   grpc::GenericStub& next_stub() { return *stubs_[static_cast<size_t>(issued_) % stubs_.size()]; }
   bool in_window(TimePoint t) const { return t >= window_start_ && t < window_end_; }
@@ -223,7 +224,8 @@ struct UnaryCall final : Tag {
     }
     --g.outstanding_;
     Generator& gen = g;
-    const bool again = closed_loop && now < g.window_end_ && (g.o_.calls == 0 || g.issued_ < g.o_.calls);
+    const bool again =
+        closed_loop && now < g.window_end_ && (g.o_.calls == 0 || g.issued_ < g.o_.calls);
     delete this;
     if (again) start_unary(gen, Clock::now(), true);  // the slot's next call
   }
@@ -320,7 +322,8 @@ void start_unary(Generator& g, TimePoint due, bool closed) {
     }
   }
   if (deadline_ms > 0) {
-    call->ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(deadline_ms));
+    call->ctx.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::milliseconds(deadline_ms));
   }
   call->rpc = g.next_stub().PrepareUnaryCall(&call->ctx, *method, g.payload_, &g.cq_);
   ++g.issued_;
@@ -349,7 +352,8 @@ void Generator::pump(TimePoint until, bool until_idle) {
 void Generator::open_loop_pump(TimePoint until, TimePoint& next_due, double interval) {
   void* tag = nullptr;
   bool ok = false;
-  const auto step = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
+  const auto step =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(interval));
   for (;;) {
     TimePoint now = Clock::now();
     if (now >= until) return;
@@ -441,7 +445,8 @@ int Generator::run_idle(TimePoint drain_limit) {
   }
   const double open_secs = std::chrono::duration<double>(Clock::now() - t_open).count();
   // Held idle: nothing moves on the streams.
-  pump(Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.hold)),
+  pump(Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.hold)),
        false);
   const long rss_with = total_kb(o_.pids, "VmRSS");
   const long hwm = total_kb(o_.pids, "VmHWM");
@@ -458,7 +463,8 @@ int Generator::run_idle(TimePoint drain_limit) {
       "\"proxy_hwm_kb\":%ld,\"bytes_per_stream\":%.0f,\"unfinished\":%ld,\"codes\":%s,"
       "\"first_error\":\"%s\"}\n",
       o_.streams, est, streams_failed_, open_secs, rss_before, rss_with, rss_after, hwm,
-      est > 0 ? static_cast<double>(rss_with - rss_before) * 1024.0 / static_cast<double>(est) : 0.0,
+      est > 0 ? static_cast<double>(rss_with - rss_before) * 1024.0 / static_cast<double>(est)
+              : 0.0,
       outstanding_, codes_json().c_str(), json_safe(first_error_).c_str());
   std::fflush(stdout);
   if (outstanding_ == 0) {
@@ -534,26 +540,46 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (i + 1 >= argc) usage(("missing value for " + arg).c_str());
     const char* v = argv[++i];
-    if (arg == "--target") o.target = v;
-    else if (arg == "--mode") o.mode = v;
-    else if (arg == "--method") o.method = v;
-    else if (arg == "--stream-method") o.stream_method = v;
-    else if (arg == "--slow-method") o.slow_method = v;
-    else if (arg == "--concurrency") o.concurrency = std::max(1, std::atoi(v));
-    else if (arg == "--rate") o.rate = std::atof(v);
-    else if (arg == "--duration") o.duration = std::atof(v);
-    else if (arg == "--warmup") o.warmup = std::atof(v);
-    else if (arg == "--payload") o.payload = std::max(0, std::atoi(v));
-    else if (arg == "--channels") o.channels = std::max(1, std::atoi(v));
-    else if (arg == "--slow-fraction") o.slow_fraction = std::atof(v);
-    else if (arg == "--slow-deadline-ms") o.slow_deadline_ms = std::atoi(v);
-    else if (arg == "--deadline-ms") o.deadline_ms = std::atoi(v);
-    else if (arg == "--streams") o.streams = std::max(1, std::atoi(v));
-    else if (arg == "--hold") o.hold = std::atof(v);
-    else if (arg == "--max-inflight") o.max_inflight = std::max(1L, std::atol(v));
-    else if (arg == "--pid") o.pids.push_back(std::atoi(v));
-    else if (arg == "--calls") o.calls = std::max(0L, std::atol(v));
-    else usage(("unknown option " + arg).c_str());
+    if (arg == "--target")
+      o.target = v;
+    else if (arg == "--mode")
+      o.mode = v;
+    else if (arg == "--method")
+      o.method = v;
+    else if (arg == "--stream-method")
+      o.stream_method = v;
+    else if (arg == "--slow-method")
+      o.slow_method = v;
+    else if (arg == "--concurrency")
+      o.concurrency = std::max(1, std::atoi(v));
+    else if (arg == "--rate")
+      o.rate = std::atof(v);
+    else if (arg == "--duration")
+      o.duration = std::atof(v);
+    else if (arg == "--warmup")
+      o.warmup = std::atof(v);
+    else if (arg == "--payload")
+      o.payload = std::max(0, std::atoi(v));
+    else if (arg == "--channels")
+      o.channels = std::max(1, std::atoi(v));
+    else if (arg == "--slow-fraction")
+      o.slow_fraction = std::atof(v);
+    else if (arg == "--slow-deadline-ms")
+      o.slow_deadline_ms = std::atoi(v);
+    else if (arg == "--deadline-ms")
+      o.deadline_ms = std::atoi(v);
+    else if (arg == "--streams")
+      o.streams = std::max(1, std::atoi(v));
+    else if (arg == "--hold")
+      o.hold = std::atof(v);
+    else if (arg == "--max-inflight")
+      o.max_inflight = std::max(1L, std::atol(v));
+    else if (arg == "--pid")
+      o.pids.push_back(std::atoi(v));
+    else if (arg == "--calls")
+      o.calls = std::max(0L, std::atol(v));
+    else
+      usage(("unknown option " + arg).c_str());
   }
   if (o.target.empty()) usage("--target is required");
   if (o.duration <= 0 || o.duration > 600 || o.warmup < 0 || o.warmup > 60) {

@@ -8,13 +8,13 @@
 #include <chrono>
 #include <vector>
 
+#include "runtime/detail/timers.h"
 #include "runtime/process.h"
 #include "runtime/runtime.h"
 #include "runtime/sleep.h"
 #include "runtime/task.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
-#include "runtime/detail/timers.h"
 
 namespace rt = curfew::rt;
 

@@ -91,12 +91,15 @@ CancelCause cancelled_by_curfew(const UpstreamAttempt& a) noexcept {
 HedgeOutcome hedge_outcome(const UpstreamAttempt& a) noexcept {
   if (a.won) return HedgeOutcome::kWon;
   switch (cancelled_by_curfew(a)) {
-    case CancelCause::kHedgeLost: return HedgeOutcome::kLost;
+    case CancelCause::kHedgeLost:
+      return HedgeOutcome::kLost;
     case CancelCause::kCaller:
     case CancelCause::kDeadline:
     case CancelCause::kShutdown:
-    case CancelCause::kSibling: return HedgeOutcome::kCancelled;
-    case CancelCause::kNone: break;
+    case CancelCause::kSibling:
+      return HedgeOutcome::kCancelled;
+    case CancelCause::kNone:
+      break;
   }
   // An OK answer not used also lost.
   return a.code == grpc::StatusCode::OK ? HedgeOutcome::kLost : HedgeOutcome::kFailed;
@@ -182,8 +185,8 @@ class Histogram {
 
   void observe(rt::Duration d) noexcept {
     const int64_t ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-    const size_t i = static_cast<size_t>(
-        std::lower_bound(kBoundsNs.begin(), kBoundsNs.end(), ns) - kBoundsNs.begin());
+    const size_t i = static_cast<size_t>(std::lower_bound(kBoundsNs.begin(), kBoundsNs.end(), ns) -
+                                         kBoundsNs.begin());
     buckets_[i].add();  // i == kBounds: +Inf
     sum_.add(static_cast<double>(ns) / 1e9);
   }
@@ -360,7 +363,8 @@ void CallMetrics::call_finished(const CallReport& report) {
     c.duration.observe(report.duration);
     if (const int l = LimitLabels::of(report.rejected); l >= 0) c.rejected[l].add();
     if (!matched) return;
-    if (!c.matched.load(std::memory_order_relaxed)) c.matched.store(true, std::memory_order_relaxed);
+    if (!c.matched.load(std::memory_order_relaxed))
+      c.matched.store(true, std::memory_order_relaxed);
 
     if (const int t = TimeoutLabels::of(report.timeout); t >= 0) c.timeouts[t].add();
     // Call-level causes; sibling and hedge_lost are per attempt (below).

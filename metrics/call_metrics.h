@@ -1,4 +1,5 @@
-// CallMetrics: the per-call Prometheus metrics of curfew, derived from the CallReport of every call.
+// CallMetrics: the per-call Prometheus metrics of curfew, derived from the CallReport of every
+// call.
 //
 // Design: a sharded store. The proxy reports each call on that call's loop thread, so every thread
 // that reports gets a shard of its own (found through a thread_local cache, created on the
@@ -35,9 +36,8 @@ inline constexpr std::string_view kUnmatchedRoute = "unmatched";
 
 // Histogram bucket upper bounds, in seconds (+Inf is implicit).
 // Call latency: from sub-millisecond proxying to long streams.
-inline constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-                                             0.05,   0.1,   0.25,   0.5,   1,     2.5,
-                                             5,      10,    30,     60};
+inline constexpr double kLatencyBuckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,   0.5,   1,      2.5,   5,    10,    30,   60};
 // Remaining deadline budget when the upstream call starts.
 inline constexpr double kBudgetBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                                             1,     2.5,   5,    10,    30,   60,  300};

@@ -10,9 +10,9 @@
 #include <optional>
 
 #include "runtime/detail/completion.h"
+#include "runtime/detail/timers.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
-#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 
@@ -70,7 +70,7 @@ class Event {
         }
       }
     }
-    void fire() override { wake(); }       // deadline passed
+    void fire() override { wake(); }  // deadline passed
     void cancel() noexcept override { wake(); }
     void run() override { waiter_.resume(); }
 
@@ -96,6 +96,8 @@ inline void Event::set() noexcept {
 }
 
 inline Event::Waiter Event::wait() noexcept { return Waiter(*this, std::nullopt); }
-inline Event::Waiter Event::wait_until(TimePoint deadline) noexcept { return Waiter(*this, deadline); }
+inline Event::Waiter Event::wait_until(TimePoint deadline) noexcept {
+  return Waiter(*this, deadline);
+}
 
 }  // namespace curfew::rt

@@ -53,7 +53,8 @@ class ClientCall {
   }
   // Waits for the server's initial metadata (then in context().GetServerInitialMetadata()).
   auto read_initial_metadata() {
-    return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); }, cancellation_function());
+    return detail::grpc_op([this](void* tag) { stream_->ReadInitialMetadata(tag); },
+                           cancellation_function());
   }
   // Reads the next message into `message`; false when the server has no more.
   auto read(grpc::ByteBuffer& message) {
@@ -75,12 +76,13 @@ class ClientCall {
   }
   // Half-closes the request side.
   auto writes_done() {
-    return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); }, cancellation_function());
+    return detail::grpc_op([this](void* tag) { stream_->WritesDone(tag); },
+                           cancellation_function());
   }
   // Waits for the call's status (trailers in context().GetServerTrailingMetadata()).
   auto finish() {
-    return detail::StatusOp<FinishInitFunction, CancellationFunction>{status_,
-                                                    detail::grpc_op(FinishInitFunction{this}, cancellation_function())};
+    return detail::StatusOp<FinishInitFunction, CancellationFunction>{
+        status_, detail::grpc_op(FinishInitFunction{this}, cancellation_function())};
   }
 
   // Cancels the call now (RST_STREAM CANCEL to the server).

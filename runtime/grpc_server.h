@@ -29,9 +29,9 @@
 
 #include "runtime/detail/completion.h"
 #include "runtime/detail/grpc_op.h"
+#include "runtime/detail/timers.h"
 #include "runtime/loop.h"
 #include "runtime/task_state.h"
-#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 
@@ -71,7 +71,8 @@ class ServerCall {
   // Sends initial metadata added with context().AddInitialMetadata() (otherwise sent with the
   // first write or the finish).
   auto send_initial_metadata() {
-    return detail::grpc_op([this](void* tag) { stream_.SendInitialMetadata(tag); }, cancellation_function());
+    return detail::grpc_op([this](void* tag) { stream_.SendInitialMetadata(tag); },
+                           cancellation_function());
   }
   // Reads the next request message; false once the caller half-closed (or the call died).
   auto read(grpc::ByteBuffer& message) {
@@ -86,12 +87,14 @@ class ServerCall {
   bool caller_half_closed() noexcept;
   // Sends a response message; false when the call is dead.
   auto write(const grpc::ByteBuffer& message, grpc::WriteOptions options = {}) {
-    return WriteAwaiter{*this, detail::grpc_op(WriteInitFunction{this, &message, options}, cancellation_function())};
+    return WriteAwaiter{*this, detail::grpc_op(WriteInitFunction{this, &message, options},
+                                               cancellation_function())};
   }
   // Sends the status (trailers added with context().AddTrailingMetadata()). Returns false when
   // the status could not be sent, or had already been sent by an interruption.
   auto finish(const grpc::Status& status) {
-    return FinishAwaiter<FinishInitFunction>{*this, detail::grpc_op(FinishInitFunction{this, status}, cancellation_function())};
+    return FinishAwaiter<FinishInitFunction>{
+        *this, detail::grpc_op(FinishInitFunction{this, status}, cancellation_function())};
   }
   // Sends the last response message and the status as ONE operation: initial metadata (if not
   // sent yet), the message and the trailers leave in a single HTTP/2 write, where write() then
@@ -100,7 +103,8 @@ class ServerCall {
   auto write_and_finish(const grpc::ByteBuffer& message, const grpc::Status& status,
                         grpc::WriteOptions options = {}) {
     return FinishAwaiter<WriteAndFinishInitFunction>{
-        *this, detail::grpc_op(WriteAndFinishInitFunction{this, &message, options, status}, cancellation_function())};
+        *this, detail::grpc_op(WriteAndFinishInitFunction{this, &message, options, status},
+                               cancellation_function())};
   }
 
   // True once finish() was started (by the handler or by an interruption).
@@ -195,7 +199,8 @@ class ServerCall {
   // Tags the call owns itself: accept, done, and a finish started by an interruption.
   class Tag final : public Completion {
    public:
-    Tag(ServerCall* call, void (ServerCall::*on_complete)(bool)) : call_(call), on_complete_(on_complete) {}
+    Tag(ServerCall* call, void (ServerCall::*on_complete)(bool))
+        : call_(call), on_complete_(on_complete) {}
     void complete(bool ok) override { (call_->*on_complete_)(ok); }
 
    private:

@@ -33,7 +33,8 @@ class UnaryCall {
 
   // Runs the call; yields its status (the response is in response()).
   auto finish() {
-    return detail::StatusOp<InitFunction, CancellationFunction>{status_, detail::grpc_op(InitFunction{this}, CancellationFunction{this})};
+    return detail::StatusOp<InitFunction, CancellationFunction>{
+        status_, detail::grpc_op(InitFunction{this}, CancellationFunction{this})};
   }
 
   grpc::ByteBuffer& response() noexcept { return response_; }

@@ -90,8 +90,8 @@ class Loop {
   int index_;
   Timers timers_;
   std::optional<TimePoint> last_empty_poll_;  // a non-blocking poll that found nothing
-  Duration busy_poll_{};                        // see set_busy_poll()
-  TimePoint last_event_{};                      // when the queue last gave an event
+  Duration busy_poll_{};                      // see set_busy_poll()
+  TimePoint last_event_{};                    // when the queue last gave an event
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
   std::atomic<long> tags_in_flight_{0};

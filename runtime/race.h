@@ -1,6 +1,7 @@
 // race(): run several tasks concurrently; the first to finish wins, the others are cancelled and
 // awaited before race() returns (nothing is left running). If the winner failed, its error is
-// raised. Losers' outcomes are discarded, except a FatalError, which always propagates. Cancelling the caller cancels every contender.
+// raised. Losers' outcomes are discarded, except a FatalError, which always propagates. Cancelling
+// the caller cancels every contender.
 #pragma once
 
 #include <cstddef>
@@ -72,13 +73,14 @@ Task<RaceResult<T>> race(std::vector<Task<T>> contenders) {
   if (contenders.empty()) throw std::invalid_argument("race(): no contenders");
   detail::RaceState<T> state;
   TaskGroup group;
-  co_await group.run([](TaskGroup& g, detail::RaceState<T>& s,
-                        std::vector<Task<T>>& tasks) -> Task<void> {
-    for (size_t i = 0; i < tasks.size(); ++i) {
-      s.contenders.push_back(g.spawn(detail::contend(s, i, std::move(tasks[i])), "contender-" + std::to_string(i)));
-    }
-    co_return;
-  }(group, state, contenders));
+  co_await group.run(
+      [](TaskGroup& g, detail::RaceState<T>& s, std::vector<Task<T>>& tasks) -> Task<void> {
+        for (size_t i = 0; i < tasks.size(); ++i) {
+          s.contenders.push_back(g.spawn(detail::contend(s, i, std::move(tasks[i])),
+                                         "contender-" + std::to_string(i)));
+        }
+        co_return;
+      }(group, state, contenders));
   if (state.error) std::rethrow_exception(state.error);
   if (!state.winner) throw CancelledError("race: every contender was cancelled");
   if constexpr (std::is_void_v<T>) {

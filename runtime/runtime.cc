@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 
-
 namespace curfew::rt {
 
 // One loop thread's root task.
@@ -31,7 +30,8 @@ class Runtime::Worker final : private detail::SpawnObserver {
  private:
   void spawned_finished(detail::SpawnedBase& task) noexcept override {
     finished_ = true;
-    if (task.error() && !is_cancellation(task.error())) runtime_.record_failure(index_, task.error());
+    if (task.error() && !is_cancellation(task.error()))
+      runtime_.record_failure(index_, task.error());
   }
 
   Runtime& runtime_;
@@ -93,9 +93,7 @@ void Runtime::run(const std::function<Task<void>(int worker)>& root) {
   ran_ = true;
   std::vector<std::thread> others;
   for (int i = 1; i < threads(); ++i) {
-    others.emplace_back([this, i, task = root(i)]() mutable {
-      workers_[i]->run(std::move(task));
-    });
+    others.emplace_back([this, i, task = root(i)]() mutable { workers_[i]->run(std::move(task)); });
   }
   workers_[0]->run(root(0));
   for (auto& t : others) t.join();

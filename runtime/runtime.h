@@ -23,15 +23,15 @@
 #include <grpcpp/server_builder.h>
 
 #include "runtime/blocking_pool.h"
-#include "runtime/loop.h"
 #include "runtime/detail/spawned_task.h"
+#include "runtime/loop.h"
 #include "runtime/task.h"
 
 namespace curfew::rt {
 
 struct RuntimeOptions {
-  int threads = 1;            // loop threads, each with its own completion queue
-  int blocking_threads = 4;   // threads of the pool behind to_thread()
+  int threads = 1;           // loop threads, each with its own completion queue
+  int blocking_threads = 4;  // threads of the pool behind to_thread()
   // When set, each loop's queue is made by this builder (a ServerCompletionQueue), so the loops
   // can accept calls of the server it builds. Call before builder->BuildAndStart().
   grpc::ServerBuilder* server_builder = nullptr;

@@ -21,8 +21,8 @@ namespace curfew::rt {
 template <class T>
 Task<T> shield(Task<T> body, Duration limit, std::string name = "shield") {
   TaskState& task = co_await this_task{};
-  detail::SpawnOne<T> shielded(timeout(limit, std::move(body)), task.loop(), std::move(name),
-                               &task, /*inherit_deadline=*/false);
+  detail::SpawnOne<T> shielded(timeout(limit, std::move(body)), task.loop(), std::move(name), &task,
+                               /*inherit_deadline=*/false);
   co_await shielded;
   co_return shielded.handle().result();
 }

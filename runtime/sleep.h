@@ -7,9 +7,9 @@
 
 #include "runtime/clock.h"
 #include "runtime/detail/completion.h"
+#include "runtime/detail/timers.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
-#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -34,7 +34,8 @@ void TaskGroup::check_can_spawn() const {
   if (state_ == State::kNew) {
     throw std::logic_error("TaskGroup: spawn() before run(): the group has no owning task yet");
   }
-  if (state_ == State::kFinished) throw std::logic_error("TaskGroup: spawn() after the group finished");
+  if (state_ == State::kFinished)
+    throw std::logic_error("TaskGroup: spawn() after the group finished");
   if (aborting_) throw std::logic_error("TaskGroup: spawn() refused, the group is shutting down");
 }
 

@@ -32,8 +32,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/errors.h"
 #include "runtime/detail/spawned_task.h"
+#include "runtime/errors.h"
 #include "runtime/task.h"
 
 namespace curfew::rt {
@@ -57,8 +57,8 @@ class TaskGroup final : private detail::SpawnObserver {
   TaskHandle<T> spawn(Task<T> task, std::string name = {}) {
     check_can_spawn();
     if (name.empty()) name = "task-" + std::to_string(++spawned_);
-    auto* child =
-        new detail::Spawned<T>(std::move(task), owner_->loop(), std::move(name), owner_, true, *this);
+    auto* child = new detail::Spawned<T>(std::move(task), owner_->loop(), std::move(name), owner_,
+                                         true, *this);
     adopt(*child);
     return TaskHandle<T>(child);
   }
@@ -80,14 +80,14 @@ class TaskGroup final : private detail::SpawnObserver {
   enum class State { kNew, kRunning, kFinished };
   State state_ = State::kNew;
   TaskState* owner_ = nullptr;
-  int owner_cancelling_at_entry_ = 0;  // the owner's pending cancellations when run() began
+  int owner_cancelling_at_entry_ = 0;        // the owner's pending cancellations when run() began
   detail::SpawnedBase* children_ = nullptr;  // intrusive list of live children
   size_t live_ = 0;
   size_t spawned_ = 0;
-  bool exiting_ = false;         // the body has finished; run() is joining the children
-  bool aborting_ = false;        // children are being cancelled
-  bool cancelled_owner_ = false; // the group itself requested its owner's cancellation
-  Join* join_ = nullptr;         // run() waiting for the last child
+  bool exiting_ = false;          // the body has finished; run() is joining the children
+  bool aborting_ = false;         // children are being cancelled
+  bool cancelled_owner_ = false;  // the group itself requested its owner's cancellation
+  Join* join_ = nullptr;          // run() waiting for the last child
   std::vector<Failure> failures_;
   std::exception_ptr fatal_;
 };

@@ -17,9 +17,9 @@
 #include <string>
 
 #include "runtime/clock.h"
+#include "runtime/detail/timers.h"
 #include "runtime/errors.h"
 #include "runtime/task.h"
-#include "runtime/detail/timers.h"
 
 namespace curfew::rt {
 

@@ -86,8 +86,8 @@ struct UpstreamAttempt {
   Role role = Role::kPrimary;
   grpc::StatusCode code = grpc::StatusCode::OK;  // what it ended with (CANCELLED if cancelled)
   CancelCause cancelled = CancelCause::kNone;    // set when curfew cancelled it, and why
-  bool per_try_timeout = false;                   // its per-try deadline ended it
-  bool won = false;                               // its response is the one the caller got
+  bool per_try_timeout = false;                  // its per-try deadline ended it
+  bool won = false;                              // its response is the one the caller got
 };
 
 struct CallReport {
@@ -104,9 +104,9 @@ struct CallReport {
 
   absl::InlinedVector<UpstreamAttempt, 2> attempts;  // every upstream call, in start order
   std::optional<FanoutMode> fanout_mode;  // set for a fan-out route; unset for a plain route
-  bool fanout_failed = false;         // the fan-out group as a whole failed
-  int retries = 0;                    // retries made (attempts beyond the first)
-  bool retry_budget_exhausted = false;  // a retry was wanted but the retry budget refused it
+  bool fanout_failed = false;             // the fan-out group as a whole failed
+  int retries = 0;                        // retries made (attempts beyond the first)
+  bool retry_budget_exhausted = false;    // a retry was wanted but the retry budget refused it
 
   // Overload: set when curfew refused the call at once because the listener's
   // limits.max_concurrent_calls or the route's max_concurrent_calls was reached. Then code is
@@ -131,8 +131,8 @@ class CallObserver {
   virtual ~CallObserver() = default;
   virtual void call_started(const std::string& listener, const std::string* route) = 0;
   virtual void call_finished(const CallReport& report) = 0;
-  // A mirror's shadow copy ended (sidecar/internal/shadow.h): it runs detached from its call, so it is
-  // reported on its own, after the call's report. `attempt.role` is kMirror.
+  // A mirror's shadow copy ended (sidecar/internal/shadow.h): it runs detached from its call, so it
+  // is reported on its own, after the call's report. `attempt.role` is kMirror.
   virtual void shadow_finished(const std::string& listener, const std::string& route,
                                const UpstreamAttempt& attempt) {}
 };

@@ -8,11 +8,10 @@
 namespace curfew::sidecar {
 
 absl::Status reloadable(const config::Config& before, const config::Config& after) {
-  auto describe = [](const config::Listener& l) {
-    return "'" + l.name + "' on " + l.address;
-  };
+  auto describe = [](const config::Listener& l) { return "'" + l.name + "' on " + l.address; };
   if (before.listeners.size() != after.listeners.size()) {
-    return absl::FailedPreconditionError("the set of listeners changed; restart curfew to apply it");
+    return absl::FailedPreconditionError(
+        "the set of listeners changed; restart curfew to apply it");
   }
   for (size_t i = 0; i < before.listeners.size(); ++i) {
     const auto& a = before.listeners[i];
@@ -76,8 +75,9 @@ absl::Status Sidecar::reload(config::Config config) {
 void Sidecar::drain() {
   shutting_down_ = true;
   const auto drain_timeout = routing()->config.drain_timeout;
-  const auto deadline = std::chrono::system_clock::now() +
-                        std::chrono::duration_cast<std::chrono::system_clock::duration>(drain_timeout);
+  const auto deadline =
+      std::chrono::system_clock::now() +
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(drain_timeout);
   // Every listener drains at once, within the same deadline.
   std::vector<std::thread> drains;
   for (auto& l : listeners_) drains.emplace_back([&l, deadline] { l->shutdown(deadline); });

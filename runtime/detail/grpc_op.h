@@ -59,7 +59,8 @@ class [[nodiscard]] GrpcOp final : private Completion, private Suspension {
 };
 
 template <class InitFunction, class CancellationFunction>
-GrpcOp<InitFunction, CancellationFunction> grpc_op(InitFunction init, CancellationFunction cancellation) {
+GrpcOp<InitFunction, CancellationFunction> grpc_op(InitFunction init,
+                                                   CancellationFunction cancellation) {
   return GrpcOp<InitFunction, CancellationFunction>(std::move(init), std::move(cancellation));
 }
 

@@ -14,8 +14,8 @@ template <class T>
 class SpawnOne final : private SpawnObserver, private Runnable, private Suspension {
  public:
   SpawnOne(Task<T> body, Loop& loop, std::string name, TaskState* parent, bool inherit_deadline) {
-    auto* task = new Spawned<T>(std::move(body), loop, std::move(name), parent, inherit_deadline,
-                                *this);
+    auto* task =
+        new Spawned<T>(std::move(body), loop, std::move(name), parent, inherit_deadline, *this);
     handle_ = TaskHandle<T>(task);
     task->start();
   }

@@ -103,7 +103,11 @@ class Spawned final : public SpawnedBase {
         body_(std::move(body)) {}
 
   // The value of a task that finished without error.
-  std::add_lvalue_reference_t<T> value() requires(!std::is_void_v<T>) { return *value_; }
+  std::add_lvalue_reference_t<T> value()
+    requires(!std::is_void_v<T>)
+  {
+    return *value_;
+  }
 
  private:
   std::coroutine_handle<> bind_body(detail::TaskOwner& owner) override {
@@ -171,7 +175,8 @@ class TaskHandle {
 
  private:
   void require_done() const {
-    if (!task_->done()) throw std::logic_error("TaskHandle: task '" + name() + "' has not finished");
+    if (!task_->done())
+      throw std::logic_error("TaskHandle: task '" + name() + "' has not finished");
   }
   detail::Spawned<T>* task_ = nullptr;
 };

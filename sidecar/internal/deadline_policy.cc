@@ -9,10 +9,14 @@ namespace {
 
 const char* source_name(CallDeadline::Source s) {
   switch (s) {
-    case CallDeadline::Source::kCaller: return "caller's grpc-timeout";
-    case CallDeadline::Source::kCallerCapped: return "caller's grpc-timeout capped by max_timeout";
-    case CallDeadline::Source::kRoute: return "route timeout";
-    case CallDeadline::Source::kListenerDefault: return "listener default_timeout";
+    case CallDeadline::Source::kCaller:
+      return "caller's grpc-timeout";
+    case CallDeadline::Source::kCallerCapped:
+      return "caller's grpc-timeout capped by max_timeout";
+    case CallDeadline::Source::kRoute:
+      return "route timeout";
+    case CallDeadline::Source::kListenerDefault:
+      return "listener default_timeout";
   }
   return "?";
 }

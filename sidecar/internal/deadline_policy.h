@@ -33,7 +33,7 @@ struct CallDeadline {
   rt::TimePoint upstream_deadline;  // what the upstream is told
   rt::Duration budget;              // deadline - arrival (may be <= 0: the caller was late)
   Source source;
-  bool fast_fail;                   // below min_budget: do not call the upstream
+  bool fast_fail;  // below min_budget: do not call the upstream
 
   // "250ms (route timeout)" — for status messages and logs.
   std::string describe() const;

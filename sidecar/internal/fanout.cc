@@ -20,9 +20,15 @@ class FanOut {
  public:
   FanOut(const config::Route& route, const Upstreams& upstreams, const UnaryRequest& request,
          rt::TimePoint deadline, CallReport& report)
-      : route_(route), fanout_(*route.fanout), upstreams_(upstreams), request_(request),
-        deadline_(deadline), report_(report), children_(fanout_.upstreams.size()) {
-    for (size_t i = 0; i < children_.size(); ++i) children_[i].result.upstream = fanout_.upstreams[i];
+      : route_(route),
+        fanout_(*route.fanout),
+        upstreams_(upstreams),
+        request_(request),
+        deadline_(deadline),
+        report_(report),
+        children_(fanout_.upstreams.size()) {
+    for (size_t i = 0; i < children_.size(); ++i)
+      children_[i].result.upstream = fanout_.upstreams[i];
     needed_ = fanout_.mode == Mode::kHedge ? 1 : fanout_.quorum;
   }
 
@@ -64,8 +70,8 @@ rt::Task<void> FanOut::child(size_t i) {
   try {
     UpstreamReply reply = co_await call_upstream(*upstream, request_, deadline_);
     c.result.status = reply.status;
-    c.result.outcome = reply.status.ok() ? ChildResult::Outcome::kSucceeded
-                                         : ChildResult::Outcome::kFailed;
+    c.result.outcome =
+        reply.status.ok() ? ChildResult::Outcome::kSucceeded : ChildResult::Outcome::kFailed;
     report_.attempts[c.attempt].code = reply.status.error_code();
     c.reply = std::move(reply);
   } catch (const rt::CancelledError& e) {
@@ -87,7 +93,8 @@ void FanOut::on_child_finished(size_t i) {
   if (c.result.outcome == ChildResult::Outcome::kSucceeded) {
     ++succeeded_;
     if (succeeded_ >= needed_) {
-      decide(true, i, fanout_.mode == Mode::kHedge ? CancelCause::kHedgeLost : CancelCause::kSibling,
+      decide(true, i,
+             fanout_.mode == Mode::kHedge ? CancelCause::kHedgeLost : CancelCause::kSibling,
              fanout_.mode == Mode::kHedge ? "hedge lost" : "quorum reached");
     }
   } else {

@@ -8,10 +8,14 @@ namespace curfew::sidecar {
 
 const char* outcome_name(ChildResult::Outcome outcome) noexcept {
   switch (outcome) {
-    case ChildResult::Outcome::kSucceeded: return "succeeded";
-    case ChildResult::Outcome::kFailed: return "failed";
-    case ChildResult::Outcome::kCancelled: return "cancelled";
-    case ChildResult::Outcome::kNotStarted: return "not_started";
+    case ChildResult::Outcome::kSucceeded:
+      return "succeeded";
+    case ChildResult::Outcome::kFailed:
+      return "failed";
+    case ChildResult::Outcome::kCancelled:
+      return "cancelled";
+    case ChildResult::Outcome::kNotStarted:
+      return "not_started";
   }
   return "unknown";
 }
@@ -23,7 +27,8 @@ grpc::Status aggregate_failure(const config::Route& route, const char* mode,
   for (const ChildResult& c : children) {
     if (c.outcome != ChildResult::Outcome::kFailed) continue;
     ++failed;
-    if (first_failure == nullptr || c.finish_order < first_failure->finish_order) first_failure = &c;
+    if (first_failure == nullptr || c.finish_order < first_failure->finish_order)
+      first_failure = &c;
   }
   const grpc::StatusCode code =
       first_failure ? first_failure->status.error_code() : grpc::StatusCode::DEADLINE_EXCEEDED;
@@ -46,7 +51,7 @@ grpc::Status aggregate_failure(const config::Route& route, const char* mode,
   for (const ChildResult& c : children) {
     google::rpc::ErrorInfo info;
     const grpc::StatusCode child_code =
-        c.outcome == ChildResult::Outcome::kCancelled ? grpc::StatusCode::CANCELLED
+        c.outcome == ChildResult::Outcome::kCancelled    ? grpc::StatusCode::CANCELLED
         : c.outcome == ChildResult::Outcome::kNotStarted ? grpc::StatusCode::CANCELLED
                                                          : c.status.error_code();
     info.set_reason(std::string(config::status_code_name(child_code)));

@@ -26,8 +26,8 @@ rt::Task<void> admitted(rt::ServerCallPtr call, ProxyContext context, CallSlots 
 // Refuses a call over a concurrency limit: RESOURCE_EXHAUSTED at once, no upstream called. The
 // refusal is reported like any call (started, then finished with `rejected` set).
 rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> routing,
-                      const config::Listener& listener, const config::Route* route,
-                      Rejection why, CallObserver* observer) {
+                      const config::Listener& listener, const config::Route* route, Rejection why,
+                      CallObserver* observer) {
   CallReport report;
   report.listener = &listener.name;
   report.route = route ? &route->name : nullptr;
@@ -72,23 +72,23 @@ absl::StatusOr<std::unique_ptr<ListenerServer>> ListenerServer::start(
   // call from under a response in flight: its transport then writes the status ahead of the
   // message bytes still queued, and the caller gets a message cut short.
   builder.AddChannelArgument(GRPC_ARG_ENABLE_DEADLINE_CHECKS, 0);
-  self->runtime_ = std::make_unique<rt::Runtime>(
-      rt::RuntimeOptions{.threads = options.workers,
-                         .blocking_threads = 1,
-                         .server_builder = &builder,
-                         .busy_poll = options.busy_poll});
+  self->runtime_ =
+      std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = options.workers,
+                                                       .blocking_threads = 1,
+                                                       .server_builder = &builder,
+                                                       .busy_poll = options.busy_poll});
   self->server_ = builder.BuildAndStart();
   if (self->server_ == nullptr || self->port_ == 0) {
     self->stopped_ = true;
-    return absl::UnavailableError("listener '" + name + "': cannot listen on " +
-                                  listener->address + " (address in use or not local?)");
+    return absl::UnavailableError("listener '" + name + "': cannot listen on " + listener->address +
+                                  " (address in use or not local?)");
   }
   self->worker_routing_.assign(options.workers, self->worker_routing_for(routing));
-  for (int i = 0; i < options.workers; ++i) self->worker_state_.push_back(std::make_unique<WorkerState>());
+  for (int i = 0; i < options.workers; ++i)
+    self->worker_state_.push_back(std::make_unique<WorkerState>());
   ListenerServer* raw = self.get();
-  self->thread_ = std::thread([raw] {
-    raw->runtime_->run([raw](int worker) { return raw->serve(worker); });
-  });
+  self->thread_ =
+      std::thread([raw] { raw->runtime_->run([raw](int worker) { return raw->serve(worker); }); });
   return self;
 }
 
@@ -183,7 +183,8 @@ rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {
     // Admission: a slot of the listener's limit, then of the route's, or RESOURCE_EXHAUSTED now.
     const config::Route* route = listener->route_for(call->method());
     const std::shared_ptr<ConcurrencyLimit>& route_limit =
-        route ? current.route_limits[static_cast<size_t>(route - listener->routes.data())] : kNoLimit;
+        route ? current.route_limits[static_cast<size_t>(route - listener->routes.data())]
+              : kNoLimit;
     if (!listener_limit_.try_acquire(listener->limits.max_concurrent_calls)) {
       calls.spawn(reject(std::move(call), current.routing, *listener, route,
                          Rejection::kListenerLimit, options_.observer),
@@ -192,15 +193,16 @@ rt::Task<void> ListenerServer::accept_loop(int worker, rt::TaskGroup& calls) {
     }
     if (route_limit && !route_limit->try_acquire(*route->max_concurrent_calls)) {
       listener_limit_.release();
-      calls.spawn(reject(std::move(call), current.routing, *listener, route,
-                         Rejection::kRouteLimit, options_.observer),
+      calls.spawn(reject(std::move(call), current.routing, *listener, route, Rejection::kRouteLimit,
+                         options_.observer),
                   "rejected");
       continue;
     }
-    ProxyContext context{current.routing, listener, worker_state_[worker].get(),
-                         options_.observer, options_.shutting_down};
-    calls.spawn(admitted(std::move(call), std::move(context), CallSlots(&listener_limit_, route_limit)),
-                "call");
+    ProxyContext context{current.routing, listener, worker_state_[worker].get(), options_.observer,
+                         options_.shutting_down};
+    calls.spawn(
+        admitted(std::move(call), std::move(context), CallSlots(&listener_limit_, route_limit)),
+        "call");
   }
 }
 

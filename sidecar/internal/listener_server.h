@@ -78,8 +78,8 @@ class ListenerServer {
  public:
   struct Options {
     int workers = 1;
-    std::chrono::nanoseconds busy_poll{0};         // see config::Config::busy_poll
-    CallObserver* observer = nullptr;               // may be null
+    std::chrono::nanoseconds busy_poll{0};  // see config::Config::busy_poll
+    CallObserver* observer = nullptr;       // may be null
     const std::atomic<bool>* shutting_down = nullptr;
   };
 
@@ -128,14 +128,15 @@ class ListenerServer {
   grpc::AsyncGenericService service_;
   std::unique_ptr<rt::Runtime> runtime_;
   std::unique_ptr<grpc::Server> server_;
-  std::vector<WorkerRouting> worker_routing_;                     // [i]: loop i only
-  std::vector<std::unique_ptr<WorkerState>> worker_state_;        // [i]: loop i only
+  std::vector<WorkerRouting> worker_routing_;               // [i]: loop i only
+  std::vector<std::unique_ptr<WorkerState>> worker_state_;  // [i]: loop i only
   std::thread thread_;
   bool stopped_ = false;
 
   ConcurrencyLimit listener_limit_;
   std::mutex route_limits_mu_;  // start and reloads only, never on the per-call path
-  std::unordered_map<std::string, std::shared_ptr<ConcurrencyLimit>> route_limits_;  // by route name
+  std::unordered_map<std::string, std::shared_ptr<ConcurrencyLimit>>
+      route_limits_;  // by route name
 };
 
 }  // namespace curfew::sidecar

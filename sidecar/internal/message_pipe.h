@@ -5,8 +5,8 @@
 // message it is about to send, it sends both in one operation (one HTTP/2 write instead of two):
 // `write_last` upstream, `write_and_finish` to the caller.
 //
-//   reader:  while (co_await pipe.wait_for_space()) { ok = co_await read(m); pipe.push(ok, m); ... }
-//   writer:  MessagePipe::Item item = co_await pipe.pop();  if (!item) -> end of stream
+//   reader:  while (co_await pipe.wait_for_space()) { ok = co_await read(m); pipe.push(ok, m); ...
+//   } writer:  MessagePipe::Item item = co_await pipe.pop();  if (!item) -> end of stream
 //            pipe.end_is_next()  -> the stream ends right behind `item`
 //            pipe.close() (or the Closer) when the writer stops: the reader reads no further
 //

@@ -14,8 +14,8 @@ std::string str(grpc::string_ref s) { return std::string(s.data(), s.size()); }
 bool is_hop_by_hop(grpc::string_ref key) noexcept {
   const std::string_view k = view(key);
   if (k.empty() || k.front() == ':') return true;
-  if (k == "te" || k == "content-type" || k == "user-agent" || k == "host" ||
-      k == "connection" || k == "content-length") {
+  if (k == "te" || k == "content-type" || k == "user-agent" || k == "host" || k == "connection" ||
+      k == "content-length") {
     return true;
   }
   // grpc-* keys are the protocol's (grpc-timeout, grpc-encoding, grpc-status...), except the

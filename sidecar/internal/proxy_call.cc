@@ -3,13 +3,12 @@
 #include "runtime/errors.h"
 #include "runtime/event.h"
 #include "runtime/grpc_client.h"
-#include "runtime/sleep.h"
 #include "runtime/loop.h"
+#include "runtime/sleep.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/internal/deadline_policy.h"
 #include "sidecar/internal/fanout.h"
-#include "sidecar/log.h"
 #include "sidecar/internal/message_pipe.h"
 #include "sidecar/internal/metadata.h"
 #include "sidecar/internal/report_on_exit.h"
@@ -17,6 +16,7 @@
 #include "sidecar/internal/shadow.h"
 #include "sidecar/internal/upstream_call.h"
 #include "sidecar/internal/worker_state.h"
+#include "sidecar/log.h"
 
 namespace curfew::sidecar {
 namespace {
@@ -71,8 +71,8 @@ class ProxyCall {
   // the budget curfew propagated running out (the route's or the caller's deadline), false for
   // the upstream's own deadline or a retry's per-try timeout.
   bool classify_upstream_deadline();
-  // The two writers of a plain route's forwarding (sidecar/internal/message_pipe.h): each sends what its
-  // pipe's reader read, merging the last message with the end of the stream.
+  // The two writers of a plain route's forwarding (sidecar/internal/message_pipe.h): each sends
+  // what its pipe's reader read, merging the last message with the end of the stream.
   rt::Task<void> write_upstream(MessagePipe& p, rt::ClientCall& up, rt::Event& started);
   rt::Task<void> write_caller(MessagePipe& p, rt::ClientCall& up);
   rt::Task<void> reply_status(grpc::Status status);
@@ -103,16 +103,17 @@ class ProxyCall {
 };
 
 grpc::Status ProxyCall::deadline_status() const {
-  return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                      "curfew: deadline exceeded on route '" + route_->name + "' after " +
-                          deadline_.describe());
+  return grpc::Status(
+      grpc::StatusCode::DEADLINE_EXCEEDED,
+      "curfew: deadline exceeded on route '" + route_->name + "' after " + deadline_.describe());
 }
 
 bool ProxyCall::upstream_deadline_was_ours() const {
   // An upstream computes the deadline it enforces from grpc-timeout and its own clock reading
   // when the headers arrived, which under load can be stale: its DEADLINE_EXCEEDED may come a
   // little before the deadline curfew sent (measured: up to ~30 ms early in a deadline storm).
-  const rt::Duration slack = std::max<rt::Duration>(std::chrono::milliseconds(50), deadline_.budget / 10);
+  const rt::Duration slack =
+      std::max<rt::Duration>(std::chrono::milliseconds(50), deadline_.budget / 10);
   return rt::Clock::now() + slack >= deadline_.upstream_deadline;
 }
 
@@ -215,7 +216,8 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
   up.context().set_deadline(to_system_deadline(deadline_.upstream_deadline));
   report_.upstream = &upstream.name();
   report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
-  report_.attempts.push_back({.upstream = &upstream.name(), .role = UpstreamAttempt::Role::kPrimary});
+  report_.attempts.push_back(
+      {.upstream = &upstream.name(), .role = UpstreamAttempt::Role::kPrimary});
   rt::TaskState& task = co_await rt::this_task{};
 
   try {
@@ -228,7 +230,8 @@ rt::Task<void> ProxyCall::forward(const config::Route& route, Upstream& upstream
       g.spawn(fill(requests, [&call = self.call_](grpc::ByteBuffer& m) { return call.read(m); }),
               "read-caller");
       g.spawn(self.write_upstream(requests, up, started), "write-upstream");
-      g.spawn(fill(responses, [&up](grpc::ByteBuffer& m) { return up.read(m); }, &started),
+      g.spawn(fill(
+                  responses, [&up](grpc::ByteBuffer& m) { return up.read(m); }, &started),
               "read-upstream");
       co_await self.write_caller(responses, up);
     }(*this, pumps, up, requests, responses, started));
@@ -285,8 +288,8 @@ rt::Task<void> ProxyCall::fail_alone(std::exception_ptr fault) {
                             "); that call alone fails: " + rt::describe_error(fault));
   report_.fault = true;
   if (!call_.finished()) {
-    co_await call_.finish(grpc::Status(
-        grpc::StatusCode::INTERNAL, "curfew: internal error on route '" + route + "'"));
+    co_await call_.finish(grpc::Status(grpc::StatusCode::INTERNAL,
+                                       "curfew: internal error on route '" + route + "'"));
   }
   report_.code = call_.sent_code().value_or(grpc::StatusCode::INTERNAL);
 }
@@ -295,9 +298,9 @@ rt::Task<void> ProxyCall::serve() {
   const config::Listener& listener = *ctx_.listener;
   if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(call_.method());
   if (route_ == nullptr) {
-    co_await reply_status(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                "curfew: no route for " + call_.method() + " on listener '" +
-                                    listener.name + "'"));
+    co_await reply_status(grpc::Status(
+        grpc::StatusCode::UNIMPLEMENTED,
+        "curfew: no route for " + call_.method() + " on listener '" + listener.name + "'"));
     co_return;
   }
   deadline_ = decide_deadline(
@@ -305,10 +308,10 @@ rt::Task<void> ProxyCall::serve() {
       caller_timeout_from(call_.context().deadline(), std::chrono::system_clock::now()), arrival_);
   if (deadline_.fast_fail) {
     report_.timeout = TimeoutCause::kBudget;
-    co_await reply_status(grpc::Status(
-        grpc::StatusCode::DEADLINE_EXCEEDED,
-        "curfew: route '" + route_->name + "' has " + deadline_.describe() +
-            " left, below its min_budget; the upstream was not called"));
+    co_await reply_status(
+        grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                     "curfew: route '" + route_->name + "' has " + deadline_.describe() +
+                         " left, below its min_budget; the upstream was not called"));
     co_return;
   }
   const bool unary_policy = route_->fanout || route_->retry || route_->mirror;
@@ -350,7 +353,8 @@ void ProxyCall::record_cancellation(CancelCause cause) {
 
 void ProxyCall::mark_cancelled_attempts(CancelCause cause) {
   for (UpstreamAttempt& a : report_.attempts) {
-    if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone) a.cancelled = cause;
+    if (a.code == grpc::StatusCode::CANCELLED && a.cancelled == CancelCause::kNone)
+      a.cancelled = cause;
   }
 }
 
@@ -385,10 +389,10 @@ rt::Task<void> ProxyCall::read_call_and_reply(const config::Route& route) {
       record_cancellation(CancelCause::kCaller);
       co_return;
     }
-    co_await reply_status(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        "curfew: route '" + route.name + "' (fan-out, retry or mirror) serves unary calls; the "
-        "caller half-closed without a request message"));
+    co_await reply_status(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                       "curfew: route '" + route.name +
+                                           "' (fan-out, retry or mirror) serves unary calls; the "
+                                           "caller half-closed without a request message"));
     co_return;
   }
   grpc::ByteBuffer extra;
@@ -404,8 +408,8 @@ rt::Task<void> ProxyCall::read_call_and_reply(const config::Route& route) {
     record_cancellation(CancelCause::kCaller);
     co_return;
   }
-  if (route.mirror && std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) <
-                          route.mirror->percent) {
+  if (route.mirror &&
+      std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) < route.mirror->percent) {
     mirror(route, request);
   }
   UnaryRequest unary{call_.method(), request, call_.context().client_metadata()};
@@ -449,7 +453,8 @@ rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
     co_return co_await call_with_retries(route, upstream, request, deadline_.upstream_deadline,
                                          *budget, ctx_.worker->random, report_);
   }
-  report_.attempts.push_back({.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
+  report_.attempts.push_back(
+      {.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
   const size_t index = report_.attempts.size() - 1;
   UpstreamReply reply = co_await call_upstream(upstream, request, deadline_.upstream_deadline);
   report_.attempts[index].code = reply.status.error_code();

@@ -32,7 +32,7 @@ struct ProxyContext {
   std::shared_ptr<const Routing> routing;  // the routing this call keeps for its whole life
   const config::Listener* listener;        // inside `routing`
   WorkerState* worker;  // the loop thread's retry budgets and random source; outlives the call
-  CallObserver* observer = nullptr;        // may be null
+  CallObserver* observer = nullptr;  // may be null
   const std::atomic<bool>* shutting_down = nullptr;
 };
 

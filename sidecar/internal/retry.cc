@@ -88,7 +88,8 @@ rt::Task<UpstreamReply> call_with_retries(const config::Route& route, Upstream& 
           std::chrono::duration<double>(retry.backoff_max).count(),
           std::chrono::duration<double>(retry.backoff_base).count() * std::ldexp(1.0, attempt));
       std::uniform_real_distribution<double> jitter(0.0, cap);
-      backoff = std::chrono::duration_cast<rt::Duration>(std::chrono::duration<double>(jitter(random)));
+      backoff =
+          std::chrono::duration_cast<rt::Duration>(std::chrono::duration<double>(jitter(random)));
     }
     if (rt::Clock::now() + backoff >= deadline) {
       record.won = true;

@@ -24,7 +24,8 @@ class ShadowSlot {
   WorkerState* worker_;
 };
 
-void report(CallObserver* observer, const ShadowCopy& copy, const UpstreamAttempt& attempt) noexcept {
+void report(CallObserver* observer, const ShadowCopy& copy,
+            const UpstreamAttempt& attempt) noexcept {
   if (observer == nullptr) return;
   try {
     observer->shadow_finished(*copy.listener, *copy.route, attempt);

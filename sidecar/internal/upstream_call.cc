@@ -11,7 +11,8 @@ namespace {
 Metadata copy(const std::multimap<grpc::string_ref, grpc::string_ref>& from) {
   Metadata out;
   for (const auto& [k, v] : from) {
-    if (!is_hop_by_hop(k)) out.emplace_back(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
+    if (!is_hop_by_hop(k))
+      out.emplace_back(std::string(k.data(), k.size()), std::string(v.data(), v.size()));
   }
   return out;
 }

@@ -30,14 +30,14 @@ struct UpstreamReply {
   grpc::Status status;
   grpc::ByteBuffer response;
   Metadata initial_metadata;
-  Metadata trailing_metadata;      // what is forwarded to the caller (transport keys excluded)
-  std::optional<std::string> retry_pushback_ms;  // the upstream's grpc-retry-pushback-ms, for curfew
+  Metadata trailing_metadata;  // what is forwarded to the caller (transport keys excluded)
+  std::optional<std::string>
+      retry_pushback_ms;  // the upstream's grpc-retry-pushback-ms, for curfew
 };
 
 // Calls `upstream` with `request`, the deadline `deadline` propagated. Cancellation of the
 // awaiting task cancels the call (RST_STREAM CANCEL) and throws CancelledError.
 rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& request,
                                       rt::TimePoint deadline);
-
 
 }  // namespace curfew::sidecar

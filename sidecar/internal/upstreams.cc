@@ -39,8 +39,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials(const conf
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Upstream>> Upstream::open(const config::Upstream& config,
-                                                        int max_message_bytes,
-                                                        int max_metadata_bytes) {
+                                                         int max_message_bytes,
+                                                         int max_metadata_bytes) {
   auto creds = credentials(config);
   if (!creds.ok()) return creds.status();
   auto upstream = std::unique_ptr<Upstream>(new Upstream());

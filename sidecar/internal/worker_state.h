@@ -44,8 +44,8 @@ class WorkerState {
 
   std::minstd_rand random{std::random_device{}()};
 
-  // Shadows (sidecar/internal/shadow.h): the group they run in while the worker serves (null otherwise),
-  // how many are in flight, and handles to cancel them when the listener shuts down.
+  // Shadows (sidecar/internal/shadow.h): the group they run in while the worker serves (null
+  // otherwise), how many are in flight, and handles to cancel them when the listener shuts down.
   rt::TaskGroup* shadows = nullptr;
   int shadows_in_flight = 0;
   void reserve_shadow_handle() {

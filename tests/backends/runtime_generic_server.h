@@ -35,7 +35,8 @@ inline std::string text(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   EXPECT_TRUE(buffer.Dump(&slices).ok());
   std::string out;
-  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return out;
 }
 
@@ -48,7 +49,8 @@ class RuntimeGenericServer {
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterAsyncGenericService(&service_);
-    runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
+    runtime_ =
+        std::make_unique<rt::Runtime>(rt::RuntimeOptions{.threads = 1, .server_builder = &builder});
     server_ = builder.BuildAndStart();
     thread_ = std::thread([this] { runtime_->run([this](int) { return serve(); }); });
   }
@@ -68,11 +70,12 @@ class RuntimeGenericServer {
     rt::Loop& loop = *rt::Loop::current();
     try {
       rt::TaskGroup group;
-      co_await group.run([](RuntimeGenericServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
-        while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
-          g.spawn(self.handle_(std::move(call)));
-        }
-      }(*this, group, loop));
+      co_await group.run(
+          [](RuntimeGenericServer& self, rt::TaskGroup& g, rt::Loop& loop) -> rt::Task<void> {
+            while (rt::ServerCallPtr call = co_await rt::accept(self.service_, loop)) {
+              g.spawn(self.handle_(std::move(call)));
+            }
+          }(*this, group, loop));
     } catch (const rt::CancelledError&) {
     }
     // Cleanup after the cancellation: stop the server off the loop thread, the loop keeps

@@ -10,9 +10,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cmath>
 #include <cstdlib>
 #include <optional>
 #include <random>
@@ -26,19 +26,25 @@ namespace curfew::chaos {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-constexpr milliseconds kHungSlack{15000};     // sanitizers on a busy 2-core machine: generous
-constexpr int kHoldMs = 30000;                // "never answers": only a deadline or a cancel ends it
+constexpr milliseconds kHungSlack{15000};  // sanitizers on a busy 2-core machine: generous
+constexpr int kHoldMs = 30000;             // "never answers": only a deadline or a cancel ends it
 
 enum class CancelAt { kNever, kBeforeStart, kMidUpload, kAfterHalfClose, kMidDownload, kAtTime };
 
 inline const char* cancel_name(CancelAt c) {
   switch (c) {
-    case CancelAt::kNever: return "no";
-    case CancelAt::kBeforeStart: return "before-start";
-    case CancelAt::kMidUpload: return "mid-upload";
-    case CancelAt::kAfterHalfClose: return "after-half-close";
-    case CancelAt::kMidDownload: return "mid-download";
-    case CancelAt::kAtTime: return "at-time";
+    case CancelAt::kNever:
+      return "no";
+    case CancelAt::kBeforeStart:
+      return "before-start";
+    case CancelAt::kMidUpload:
+      return "mid-upload";
+    case CancelAt::kAfterHalfClose:
+      return "after-half-close";
+    case CancelAt::kMidDownload:
+      return "mid-download";
+    case CancelAt::kAtTime:
+      return "at-time";
   }
   return "?";
 }
@@ -50,10 +56,10 @@ struct CallRecord {
   Plan plan;
   int deadline_ms = -1;  // the caller's own deadline; -1: none
   CancelAt cancel_at = CancelAt::kNever;
-  int cancel_arg = 0;    // messages (mid-upload/-download) or ms (at-time, after-half-close)
+  int cancel_arg = 0;  // messages (mid-upload/-download) or ms (at-time, after-half-close)
   bool use_write_last = false;
 
-  bool cancelled = false;                   // TryCancel was called before the call ended
+  bool cancelled = false;                    // TryCancel was called before the call ended
   bool cancelled_before_half_close = false;  // ... before WritesDone / WriteLast was started
   bool hung = false;
   int sent = 0;      // request messages written
@@ -67,10 +73,13 @@ struct CallRecord {
   std::string describe(const Method& m) const {
     char buf[512];
     std::snprintf(buf, sizeof buf,
-                  "call %llu %s (%s) plan[%s] deadline=%dms cancel=%s/%d%s sent=%d received=%d -> %s \"%.160s\" after %.3fs",
+                  "call %llu %s (%s) plan[%s] deadline=%dms cancel=%s/%d%s sent=%d received=%d -> "
+                  "%s \"%.160s\" after %.3fs",
                   static_cast<unsigned long long>(id), m.path.c_str(), kind_name(m.kind),
                   plan.encode().c_str(), deadline_ms, cancel_name(cancel_at), cancel_arg,
-                  cancelled ? (cancelled_before_half_close ? " (cancelled before half-close)" : " (cancelled)") : "",
+                  cancelled ? (cancelled_before_half_close ? " (cancelled before half-close)"
+                                                           : " (cancelled)")
+                            : "",
                   sent, received, code_name(code), message.c_str(), seconds);
     return buf;
   }
@@ -78,7 +87,9 @@ struct CallRecord {
 
 // ---- drawing a call --------------------------------------------------------------------------
 
-inline int uniform(std::mt19937_64& rng, int lo, int hi) { return lo + static_cast<int>(rng() % (hi - lo + 1)); }
+inline int uniform(std::mt19937_64& rng, int lo, int hi) {
+  return lo + static_cast<int>(rng() % (hi - lo + 1));
+}
 
 inline int draw_size(std::mt19937_64& rng, int max) {
   const int r = uniform(rng, 0, 9);
@@ -126,7 +137,8 @@ inline Plan draw_plan(const Method& m, std::mt19937_64& rng) {
     p.alt_delay_ms = draw_delay(rng);
   }
   if (m.policy == Policy::kRetry && uniform(rng, 0, 1)) {
-    static const int retried[] = {14, 10, 8, 5};  // UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED, NOT_FOUND
+    static const int retried[] = {14, 10, 8,
+                                  5};  // UNAVAILABLE, ABORTED, RESOURCE_EXHAUSTED, NOT_FOUND
     p.fail_first = uniform(rng, 1, 3);
     p.fail_code = retried[rng() % 4];
   }
@@ -135,7 +147,9 @@ inline Plan draw_plan(const Method& m, std::mt19937_64& rng) {
 
 inline void draw_call(CallRecord& c, const Method& m, std::mt19937_64& rng) {
   c.plan = draw_plan(m, rng);
-  if (uniform(rng, 0, 99) < 60) c.deadline_ms = std::max(5, static_cast<int>(std::exp(std::log(5.0) + (rng() % 1000) / 1000.0 * std::log(200.0))));
+  if (uniform(rng, 0, 99) < 60)
+    c.deadline_ms = std::max(
+        5, static_cast<int>(std::exp(std::log(5.0) + (rng() % 1000) / 1000.0 * std::log(200.0))));
   c.use_write_last = uniform(rng, 0, 1);
   if (uniform(rng, 0, 99) >= 30) return;
   // A cancellation, at a point that exists for this call.
@@ -163,8 +177,8 @@ inline void draw_call(CallRecord& c, const Method& m, std::mt19937_64& rng) {
 
 class CallDriver {
  public:
-  CallDriver(grpc::GenericStub& stub, grpc::CompletionQueue& cq, const Method& method, CallRecord& rec,
-             std::mt19937_64& rng)
+  CallDriver(grpc::GenericStub& stub, grpc::CompletionQueue& cq, const Method& method,
+             CallRecord& rec, std::mt19937_64& rng)
       : stub_(stub), cq_(cq), m_(method), rec_(rec), rng_(rng) {}
 
   // Runs the call to its end. False only if gRPC never completed it even after a cancel (the
@@ -209,15 +223,26 @@ class CallDriver {
     bool ok = false;
     const auto wake_system = std::chrono::system_clock::now() + (wake - Clock::now());
     switch (cq_.AsyncNext(&t, &ok, wake_system)) {
-      case grpc::CompletionQueue::SHUTDOWN: return false;
-      case grpc::CompletionQueue::TIMEOUT: return timed();
-      case grpc::CompletionQueue::GOT_EVENT: break;
+      case grpc::CompletionQueue::SHUTDOWN:
+        return false;
+      case grpc::CompletionQueue::TIMEOUT:
+        return timed();
+      case grpc::CompletionQueue::GOT_EVENT:
+        break;
     }
     switch (static_cast<Tag>(reinterpret_cast<intptr_t>(t))) {
-      case kStart: on_start(ok); break;
-      case kRead: on_read(ok); break;
-      case kWrite: on_write(ok); break;
-      case kWritesDone: on_writes_done(); break;
+      case kStart:
+        on_start(ok);
+        break;
+      case kRead:
+        on_read(ok);
+        break;
+      case kWrite:
+        on_write(ok);
+        break;
+      case kWritesDone:
+        on_writes_done();
+        break;
       case kFinish:
         finished_ = true;
         rec_.code = static_cast<int>(status_.error_code());
@@ -301,7 +326,8 @@ class CallDriver {
 
   void after_half_close() {
     writes_over_ = true;
-    if (rec_.cancel_at == CancelAt::kAfterHalfClose) cancel_at_ = Clock::now() + milliseconds(rec_.cancel_arg);
+    if (rec_.cancel_at == CancelAt::kAfterHalfClose)
+      cancel_at_ = Clock::now() + milliseconds(rec_.cancel_arg);
   }
 
   // Sends the next request message, or the half-close after the last.
@@ -352,14 +378,17 @@ class CallDriver {
       if (i > 0) {
         rec_.bad = "a second response message on a fan-out route";
       } else if (one.empty()) {
-        if (!got.empty()) rec_.bad = "fan-out concat of empty responses has " + std::to_string(got.size()) + " bytes";
+        if (!got.empty())
+          rec_.bad =
+              "fan-out concat of empty responses has " + std::to_string(got.size()) + " bytes";
       } else if (got.size() % one.size() != 0) {
         rec_.bad = "fan-out concat of " + std::to_string(one.size()) + "-byte responses has " +
                    std::to_string(got.size()) + " bytes";
       } else {
         for (size_t at = 0; at < got.size(); at += one.size()) {
           if (got.compare(at, one.size(), one) != 0) {
-            rec_.bad = "fan-out concat: copy " + std::to_string(at / one.size()) + " has wrong bytes";
+            rec_.bad =
+                "fan-out concat: copy " + std::to_string(at / one.size()) + " has wrong bytes";
             break;
           }
         }
@@ -368,7 +397,8 @@ class CallDriver {
       return;
     }
     if (i >= rec_.plan.n_resp) {
-      rec_.bad = "extra response message " + std::to_string(i) + " (plan: " + std::to_string(rec_.plan.n_resp) + ")";
+      rec_.bad = "extra response message " + std::to_string(i) +
+                 " (plan: " + std::to_string(rec_.plan.n_resp) + ")";
       return;
     }
     rec_.bad = verify_message(got, rec_.id, kResponse, i, rec_.plan.resp_max);

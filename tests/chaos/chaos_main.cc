@@ -74,7 +74,8 @@ class Violations {
     std::lock_guard lock(mu_);
     ++count_[invariant];
     if (lines_.size() < 50) {
-      lines_.push_back("chaos: seed=" + std::to_string(seed_) + " VIOLATION [" + invariant + "] " + what);
+      lines_.push_back("chaos: seed=" + std::to_string(seed_) + " VIOLATION [" + invariant + "] " +
+                       what);
     }
   }
   int total() const {
@@ -96,7 +97,9 @@ class Violations {
       std::printf("chaos: seed=%llu ... %d violations in all (first %zu shown)\n",
                   static_cast<unsigned long long>(seed_), n, lines_.size());
     }
-    if (n) std::printf("chaos: seed=%llu violations by invariant:%s\n", static_cast<unsigned long long>(seed_), by.c_str());
+    if (n)
+      std::printf("chaos: seed=%llu violations by invariant:%s\n",
+                  static_cast<unsigned long long>(seed_), by.c_str());
   }
 
  private:
@@ -106,14 +109,16 @@ class Violations {
   std::map<std::string, int> count_;
 };
 
-// ---- curfew --------------------------------------------------------------------------------------
+// ---- curfew
+// --------------------------------------------------------------------------------------
 
 class Curfew {
  public:
   Curfew(const std::string& binary, const std::filesystem::path& dir, int admin_port)
       : config_(dir / "curfew.yaml"), admin_port_(admin_port) {
-    process_ = std::make_unique<Process>(std::vector<std::string>{binary, "--config", config_.string()},
-                                         dir / "curfew.log", testing::measurable_child_env());
+    process_ =
+        std::make_unique<Process>(std::vector<std::string>{binary, "--config", config_.string()},
+                                  dir / "curfew.log", testing::measurable_child_env());
   }
   const std::filesystem::path& config() const { return config_; }
   Process& process() { return *process_; }
@@ -167,7 +172,8 @@ bool poll(std::chrono::milliseconds limit, Pred pred) {
   return pred();
 }
 
-// ---- traffic -------------------------------------------------------------------------------------
+// ---- traffic
+// -------------------------------------------------------------------------------------
 
 struct Traffic {
   const std::vector<Method>& methods;
@@ -189,11 +195,12 @@ struct Traffic {
   }
 
   // Runs one call on `cq` to its end; a call gRPC never completes (even cancelled) is fatal.
-  void call(grpc::GenericStub& stub, grpc::CompletionQueue& cq, CallRecord& rec, std::mt19937_64& rng) {
+  void call(grpc::GenericStub& stub, grpc::CompletionQueue& cq, CallRecord& rec,
+            std::mt19937_64& rng) {
     CallDriver driver(stub, cq, methods[rec.method], rec, rng);
     if (!driver.run()) {
-      std::printf("chaos: seed=%llu FATAL: gRPC never completed %s\n", static_cast<unsigned long long>(seed),
-                  rec.describe(methods[rec.method]).c_str());
+      std::printf("chaos: seed=%llu FATAL: gRPC never completed %s\n",
+                  static_cast<unsigned long long>(seed), rec.describe(methods[rec.method]).c_str());
       std::fflush(stdout);
       std::_Exit(1);  // the children die with us (PR_SET_PDEATHSIG)
     }
@@ -252,7 +259,8 @@ struct Traffic {
   }
 };
 
-// ---- the run -------------------------------------------------------------------------------------
+// ---- the run
+// -------------------------------------------------------------------------------------
 
 struct Options {
   std::string curfew;
@@ -273,8 +281,9 @@ class Run {
   explicit Run(const Options& o) : o_(o), v_(o.seed), rng_(o.seed) {}
 
   int main() {
-    std::printf("chaos: seed=%llu seconds=%d callers=%d curfew=%s (replay: CURFEW_CHAOS_SEED=%llu)\n",
-                seed(), o_.seconds, o_.callers, o_.curfew.c_str(), seed());
+    std::printf(
+        "chaos: seed=%llu seconds=%d callers=%d curfew=%s (replay: CURFEW_CHAOS_SEED=%llu)\n",
+        seed(), o_.seconds, o_.callers, o_.curfew.c_str(), seed());
     std::fflush(stdout);
     methods_ = make_methods(rng_);
     if (!start()) return finish_early();
@@ -282,7 +291,8 @@ class Run {
     warm_up(traffic);
     baseline_fds_ = curfew_->process().open_fds();
     baseline_rss_ = curfew_->process().rss_kib();
-    std::printf("chaos: seed=%llu baseline after warm-up: %d fds, %ld MiB\n", seed(), baseline_fds_, baseline_rss_ / 1024);
+    std::printf("chaos: seed=%llu baseline after warm-up: %d fds, %ld MiB\n", seed(), baseline_fds_,
+                baseline_rss_ / 1024);
     std::vector<std::thread> callers;
     for (int i = 0; i < o_.callers; ++i) callers.emplace_back([&traffic, i] { traffic.caller(i); });
     chaos_loop();
@@ -343,7 +353,8 @@ class Run {
   void warm_up(Traffic& traffic) {
     uint64_t id = 1;
     for (size_t ch = 0; ch < traffic.channels.size(); ++ch) {
-      for (size_t m = 0; m < methods_.size(); ++m) traffic.simple_call(static_cast<int>(m), static_cast<int>(ch), id++);
+      for (size_t m = 0; m < methods_.size(); ++m)
+        traffic.simple_call(static_cast<int>(m), static_cast<int>(ch), id++);
     }
   }
 
@@ -358,12 +369,14 @@ class Run {
     while (Clock::now() < end) {
       std::this_thread::sleep_for(milliseconds(10));
       if (Clock::now() >= next_sample) {
-        rss_samples_.push_back({std::chrono::duration<double>(Clock::now() - start).count() / o_.seconds,
-                                curfew_->process().rss_kib()});
+        rss_samples_.push_back(
+            {std::chrono::duration<double>(Clock::now() - start).count() / o_.seconds,
+             curfew_->process().rss_kib()});
         next_sample += milliseconds(500);
       }
       if (!curfew_->process().running()) {
-        v_.add("1", "curfew exited during the run (code " + std::to_string(curfew_->process().exit_code().value_or(-1)) +
+        v_.add("1", "curfew exited during the run (code " +
+                        std::to_string(curfew_->process().exit_code().value_or(-1)) +
                         "); log tail:\n" + tail(curfew_->process().output()));
         return;
       }
@@ -410,11 +423,11 @@ class Run {
   void check_after_traffic(Traffic& traffic) {
     if (!curfew_->process().running()) return;  // invariant 1 already reported
     check_final_reload(traffic);
-    check_upstreams_settle();     // 5
-    check_nothing_in_flight();    // 6
-    check_accounting(traffic);    // 7
-    check_resources();            // 6
-    check_reload_counts();        // R
+    check_upstreams_settle();   // 5
+    check_nothing_in_flight();  // 6
+    check_accounting(traffic);  // 7
+    check_resources();          // 6
+    check_reload_counts();      // R
   }
 
   // The last configuration written is the one in force: its route names are counted.
@@ -431,13 +444,16 @@ class Run {
              curfew_->sum("curfew_config_last_reload_successful") == 1;
     });
     if (!applied) {
-      v_.add("R", "the final valid configuration (version " + std::to_string(version) + ") was not applied");
+      v_.add("R", "the final valid configuration (version " + std::to_string(version) +
+                      ") was not applied");
       return;
     }
     const int unary = 0;  // methods_[0] is "Unary"
     traffic.simple_call(unary, 0, 0xF1A1);
     const std::string route = "unary-" + route_suffix(kFinalVersion);
-    if (!poll(milliseconds(5000), [&] { return curfew_->sum("curfew_requests_total", {{"route", route}}) >= 1; })) {
+    if (!poll(milliseconds(5000), [&] {
+          return curfew_->sum("curfew_requests_total", {{"route", route}}) >= 1;
+        })) {
       v_.add("R", "a call after the final reload was not counted under its route " + route);
     }
   }
@@ -451,21 +467,25 @@ class Run {
       for (uint64_t id : open) {
         if (shown++ < 5) ids += " " + std::to_string(id);
       }
-      v_.add("5", "upstream u" + std::to_string(u->record().index()) + " still has " + std::to_string(open.size()) +
+      v_.add("5", "upstream u" + std::to_string(u->record().index()) + " still has " +
+                      std::to_string(open.size()) +
                       " calls open 10 s after the traffic stopped (ids:" + ids + ")");
     }
   }
 
   void check_nothing_in_flight() {
     double inflight = -1;
-    if (!poll(milliseconds(10000), [&] { return (inflight = curfew_->sum("curfew_inflight_requests")) == 0; })) {
-      v_.add("6", "curfew_inflight_requests is " + std::to_string(inflight) + " 10 s after the traffic stopped");
+    if (!poll(milliseconds(10000),
+              [&] { return (inflight = curfew_->sum("curfew_inflight_requests")) == 0; })) {
+      v_.add("6", "curfew_inflight_requests is " + std::to_string(inflight) +
+                      " 10 s after the traffic stopped");
     }
   }
 
   void check_resources() {
     int fds = -1;
-    if (!poll(milliseconds(10000), [&] { return (fds = curfew_->process().open_fds()) <= baseline_fds_ + 24; })) {
+    if (!poll(milliseconds(10000),
+              [&] { return (fds = curfew_->process().open_fds()) <= baseline_fds_ + 24; })) {
       v_.add("6", "curfew has " + std::to_string(fds) + " fds after the traffic, baseline " +
                       std::to_string(baseline_fds_) + " (slack 24)");
     }
@@ -483,10 +503,11 @@ class Run {
     warm_rss_ = warm;
     long rss = curfew_->process().rss_kib();
     const long limit = std::max(warm + 64 * 1024, 2 * warm);
-    if (o_.check_rss && !poll(milliseconds(10000), [&] { return (rss = curfew_->process().rss_kib()) <= limit; })) {
-      v_.add("6", "curfew's RSS is " + std::to_string(rss / 1024) + " MiB after the traffic, warmed-up baseline " +
-                      std::to_string(warm / 1024) + " MiB (limit " + std::to_string(limit / 1024) + " MiB; " +
-                      rss_curve() + ")");
+    if (o_.check_rss &&
+        !poll(milliseconds(10000), [&] { return (rss = curfew_->process().rss_kib()) <= limit; })) {
+      v_.add("6", "curfew's RSS is " + std::to_string(rss / 1024) +
+                      " MiB after the traffic, warmed-up baseline " + std::to_string(warm / 1024) +
+                      " MiB (limit " + std::to_string(limit / 1024) + " MiB; " + rss_curve() + ")");
     }
     final_rss_ = rss;
   }
@@ -511,12 +532,13 @@ class Run {
     }
     applied_ = static_cast<int>(e->sum("curfew_config_reloads_total", {{"result", "ok"}}));
     refused_ = static_cast<int>(e->sum("curfew_config_reloads_total", {{"result", "error"}}));
-    const std::string counts = "applied " + std::to_string(applied_) + ", refused " + std::to_string(refused_) +
-                               "; written " + std::to_string(reloads_.written) + " (" +
-                               std::to_string(reloads_.invalid) + " invalid, " + std::to_string(reloads_.sighup) +
-                               " announced by SIGHUP)";
+    const std::string counts =
+        "applied " + std::to_string(applied_) + ", refused " + std::to_string(refused_) +
+        "; written " + std::to_string(reloads_.written) + " (" + std::to_string(reloads_.invalid) +
+        " invalid, " + std::to_string(reloads_.sighup) + " announced by SIGHUP)";
     if (applied_ + refused_ > reloads_.weight) {
-      v_.add("R", "more reloads than announced (at most " + std::to_string(reloads_.weight) + "): " + counts);
+      v_.add("R", "more reloads than announced (at most " + std::to_string(reloads_.weight) +
+                      "): " + counts);
     }
     // A SIGHUP'd file is read at most twice (the signal, then the file watch), and a file can
     // also be read for the signal of the write before it if curfew lagged: 3 per invalid file.
@@ -560,27 +582,33 @@ class Run {
     int exact = 0;
     std::string table;
     for (int i = 0; i < 17; ++i) {
-      const long counted = static_cast<long>(e->sum("curfew_requests_total", {{"grpc_code", code_name(i)}}));
+      const long counted =
+          static_cast<long>(e->sum("curfew_requests_total", {{"grpc_code", code_name(i)}}));
       exact += could[i] == 0;
       if (counted || certain[i] || could[i]) {
-        table += std::string(" ") + code_name(i) + "=" + std::to_string(counted) + "/" + std::to_string(certain[i]) +
-                 (could[i] ? "+" + std::to_string(could[i]) : "");
+        table += std::string(" ") + code_name(i) + "=" + std::to_string(counted) + "/" +
+                 std::to_string(certain[i]) + (could[i] ? "+" + std::to_string(could[i]) : "");
       }
       if (counted < certain[i] || counted > certain[i] + could[i]) {
-        v_.add("7", std::string("curfew_requests_total{grpc_code=") + code_name(i) + "} = " + std::to_string(counted) +
-                        ", callers got " + std::to_string(certain[i]) + " from curfew" +
-                        (could[i] ? " + up to " + std::to_string(could[i]) + " they decided themselves" : " (exact)"));
+        v_.add("7",
+               std::string("curfew_requests_total{grpc_code=") + code_name(i) +
+                   "} = " + std::to_string(counted) + ", callers got " +
+                   std::to_string(certain[i]) + " from curfew" +
+                   (could[i] ? " + up to " + std::to_string(could[i]) + " they decided themselves"
+                             : " (exact)"));
       }
     }
     const long counted = static_cast<long>(e->sum("curfew_requests_total"));
     if (counted < certain_total || counted > certain_total + uncertain_total) {
-      v_.add("7", "curfew_requests_total = " + std::to_string(counted) + ", callers: " + std::to_string(certain_total) +
-                      " certain + " + std::to_string(uncertain_total) + " uncertain");
+      v_.add("7", "curfew_requests_total = " + std::to_string(counted) +
+                      ", callers: " + std::to_string(certain_total) + " certain + " +
+                      std::to_string(uncertain_total) + " uncertain");
     }
     const long rejected = static_cast<long>(e->sum("curfew_rejected_total"));
     if (rejected < certain_rejections || rejected > certain_rejections + uncertain_total) {
       v_.add("7", "curfew_rejected_total = " + std::to_string(rejected) + ", callers saw " +
-                      std::to_string(certain_rejections) + " refusals (+ up to " + std::to_string(uncertain_total) + ")");
+                      std::to_string(certain_rejections) + " refusals (+ up to " +
+                      std::to_string(uncertain_total) + ")");
     }
     accounting_ = "accounting: curfew counted " + std::to_string(counted) + " calls; callers " +
                   std::to_string(certain_total) + " certain + " + std::to_string(uncertain_total) +
@@ -599,8 +627,9 @@ class Run {
       if (!c.cancelled_before_half_close) continue;
       for (auto& u : upstreams_) {
         if (u->record().saw_half_close(c.id)) {
-          v_.add("4", "u" + std::to_string(u->record().index()) + " saw a clean half-close of a call cancelled before it: " +
-                     c.describe(m));
+          v_.add("4",
+                 "u" + std::to_string(u->record().index()) +
+                     " saw a clean half-close of a call cancelled before it: " + c.describe(m));
         }
       }
     }
@@ -612,7 +641,8 @@ class Run {
       const size_t at = line.find("call ");
       if (at != std::string::npos) {
         auto it = by_id.find(std::strtoull(line.c_str() + at + 5, nullptr, 10));
-        if (it != by_id.end()) caller = "caller: " + it->second->describe(methods_[it->second->method]);
+        if (it != by_id.end())
+          caller = "caller: " + it->second->describe(methods_[it->second->method]);
       }
       v_.add(line.find("half-close") != std::string::npos ? "4" : "3", line + "; " + caller);
     };
@@ -621,14 +651,16 @@ class Run {
     }
     std::istringstream child_log(child_->output());
     for (std::string line; std::getline(child_log, line);) {
-      if (line.find("chaos-upstream: VIOLATION") != std::string::npos) upstream_finding("(child) " + line);
+      if (line.find("chaos-upstream: VIOLATION") != std::string::npos)
+        upstream_finding("(child) " + line);
     }
   }
 
   void check_logs() {
     const std::string log = curfew_->process().output();
     std::string bad = testing::sanitizer_reports(log);
-    for (const char* word : {"FATAL", "Segmentation fault", "terminate called", "Assertion", "ABORTING"}) {
+    for (const char* word :
+         {"FATAL", "Segmentation fault", "terminate called", "Assertion", "ABORTING"}) {
       if (log.find(word) != std::string::npos) bad += std::string("log says \"") + word + "\"\n";
     }
     if (!bad.empty()) v_.add("2", "curfew's log:\n" + bad + "log tail:\n" + tail(log));
@@ -659,13 +691,18 @@ class Run {
     for (const auto& [k, n] : by_kind_) kinds += " " + k + "=" + std::to_string(n);
     for (const auto& [k, n] : by_code_) codes += " " + k + "=" + std::to_string(n);
     std::printf("chaos: seed=%llu %s\n", seed(), accounting_.c_str());
-    std::printf("chaos: seed=%llu at the end: /metrics has %zu samples; curfew RSS %ld MiB after this test's scrapes\n",
-                seed(), exposition_samples_, end_rss_ / 1024);
-    std::printf("chaos: seed=%llu summary: %zu calls; by kind:%s; by code:%s; reloads written %d (%d invalid, %d by SIGHUP), "
-                "applied %d, refused %d; child upstream killed %d, restarted %d; curfew fds %d -> %d, RSS %ld (idle) / %ld (warm) -> %ld MiB (%s)\n",
-                seed(), traffic.records.size(), kinds.c_str(), codes.c_str(), reloads_.written, reloads_.invalid,
-                reloads_.sighup, applied_, refused_, kills_, restarts_, baseline_fds_, final_fds_,
-                baseline_rss_ / 1024, warm_rss_ / 1024, final_rss_ / 1024, rss_curve().c_str());
+    std::printf(
+        "chaos: seed=%llu at the end: /metrics has %zu samples; curfew RSS %ld MiB after this "
+        "test's scrapes\n",
+        seed(), exposition_samples_, end_rss_ / 1024);
+    std::printf(
+        "chaos: seed=%llu summary: %zu calls; by kind:%s; by code:%s; reloads written %d (%d "
+        "invalid, %d by SIGHUP), "
+        "applied %d, refused %d; child upstream killed %d, restarted %d; curfew fds %d -> %d, RSS "
+        "%ld (idle) / %ld (warm) -> %ld MiB (%s)\n",
+        seed(), traffic.records.size(), kinds.c_str(), codes.c_str(), reloads_.written,
+        reloads_.invalid, reloads_.sighup, applied_, refused_, kills_, restarts_, baseline_fds_,
+        final_fds_, baseline_rss_ / 1024, warm_rss_ / 1024, final_rss_ / 1024, rss_curve().c_str());
     const int n = v_.total();
     std::printf("chaos: seed=%llu %s (%d violations)\n", seed(), n ? "FAILED" : "PASSED", n);
     return n ? 1 : 0;
@@ -713,7 +750,8 @@ int serve_upstream(int port) {
   std::printf("chaos-upstream: serving on 127.0.0.1:%d\n", port);
   std::fflush(stdout);
   // Until killed; bounded all the same (a day), and gone if the parent is.
-  for (int i = 0; i < 24 * 3600 && getppid() != 1; ++i) std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (int i = 0; i < 24 * 3600 && getppid() != 1; ++i)
+    std::this_thread::sleep_for(std::chrono::seconds(1));
   return 0;
 }
 
@@ -728,14 +766,22 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (arg == "--curfew") o.curfew = next();
-    else if (arg == "--seconds") o.seconds = std::atoi(next().c_str());
-    else if (arg == "--seed") o.seed = std::strtoull(next().c_str(), nullptr, 10);
-    else if (arg == "--callers") o.callers = std::atoi(next().c_str());
-    else if (arg == "--check-rss") o.check_rss = true;
-    else if (arg == "--upstream-port") upstream_port = std::atoi(next().c_str());
+    if (arg == "--curfew")
+      o.curfew = next();
+    else if (arg == "--seconds")
+      o.seconds = std::atoi(next().c_str());
+    else if (arg == "--seed")
+      o.seed = std::strtoull(next().c_str(), nullptr, 10);
+    else if (arg == "--callers")
+      o.callers = std::atoi(next().c_str());
+    else if (arg == "--check-rss")
+      o.check_rss = true;
+    else if (arg == "--upstream-port")
+      upstream_port = std::atoi(next().c_str());
     else {
-      std::fprintf(stderr, "usage: curfew-chaos --curfew PATH [--seconds N] [--seed N] [--callers N] [--check-rss]\n");
+      std::fprintf(stderr,
+                   "usage: curfew-chaos --curfew PATH [--seconds N] [--seed N] [--callers N] "
+                   "[--check-rss]\n");
       return 2;
     }
   }
@@ -743,7 +789,8 @@ int main(int argc, char** argv) {
   if (upstream_port > 0) return curfew::chaos::serve_upstream(upstream_port);
   // The environment wins over the flags: CTest passes --seconds; a replay sets the variables.
   if (const char* s = std::getenv("CURFEW_CHAOS_SECONDS"); s && *s) o.seconds = std::atoi(s);
-  if (const char* s = std::getenv("CURFEW_CHAOS_SEED"); s && *s) o.seed = std::strtoull(s, nullptr, 10);
+  if (const char* s = std::getenv("CURFEW_CHAOS_SEED"); s && *s)
+    o.seed = std::strtoull(s, nullptr, 10);
   if (o.curfew.empty() || o.seconds <= 0 || o.callers <= 0) {
     std::fprintf(stderr, "curfew-chaos: --curfew PATH is required; numbers must be positive\n");
     return 2;

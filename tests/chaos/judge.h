@@ -28,7 +28,9 @@ constexpr int kOk = 0, kCancelled = 1, kUnknownCode = 2, kDeadline = 4, kExhaust
 
 using Codes = std::bitset<17>;
 
-inline bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+inline bool starts_with(const std::string& s, const char* prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 // curfew refused the call over a concurrency limit (its message, not an upstream's).
 inline bool curfew_rejection(const CallRecord& c) {
@@ -41,10 +43,14 @@ inline bool ok_possible(const CallRecord& c, const Method& m) {
   int ok = 0;
   for (int u : m.upstreams) ok += c.plan.code_for(u) == kOk;
   switch (m.policy) {
-    case Policy::kFanAll: return ok == static_cast<int>(m.upstreams.size());
-    case Policy::kFanQuorum: return ok >= m.quorum;
-    case Policy::kFanHedge: return ok >= 1;
-    default: return ok == 1;
+    case Policy::kFanAll:
+      return ok == static_cast<int>(m.upstreams.size());
+    case Policy::kFanQuorum:
+      return ok >= m.quorum;
+    case Policy::kFanHedge:
+      return ok >= 1;
+    default:
+      return ok == 1;
   }
 }
 
@@ -101,11 +107,14 @@ inline std::string check_curfew_message(const CallRecord& c, const Method& m) {
   }
   const size_t fan = c.message.find("fan-out (");
   if (fan != std::string::npos &&
-      (!m.fanout() || c.message.compare(fan + 9, std::string(m.mode_name()).size(), m.mode_name()) != 0)) {
+      (!m.fanout() ||
+       c.message.compare(fan + 9, std::string(m.mode_name()).size(), m.mode_name()) != 0)) {
     return "curfew's fan-out status is not this route's mode";
   }
-  if (c.message.find("serves unary calls only") != std::string::npos) return "a unary call was refused as streaming";
-  if (c.message.find("shutting down") != std::string::npos) return "\"shutting down\" while serving";
+  if (c.message.find("serves unary calls only") != std::string::npos)
+    return "a unary call was refused as streaming";
+  if (c.message.find("shutting down") != std::string::npos)
+    return "\"shutting down\" while serving";
   return "";
 }
 
@@ -130,7 +139,8 @@ inline std::string check_success(const CallRecord& c, const Method& m) {
   }
   const int want = m.unary_policy() ? 1 : c.plan.sends_for(m.upstreams[0]);
   if (c.received != want) {
-    return "OK with " + std::to_string(c.received) + " messages, the plan sends " + std::to_string(want);
+    return "OK with " + std::to_string(c.received) + " messages, the plan sends " +
+           std::to_string(want);
   }
   return "";
 }
@@ -149,30 +159,36 @@ inline std::string check_failure(const CallRecord& c, const Method& m) {
   if (m.fanout()) return "";  // an aggregated status (or a hedge's own answer)
   const int u = m.upstreams[0];
   // Codes curfew never makes up on a single-upstream route: the message must be the upstream's.
-  const bool curfew_may_make = c.code == kCancelled || c.code == kDeadline || c.code == kExhausted ||
-                               c.code == kUnavailable;
+  const bool curfew_may_make =
+      c.code == kCancelled || c.code == kDeadline || c.code == kExhausted || c.code == kUnavailable;
   const bool upstreams_status = c.message == planned_message(c.code, u);
-  if (!curfew_may_make && !upstreams_status) return "the upstream's status message was not passed on";
+  if (!curfew_may_make && !upstreams_status)
+    return "the upstream's status message was not passed on";
   // The planned status passed through: every message the upstream sent before it must be there,
   // unless the caller's own cancel or deadline cut the reading short.
   if (!m.unary_policy() && upstreams_status && c.code == c.plan.code_for(u) && !caller_cut(c) &&
       c.received != c.plan.sends_for(u)) {
-    return "the upstream's " + std::string(code_name(c.code)) + " came after " + std::to_string(c.received) +
-           " of its " + std::to_string(c.plan.sends_for(u)) + " messages";
+    return "the upstream's " + std::string(code_name(c.code)) + " came after " +
+           std::to_string(c.received) + " of its " + std::to_string(c.plan.sends_for(u)) +
+           " messages";
   }
   return "";
 }
 
 // Empty if the call ended as its route and plan allow; else what is wrong.
 inline std::string judge(const CallRecord& c, const Method& m) {
-  if (c.hung) return "call hung: no status within its deadline + " + std::to_string(kHungSlack.count()) + " ms";
+  if (c.hung)
+    return "call hung: no status within its deadline + " + std::to_string(kHungSlack.count()) +
+           " ms";
   if (!c.bad.empty()) return "bad response: " + c.bad;
-  if (c.code == kInternal || c.code == kUnknownCode) return std::string("status ") + code_name(c.code);
+  if (c.code == kInternal || c.code == kUnknownCode)
+    return std::string("status ") + code_name(c.code);
   if (std::string bad = check_curfew_message(c, m); !bad.empty()) return bad;
   if (curfew_rejection(c)) return check_failure(c, m);
   const Codes allowed = allowed_codes(c, m);
   if (c.code < 0 || c.code > 16 || !allowed[c.code]) {
-    return std::string("status ") + code_name(c.code) + " not allowed here (allowed: " + codes_text(allowed) + ")";
+    return std::string("status ") + code_name(c.code) +
+           " not allowed here (allowed: " + codes_text(allowed) + ")";
   }
   return c.code == kOk ? check_success(c, m) : check_failure(c, m);
 }

@@ -20,40 +20,58 @@ enum class Kind { kUnary, kClientStream, kServerStream, kBidi, kUnknown };
 
 inline const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kUnary: return "unary";
-    case Kind::kClientStream: return "client-stream";
-    case Kind::kServerStream: return "server-stream";
-    case Kind::kBidi: return "bidi";
-    case Kind::kUnknown: return "unmatched";
+    case Kind::kUnary:
+      return "unary";
+    case Kind::kClientStream:
+      return "client-stream";
+    case Kind::kServerStream:
+      return "server-stream";
+    case Kind::kBidi:
+      return "bidi";
+    case Kind::kUnknown:
+      return "unmatched";
   }
   return "?";
 }
 
 inline const char* code_name(int code) {
-  static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* names[] = {"OK",
+                                "CANCELLED",
+                                "UNKNOWN",
+                                "INVALID_ARGUMENT",
+                                "DEADLINE_EXCEEDED",
+                                "NOT_FOUND",
+                                "ALREADY_EXISTS",
+                                "PERMISSION_DENIED",
+                                "RESOURCE_EXHAUSTED",
+                                "FAILED_PRECONDITION",
+                                "ABORTED",
+                                "OUT_OF_RANGE",
+                                "UNIMPLEMENTED",
+                                "INTERNAL",
+                                "UNAVAILABLE",
+                                "DATA_LOSS",
+                                "UNAUTHENTICATED"};
   return code >= 0 && code <= 16 ? names[code] : "?";
 }
 
 // What the upstream is asked to do (header x-chaos-plan). Upstreams whose index is in alt_mask
 // use alt_code / alt_delay_ms instead of code / delay_ms (fan-out children that disagree).
 struct Plan {
-  int kind = 0;          // Kind: a bidi upstream answers while reading, others after the half-close
-  int n_req = 1;         // request messages the caller sends
-  int req_max = 0;       // max request message size
-  int n_resp = 1;        // response messages on success
-  int resp_max = 0;      // max response message size
-  int interval_ms = 0;   // between response messages
-  int delay_ms = 0;      // before the first response (or the status)
-  int code = 0;          // final status
-  int partial = 0;       // responses sent before a failure status
-  int reset = -1;        // >= 0: the upstream resets the stream (TryCancel) after this many responses
-  int early = -1;        // >= 0: the upstream answers after this many requests, not waiting for the rest
+  int kind = 0;         // Kind: a bidi upstream answers while reading, others after the half-close
+  int n_req = 1;        // request messages the caller sends
+  int req_max = 0;      // max request message size
+  int n_resp = 1;       // response messages on success
+  int resp_max = 0;     // max response message size
+  int interval_ms = 0;  // between response messages
+  int delay_ms = 0;     // before the first response (or the status)
+  int code = 0;         // final status
+  int partial = 0;      // responses sent before a failure status
+  int reset = -1;  // >= 0: the upstream resets the stream (TryCancel) after this many responses
+  int early = -1;  // >= 0: the upstream answers after this many requests, not waiting for the rest
   unsigned alt_mask = 0;
   int alt_code = 0, alt_delay_ms = 0;
-  int fail_first = 0;    // the first N tries of this call on an upstream fail at once with fail_code
+  int fail_first = 0;  // the first N tries of this call on an upstream fail at once with fail_code
   int fail_code = 14;
 
   // Status and delay for upstream `u`.
@@ -108,7 +126,8 @@ inline std::string message_bytes(uint64_t id, int direction, int index, int max_
     state ^= state << 13;
     state ^= state >> 7;
     state ^= state << 17;
-    for (size_t j = 0; j < 8 && i + j < out.size(); ++j) out[i + j] = static_cast<char>(state >> (8 * j));
+    for (size_t j = 0; j < 8 && i + j < out.size(); ++j)
+      out[i + j] = static_cast<char>(state >> (8 * j));
   }
   return out;
 }
@@ -132,8 +151,8 @@ inline std::string verify_message(const std::string& got, uint64_t id, int direc
   const std::string want = message_bytes(id, direction, index, max_size);
   if (got == want) return "";
   if (got.size() != want.size()) {
-    return "message " + std::to_string(index) + " has " + std::to_string(got.size()) + " bytes, expected " +
-           std::to_string(want.size());
+    return "message " + std::to_string(index) + " has " + std::to_string(got.size()) +
+           " bytes, expected " + std::to_string(want.size());
   }
   return "message " + std::to_string(index) + " has the right size but wrong bytes";
 }

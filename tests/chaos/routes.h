@@ -6,8 +6,9 @@
 // can reach. Everything else is redrawn on every reload: route names (suffixed with the
 // version, modulo kRouteNameCycle: curfew keeps the series of every route name it has served
 // until it restarts, so names drawn from a bounded pool keep /metrics bounded over a long run;
-// the final configuration's names are new), order, timeouts, max_timeout, min_budget, deadline_offset, concurrency limits, retry
-// settings, hedge delay, mirror share, the listener's default timeout and limit.
+// the final configuration's names are new), order, timeouts, max_timeout, min_budget,
+// deadline_offset, concurrency limits, retry settings, hedge delay, mirror share, the listener's
+// default timeout and limit.
 #pragma once
 
 #include <string>
@@ -73,7 +74,8 @@ inline std::vector<Method> make_methods(std::mt19937_64& rng) {
     std::shuffle(all.begin(), all.end(), rng);
     // The killable child joins a fan-out a third of the time.
     std::erase_if(all, [&](int u) { return u == kChild && rng() % 3 != 0; });
-    const int n = min_size + static_cast<int>(rng() % (std::min<size_t>(3, all.size()) - min_size + 1));
+    const int n =
+        min_size + static_cast<int>(rng() % (std::min<size_t>(3, all.size()) - min_size + 1));
     all.resize(std::min<size_t>(n, all.size()));
     return all;
   };
@@ -102,13 +104,17 @@ inline std::vector<Method> make_methods(std::mt19937_64& rng) {
     Policy policy;
     bool concat;
   };
-  for (Fan f : {Fan{"FanAllConcat", Policy::kFanAll, true}, Fan{"FanAllFirst", Policy::kFanAll, false},
-                Fan{"FanQuorumConcat", Policy::kFanQuorum, true},
-                Fan{"FanQuorumFirst", Policy::kFanQuorum, false}, Fan{"FanHedge", Policy::kFanHedge, false}}) {
+  for (Fan f :
+       {Fan{"FanAllConcat", Policy::kFanAll, true}, Fan{"FanAllFirst", Policy::kFanAll, false},
+        Fan{"FanQuorumConcat", Policy::kFanQuorum, true},
+        Fan{"FanQuorumFirst", Policy::kFanQuorum, false},
+        Fan{"FanHedge", Policy::kFanHedge, false}}) {
     Method* x = add(f.slug, Kind::kUnary, f.policy, fan_set(2), 3);
     x->concat = f.concat;
     const int n = static_cast<int>(x->upstreams.size());
-    x->quorum = f.policy == Policy::kFanAll ? n : f.policy == Policy::kFanHedge ? 1 : 1 + static_cast<int>(rng() % n);
+    x->quorum = f.policy == Policy::kFanAll     ? n
+                : f.policy == Policy::kFanHedge ? 1
+                                                : 1 + static_cast<int>(rng() % n);
   }
   add("ClientStream", Kind::kClientStream, Policy::kPlain, {in_process()}, 7);
   add("ClientStreamK", Kind::kClientStream, Policy::kPlain, {kChild}, 3);
@@ -127,7 +133,8 @@ struct Ports {
 
 class ConfigWriter {
  public:
-  ConfigWriter(const Ports& ports, const std::vector<Method>& methods) : ports_(ports), methods_(methods) {}
+  ConfigWriter(const Ports& ports, const std::vector<Method>& methods)
+      : ports_(ports), methods_(methods) {}
 
   // A new random configuration; with `invalid`, one curfew must refuse (and keep the old one).
   std::string text(int version, std::mt19937_64& rng, bool invalid = false) const {
@@ -136,12 +143,15 @@ class ConfigWriter {
       if (m.kind != Kind::kUnknown) routes.push_back(route(m, version, rng));
     }
     std::shuffle(routes.begin(), routes.end(), rng);
-    if (invalid) routes.insert(routes.begin() + static_cast<long>(rng() % routes.size()), invalid_route(version, rng));
+    if (invalid)
+      routes.insert(routes.begin() + static_cast<long>(rng() % routes.size()),
+                    invalid_route(version, rng));
     const int listener_limit = rng() % 40 == 0 ? 20 : 1000;  // now and then below the callers' 24
     std::string out = "# curfew-chaos configuration, version " + std::to_string(version) + "\n";
     out += "admin: {address: 127.0.0.1:" + std::to_string(ports_.admin) + "}\n";
     out += "drain_timeout: 2s\nworkers: 2\n";
-    out += "listeners:\n  - name: main\n    address: 127.0.0.1:" + std::to_string(ports_.listener) + "\n";
+    out += "listeners:\n  - name: main\n    address: 127.0.0.1:" + std::to_string(ports_.listener) +
+           "\n";
     out += "    default_timeout: " + ms(500 + static_cast<int>(rng() % 1501)) + "\n";
     out += "    limits: {max_concurrent_calls: " + std::to_string(listener_limit) + "}\n";
     out += "    routes:\n";
@@ -153,7 +163,8 @@ class ConfigWriter {
     // short connect_timeout (UNAVAILABLE from a live upstream). The killed child gets a short
     // one, so calls to it fail fast while it is down.
     for (int u = 0; u < kUpstreams; ++u) {
-      out += "  - {name: " + upstream_name(u) + ", endpoints: [127.0.0.1:" + std::to_string(ports_.upstream[u]) +
+      out += "  - {name: " + upstream_name(u) +
+             ", endpoints: [127.0.0.1:" + std::to_string(ports_.upstream[u]) +
              "], connect_timeout: " + (u == kChild ? "300ms" : "5s") + "}\n";
     }
     return out;
@@ -161,7 +172,9 @@ class ConfigWriter {
 
  private:
   static std::string ms(int n) { return std::to_string(n) + "ms"; }
-  static int uniform(std::mt19937_64& rng, int lo, int hi) { return lo + static_cast<int>(rng() % (hi - lo + 1)); }
+  static int uniform(std::mt19937_64& rng, int lo, int hi) {
+    return lo + static_cast<int>(rng() % (hi - lo + 1));
+  }
 
   // A route's deadline when the caller sends none: often short enough to fire, sometimes long.
   static int draw_deadline(std::mt19937_64& rng) {
@@ -179,19 +192,28 @@ class ConfigWriter {
     const bool has_timeout = rng() % 8 != 0;
     const int effective = has_timeout ? timeout : 2000;  // the largest default_timeout drawn
     if (has_timeout) r += "        timeout: " + ms(timeout) + "\n";
-    if (rng() % 3 == 0) r += "        max_timeout: " + ms(std::min(kMaxRouteDeadlineMs, effective * uniform(rng, 1, 4))) + "\n";
-    if (rng() % 3 == 0) r += "        min_budget: " + ms(uniform(rng, 0, std::max(1, std::min(20, timeout / 2)) - 1)) + "\n";
-    if (rng() % 6 == 0) r += "        deadline_offset: " + ms(uniform(rng, 0, std::min(10, timeout / 4))) + "\n";
-    if (rng() % 20 == 0) r += "        max_concurrent_calls: " + std::to_string(uniform(rng, 1, 8)) + "\n";
+    if (rng() % 3 == 0)
+      r += "        max_timeout: " +
+           ms(std::min(kMaxRouteDeadlineMs, effective * uniform(rng, 1, 4))) + "\n";
+    if (rng() % 3 == 0)
+      r +=
+          "        min_budget: " + ms(uniform(rng, 0, std::max(1, std::min(20, timeout / 2)) - 1)) +
+          "\n";
+    if (rng() % 6 == 0)
+      r += "        deadline_offset: " + ms(uniform(rng, 0, std::min(10, timeout / 4))) + "\n";
+    if (rng() % 20 == 0)
+      r += "        max_concurrent_calls: " + std::to_string(uniform(rng, 1, 8)) + "\n";
     if (m.fanout()) {
       r += "        fanout: {mode: " + std::string(m.mode_name()) + ", upstreams: [";
-      for (size_t i = 0; i < m.upstreams.size(); ++i) r += (i ? ", " : "") + upstream_name(m.upstreams[i]);
+      for (size_t i = 0; i < m.upstreams.size(); ++i)
+        r += (i ? ", " : "") + upstream_name(m.upstreams[i]);
       r += "]";
       if (m.policy == Policy::kFanQuorum) r += ", quorum: " + std::to_string(m.quorum);
       if (m.policy == Policy::kFanHedge) r += ", delay: " + ms(uniform(rng, 5, 80));
       // merge is explicit or left to the default (concat for all/quorum, first for hedge).
       const bool default_merge = m.concat || m.policy == Policy::kFanHedge;
-      if (!default_merge || rng() % 2) r += std::string(", merge: ") + (m.concat ? "concat" : "first");
+      if (!default_merge || rng() % 2)
+        r += std::string(", merge: ") + (m.concat ? "concat" : "first");
       r += "}\n";
     } else {
       r += "        upstream: " + upstream_name(m.upstreams[0]) + "\n";
@@ -206,7 +228,8 @@ class ConfigWriter {
            ", budget_ratio: " + std::to_string(uniform(rng, 10, 100) / 100.0).substr(0, 4) + "}\n";
     }
     if (m.mirror >= 0) {
-      r += "        mirror: {upstream: " + upstream_name(m.mirror) + ", percent: " + std::to_string(uniform(rng, 0, 100)) + "}\n";
+      r += "        mirror: {upstream: " + upstream_name(m.mirror) +
+           ", percent: " + std::to_string(uniform(rng, 0, 100)) + "}\n";
     }
     return r;
   }
@@ -216,10 +239,14 @@ class ConfigWriter {
     std::string r = "      - name: broken-" + route_suffix(version) +
                     "\n        match: {method: /chaos.Chaos/Broken}\n";
     switch (rng() % 4) {
-      case 0: return r + "        upstream: u0\n        timeout: 12parsecs\n";  // not a duration
-      case 1: return r + "        upstream: nowhere\n";                       // unknown upstream
-      case 2: return r + "        upstream: u0\n        timeout_typo: 1s\n";    // unknown key
-      default: return r + "        upstream: u0\n        timeout: 50ms\n        min_budget: 50ms\n";
+      case 0:
+        return r + "        upstream: u0\n        timeout: 12parsecs\n";  // not a duration
+      case 1:
+        return r + "        upstream: nowhere\n";  // unknown upstream
+      case 2:
+        return r + "        upstream: u0\n        timeout_typo: 1s\n";  // unknown key
+      default:
+        return r + "        upstream: u0\n        timeout: 50ms\n        min_budget: 50ms\n";
     }
   }
 

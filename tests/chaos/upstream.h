@@ -150,7 +150,8 @@ class ChaosReactor final : public grpc::ServerGenericBidiReactor {
         // 1 = the stream was reset or cancelled while the read waited. A reset that came before
         // the read was even started can also read as 0 (the transport drops what it buffered),
         // so this is only a candidate: OnDone confirms it if the call then ends uncancelled.
-        if (!finished_ && grpc_call_failed_before_recv_message(ctx_->c_call()) == 0) half_closed_ = true;
+        if (!finished_ && grpc_call_failed_before_recv_message(ctx_->c_call()) == 0)
+          half_closed_ = true;
       }
     }
     if (again) StartRead(&in_);
@@ -196,8 +197,9 @@ class ChaosReactor final : public grpc::ServerGenericBidiReactor {
     if (confirmed) {
       record_.half_closed(id_);
       if (early_ < 0 && reads != plan_.n_req) {
-        record_.violation("call " + std::to_string(id_) + " on " + ctx_->method() + ": clean half-close after " +
-                          std::to_string(reads) + " of " + std::to_string(plan_.n_req) + " request messages");
+        record_.violation("call " + std::to_string(id_) + " on " + ctx_->method() +
+                          ": clean half-close after " + std::to_string(reads) + " of " +
+                          std::to_string(plan_.n_req) + " request messages");
       }
     }
     record_.closed(id_);
@@ -219,7 +221,8 @@ class ChaosReactor final : public grpc::ServerGenericBidiReactor {
 
   void check_request() {
     if (reads_ >= plan_.n_req) {
-      record_.violation("call " + std::to_string(id_) + ": extra request message " + std::to_string(reads_));
+      record_.violation("call " + std::to_string(id_) + ": extra request message " +
+                        std::to_string(reads_));
     } else {
       const std::string bad = verify_message(to_string(in_), id_, kRequest, reads_, plan_.req_max);
       if (!bad.empty()) record_.violation("call " + std::to_string(id_) + ": request " + bad);
@@ -265,7 +268,8 @@ class ChaosReactor final : public grpc::ServerGenericBidiReactor {
     finished_ = true;
     a.op = Op::kFinish;
     a.status = code_ == 0 ? grpc::Status::OK
-                          : grpc::Status(static_cast<grpc::StatusCode>(code_), planned_message(code_, record_.index()));
+                          : grpc::Status(static_cast<grpc::StatusCode>(code_),
+                                         planned_message(code_, record_.index()));
     return a;
   }
 
@@ -292,13 +296,18 @@ class ChaosReactor final : public grpc::ServerGenericBidiReactor {
       if (a.op == Op::kTimer) alarm = alarms_.back().get();
     }
     switch (a.op) {
-      case Op::kNone: break;
-      case Op::kWrite: StartWrite(&out_); break;
+      case Op::kNone:
+        break;
+      case Op::kWrite:
+        StartWrite(&out_);
+        break;
       case Op::kTimer:
         alarm->Set(std::chrono::system_clock::now() + std::chrono::milliseconds(a.ms),
                    [this](bool) { step(/*timer_fired=*/true); });
         break;
-      case Op::kFinish: Finish(a.status); break;
+      case Op::kFinish:
+        Finish(a.status);
+        break;
       case Op::kReset:
         ctx_->TryCancel();
         Finish(grpc::Status(grpc::StatusCode::CANCELLED, "chaos: reset"));
@@ -357,7 +366,8 @@ class UpstreamServer {
   UpstreamServer(int index, int port, bool print_violations = false)
       : record_(index, print_violations), service_(record_) {
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(), &port_);
+    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &port_);
     builder.RegisterCallbackGenericService(&service_);
     server_ = builder.BuildAndStart();
   }

@@ -99,9 +99,10 @@ TEST(LoadString, TopLevelMustBeAMapping) {
 
 TEST(UnknownKeys, TopLevelKeyIsNamedWithTheAllowedOnes) {
   const std::string yaml = with_routes(kOneRoute) + "workerz: 4\n";
-  EXPECT_THAT(load_error(yaml),
-              HasSubstr("t.yaml:11:1: workerz: unknown key \"workerz\" (did you mean \"workers\"? "
-                        "allowed: admin, listeners, upstreams, drain_timeout, workers, busy_poll)"));
+  EXPECT_THAT(
+      load_error(yaml),
+      HasSubstr("t.yaml:11:1: workerz: unknown key \"workerz\" (did you mean \"workers\"? "
+                "allowed: admin, listeners, upstreams, drain_timeout, workers, busy_poll)"));
 }
 
 TEST(UnknownKeys, RouteKeyGetsASpellingHint) {

@@ -18,13 +18,13 @@ using ::curfew::config::testing::with_routes;
 using ::testing::HasSubstr;
 
 std::string route_error(std::string_view keys) {
-  return load_error(with_routes("      - name: r\n        match: {prefix: /}\n        upstream: app\n" +
-                                std::string(keys)));
+  return load_error(with_routes(
+      "      - name: r\n        match: {prefix: /}\n        upstream: app\n" + std::string(keys)));
 }
 
 TEST(RouteLimits, UnsetByDefault) {
-  auto config = load_config_string(with_routes("      - {name: r, match: {prefix: /}, upstream: app}\n"),
-                                   "t.yaml");
+  auto config = load_config_string(
+      with_routes("      - {name: r, match: {prefix: /}, upstream: app}\n"), "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_FALSE(config->listeners[0].routes[0].max_concurrent_calls.has_value());
   EXPECT_EQ(config->listeners[0].limits.max_concurrent_calls, 10000);
@@ -32,7 +32,8 @@ TEST(RouteLimits, UnsetByDefault) {
 
 TEST(RouteLimits, MaxConcurrentCallsIsRead) {
   auto config = load_config_string(
-      with_routes("      - {name: r, match: {prefix: /}, upstream: app, max_concurrent_calls: 7}\n"),
+      with_routes(
+          "      - {name: r, match: {prefix: /}, upstream: app, max_concurrent_calls: 7}\n"),
       "t.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->listeners[0].routes[0].max_concurrent_calls, 7);
@@ -44,15 +45,17 @@ TEST(RouteLimits, MustBePositive) {
   EXPECT_THAT(route_error("        max_concurrent_calls: 0\n"),
               HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: must be between "
                         "1 and 2147483647, got 0"));
-  EXPECT_THAT(route_error("        max_concurrent_calls: -3\n"),
-              HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: must be between"));
+  EXPECT_THAT(
+      route_error("        max_concurrent_calls: -3\n"),
+      HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: must be between"));
 }
 
 TEST(RouteLimits, MustBeAnInteger) {
   EXPECT_THAT(route_error("        max_concurrent_calls: lots\n"),
               HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: expected an "));
-  EXPECT_THAT(route_error("        max_concurrent_calls: 99999999999\n"),
-              HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: must be between"));
+  EXPECT_THAT(
+      route_error("        max_concurrent_calls: 99999999999\n"),
+      HasSubstr("t.yaml:8:31: listeners[0].routes[0].max_concurrent_calls: must be between"));
 }
 
 TEST(RouteLimits, MayNotExceedTheListenerLimit) {

@@ -18,8 +18,8 @@
 namespace curfew::testing {
 
 struct BurstCall {
-  demo::SlowRequest request;                          // sent to /curfew.demo.Demo/Slow
-  std::optional<std::chrono::milliseconds> deadline;  // the caller's own, if any
+  demo::SlowRequest request;                              // sent to /curfew.demo.Demo/Slow
+  std::optional<std::chrono::milliseconds> deadline;      // the caller's own, if any
   std::optional<std::chrono::milliseconds> cancel_after;  // the caller cancels then, if set
   // Outcome
   grpc::Status status;
@@ -41,7 +41,8 @@ inline bool run_burst(demo::Demo::Stub& stub, std::vector<BurstCall>& calls,
   const auto start = std::chrono::steady_clock::now();
   for (size_t i = 0; i < calls.size(); ++i) {
     live[i] = std::make_unique<Live>();
-    if (calls[i].deadline) live[i]->ctx.set_deadline(std::chrono::system_clock::now() + *calls[i].deadline);
+    if (calls[i].deadline)
+      live[i]->ctx.set_deadline(std::chrono::system_clock::now() + *calls[i].deadline);
     live[i]->rpc = stub.PrepareAsyncSlow(&live[i]->ctx, calls[i].request, &cq);
     live[i]->rpc->StartCall();
     live[i]->rpc->Finish(&calls[i].reply, &calls[i].status, reinterpret_cast<void*>(i));
@@ -66,7 +67,8 @@ inline bool run_burst(demo::Demo::Stub& stub, std::vector<BurstCall>& calls,
     if (cq.AsyncNext(&tag, &ok, until) != grpc::CompletionQueue::GOT_EVENT) break;
     BurstCall& c = calls[reinterpret_cast<size_t>(tag)];
     c.done = true;
-    c.took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    c.took = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - start);
     ++finished;
   }
   canceller.join();

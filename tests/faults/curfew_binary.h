@@ -164,12 +164,15 @@ class CurfewBinary {
     std::vector<std::string> argv{binary, "--config", config_.string()};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Child>(argv, dir / "curfew.log", measurable_child_env());
-    if (!process_->wait_output("admin (/metrics /healthz /readyz) serving", std::chrono::seconds(30))) {
+    if (!process_->wait_output("admin (/metrics /healthz /readyz) serving",
+                               std::chrono::seconds(30))) {
       return;
     }
     std::smatch m;
     const std::string out = process_->output();
-    if (std::regex_search(out, m, std::regex(R"(admin \(/metrics /healthz /readyz\) serving on \S+ \(port (\d+)\))"))) {
+    if (std::regex_search(
+            out, m,
+            std::regex(R"(admin \(/metrics /healthz /readyz\) serving on \S+ \(port (\d+)\))"))) {
       admin_port_ = std::stoi(m[1]);
     }
   }

@@ -82,19 +82,23 @@ class FaultTest : public ::testing::Test {
            "workers: 2\n"
            "listeners:\n"
            "  - name: inbound\n"
-           "    address: 127.0.0.1:" + std::to_string(port_) + "\n"
-           "    default_timeout: 5s\n" + listener_extra +
+           "    address: 127.0.0.1:" +
+           std::to_string(port_) +
+           "\n"
+           "    default_timeout: 5s\n" +
+           listener_extra +
            "    routes:\n"
            "      - {name: echo, match: {method: /curfew.demo.Demo/Echo}, upstream: healthy}\n" +
            routes +
            "upstreams:\n"
-           "  - {name: healthy, endpoints: [127.0.0.1:" + std::to_string(healthy_->port()) + "]}\n" +
-           upstreams;
+           "  - {name: healthy, endpoints: [127.0.0.1:" +
+           std::to_string(healthy_->port()) + "]}\n" + upstreams;
   }
 
   void start(const std::string& routes, const std::string& upstreams,
              const std::string& listener_extra = "") {
-    curfew_ = std::make_unique<CurfewBinary>(dir_.path(), config(routes, upstreams, listener_extra));
+    curfew_ =
+        std::make_unique<CurfewBinary>(dir_.path(), config(routes, upstreams, listener_extra));
     ASSERT_TRUE(curfew_->ok()) << curfew_->process().output();
     stub_ = demo::Demo::NewStub(channel_to_port(port_));
   }

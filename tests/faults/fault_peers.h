@@ -38,11 +38,24 @@ namespace h2 {
 
 constexpr char kPreface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr size_t kPrefaceSize = 24;
-enum : uint8_t { kData = 0, kHeaders = 1, kRstStream = 3, kSettings = 4, kPing = 6, kGoaway = 7,
-                 kWindowUpdate = 8, kContinuation = 9 };
+enum : uint8_t {
+  kData = 0,
+  kHeaders = 1,
+  kRstStream = 3,
+  kSettings = 4,
+  kPing = 6,
+  kGoaway = 7,
+  kWindowUpdate = 8,
+  kContinuation = 9
+};
 enum : uint8_t { kEndStream = 0x1, kAck = 0x1, kEndHeaders = 0x4 };
-enum : uint32_t { kNoError = 0, kProtocolError = 1, kInternalError = 2, kRefusedStream = 7,
-                  kCancel = 8 };
+enum : uint32_t {
+  kNoError = 0,
+  kProtocolError = 1,
+  kInternalError = 2,
+  kRefusedStream = 7,
+  kCancel = 8
+};
 
 inline std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
   std::string f;
@@ -94,8 +107,8 @@ void each_frame(std::string& buffer, F&& on_frame) {
     const auto b = [&](size_t i) { return static_cast<uint8_t>(buffer[i]); };
     const size_t n = (size_t{b(0)} << 16) | (size_t{b(1)} << 8) | b(2);
     if (buffer.size() < 9 + n) return;
-    const uint32_t stream = ((uint32_t{b(5)} & 0x7f) << 24) | (uint32_t{b(6)} << 16) |
-                            (uint32_t{b(7)} << 8) | b(8);
+    const uint32_t stream =
+        ((uint32_t{b(5)} & 0x7f) << 24) | (uint32_t{b(6)} << 16) | (uint32_t{b(7)} << 8) | b(8);
     const std::string payload = buffer.substr(9, n);
     const uint8_t type = b(3), flags = b(4);
     buffer.erase(0, 9 + n);
@@ -165,7 +178,14 @@ class ClosedPort {
 
 class FaultyUpstream {
  public:
-  enum class Mode { kSilent, kBlackhole, kPlainTcp, kHttp2NotFound, kHttp2Reset, kHttp2ResetMidStream };
+  enum class Mode {
+    kSilent,
+    kBlackhole,
+    kPlainTcp,
+    kHttp2NotFound,
+    kHttp2Reset,
+    kHttp2ResetMidStream
+  };
 
   explicit FaultyUpstream(Mode mode, uint32_t reset_code = h2::kInternalError)
       : mode_(mode), reset_code_(reset_code) {
@@ -246,7 +266,8 @@ class FaultyUpstream {
       c.preface = true;
       send_all(fd, h2::frame(h2::kSettings, 0, 0, ""));
     }
-    h2::each_frame(c.in, [&](uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+    h2::each_frame(c.in, [&](uint8_t type, uint8_t flags, uint32_t stream,
+                             const std::string& payload) {
       if (type == h2::kSettings && !(flags & h2::kAck)) {
         send_all(fd, h2::frame(h2::kSettings, h2::kAck, 0, ""));
       } else if (type == h2::kPing && !(flags & h2::kAck)) {
@@ -273,8 +294,10 @@ class FaultyUpstream {
         // (curfew.demo.EchoReply{message: "partial"}), then the stream is reset.
         send_all(fd, h2::frame(h2::kHeaders, h2::kEndHeaders, stream,
                                std::string(1, '\x88') + h2::literal(31, "application/grpc")));
-        send_all(fd, h2::frame(h2::kData, 0, stream, h2::grpc_message(std::string("\x0a\x07partial", 9))));
-        resets_.push_back({std::chrono::steady_clock::now() + std::chrono::milliseconds(100), fd, stream});
+        send_all(fd, h2::frame(h2::kData, 0, stream,
+                               h2::grpc_message(std::string("\x0a\x07partial", 9))));
+        resets_.push_back(
+            {std::chrono::steady_clock::now() + std::chrono::milliseconds(100), fd, stream});
         return;
       default:
         return;
@@ -286,7 +309,8 @@ class FaultyUpstream {
     const auto now = std::chrono::steady_clock::now();
     std::erase_if(resets_, [&](const Reset& r) {
       if (r.at > now) return false;
-      if (conns_.count(r.fd)) send_all(r.fd, h2::frame(h2::kRstStream, 0, r.stream, h2::u32(reset_code_)));
+      if (conns_.count(r.fd))
+        send_all(r.fd, h2::frame(h2::kRstStream, 0, r.stream, h2::u32(reset_code_)));
       return true;
     });
   }
@@ -318,10 +342,10 @@ class SilentCaller {
     std::string out(h2::kPreface, h2::kPrefaceSize);
     out += h2::frame(h2::kSettings, 0, 0, "");
     for (int i = 0; i < streams; ++i) {
-      const std::string block = std::string("\x83\x86", 2) +          // :method POST, :scheme http
-                                h2::literal(4, method) +              // :path
-                                h2::literal(1, "127.0.0.1") +         // :authority
-                                h2::literal(31, "application/grpc") + // content-type
+      const std::string block = std::string("\x83\x86", 2) +           // :method POST, :scheme http
+                                h2::literal(4, method) +               // :path
+                                h2::literal(1, "127.0.0.1") +          // :authority
+                                h2::literal(31, "application/grpc") +  // content-type
                                 h2::literal("te", "trailers");
       out += h2::frame(h2::kHeaders, h2::kEndHeaders, static_cast<uint32_t>(2 * i + 1), block);
     }

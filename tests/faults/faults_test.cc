@@ -31,7 +31,8 @@ std::string upstream(const std::string& name, int port, const std::string& conne
 
 std::string route(const std::string& name, const std::string& method, const std::string& to,
                   const std::string& extra = "") {
-  return "      - {name: " + name + ", match: {method: " + method + "}, upstream: " + to + extra + "}\n";
+  return "      - {name: " + name + ", match: {method: " + method + "}, upstream: " + to + extra +
+         "}\n";
 }
 
 constexpr char kSlow[] = "/curfew.demo.Demo/Slow";
@@ -49,7 +50,8 @@ grpc::Status call_slow(demo::Demo::Stub& stub, int delay_ms,
   const auto start = std::chrono::steady_clock::now();
   grpc::Status status = stub.Slow(&ctx, request, &reply);
   if (took) {
-    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   }
   return status;
 }
@@ -62,7 +64,8 @@ grpc::Status call_fail(demo::Demo::Stub& stub, std::chrono::milliseconds* took =
   const auto start = std::chrono::steady_clock::now();
   grpc::Status status = stub.Fail(&ctx, request, &reply);
   if (took) {
-    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   }
   return status;
 }
@@ -71,7 +74,8 @@ grpc::Status call_fail(demo::Demo::Stub& stub, std::chrono::milliseconds* took =
 
 TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
   const int backend_port = free_port();
-  start(route("victim", kSlow, "victim", ", timeout: 30s"), upstream("victim", backend_port, "300ms"));
+  start(route("victim", kSlow, "victim", ", timeout: 30s"),
+        upstream("victim", backend_port, "300ms"));
   warm_up();
   const int n = 24 / kScale + 4;
   for (int round = 1; round <= 3; ++round) {
@@ -81,7 +85,10 @@ TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
     ASSERT_TRUE(backend.wait_output("listening on", 20s)) << backend.output();
     // The upstream is back: curfew reconnects (its backoff is bounded by connect_timeout/1 s).
     int probes = 0;
-    ASSERT_TRUE(within(15s, [&] { ++probes; return call_slow(*stub_, 0, 2s).ok(); }));
+    ASSERT_TRUE(within(15s, [&] {
+      ++probes;
+      return call_slow(*stub_, 0, 2s).ok();
+    }));
     calls_made_ += probes;
 
     std::vector<BurstCall> calls(n);
@@ -102,7 +109,8 @@ TEST_F(FaultTest, UpstreamSigkilledMidCallFailsEveryCallerFastAndRecovers) {
     }
     EXPECT_TRUE(curfew_->wait_sum("curfew_requests_total",
                                   {{"route", "victim"}, {"grpc_code", "UNAVAILABLE"}}, n * round))
-        << curfew_->sum("curfew_requests_total", {{"route", "victim"}, {"grpc_code", "UNAVAILABLE"}});
+        << curfew_->sum("curfew_requests_total",
+                        {{"route", "victim"}, {"grpc_code", "UNAVAILABLE"}});
     backend.wait_exit(5s);
     if (round == 1) mark_baseline();  // steady state after one round
   }
@@ -129,7 +137,8 @@ void expect_unreachable_upstream_fails_in_time(FaultTest& t, demo::Demo::Stub& s
     EXPECT_EQ(connect[i].error_code(), grpc::StatusCode::UNAVAILABLE) << connect[i].error_message();
     EXPECT_LT(connect_took[i], 5s);
     // Route "deadline": 300 ms deadline, upstream connect_timeout 20 s -> DEADLINE_EXCEEDED.
-    EXPECT_EQ(deadline[i].error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << "[" << deadline[i].error_message() << "] " << deadline_took[i].count() << "ms";
+    EXPECT_EQ(deadline[i].error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+        << "[" << deadline[i].error_message() << "] " << deadline_took[i].count() << "ms";
     EXPECT_NE(deadline[i].error_message().find("route 'deadline'"), std::string::npos)
         << deadline[i].error_message();
     EXPECT_LT(deadline_took[i], 5s);
@@ -156,9 +165,12 @@ TEST_F(FaultTest, UpstreamAcceptsAndNeverAnswers) {
   }
   calls_made_ += 3 * 2 * n;
   EXPECT_GT(silent.connections(), 0);  // curfew did connect; the peer just never answered
-  settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
-  EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
+  settle();                            // every call reported (a report follows the caller's status)
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}),
+      3 * n);
+  EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}),
+            3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
 }
@@ -175,8 +187,11 @@ TEST_F(FaultTest, UpstreamBlackholedConnectHangs) {
   calls_made_ += 3 * 2 * n;
   EXPECT_EQ(blackhole.connections(), 0);
   settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
-  EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}), 3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "connect"}, {"grpc_code", "UNAVAILABLE"}}),
+      3 * n);
+  EXPECT_EQ(curfew_->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}}),
+            3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
 }
@@ -198,7 +213,9 @@ TEST_F(FaultTest, UpstreamRefusingConnectionsFailsFast) {
   }
   calls_made_ += 3 * n;
   settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refused"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "refused"}, {"grpc_code", "UNAVAILABLE"}}),
+      3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
 }
@@ -249,9 +266,14 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
   EXPECT_EQ(internal.streams(), 3 * n);  // each call reached the peer exactly once
   EXPECT_EQ(refused.streams(), 3 * n);
   settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "reset"}, {"grpc_code", "INTERNAL"}}), 3 * n);
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "refuse"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "midstream"}, {"grpc_code", "INTERNAL"}}), 3 * n);
+  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "reset"}, {"grpc_code", "INTERNAL"}}),
+            3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "refuse"}, {"grpc_code", "UNAVAILABLE"}}),
+      3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "midstream"}, {"grpc_code", "INTERNAL"}}),
+      3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
 }
@@ -259,7 +281,8 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
 TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
   FaultyUpstream web(Mode::kHttp2NotFound);  // an HTTP/2 web server
   FaultyUpstream plain(Mode::kPlainTcp);     // not HTTP/2 at all
-  start(route("web", kSlow, "web", ", timeout: 10s") + route("plain", kFail, "plain", ", timeout: 10s"),
+  start(route("web", kSlow, "web", ", timeout: 10s") +
+            route("plain", kFail, "plain", ", timeout: 10s"),
         upstream("web", web.port()) + upstream("plain", plain.port(), "500ms"));
   warm_up();
   const int n = 16;
@@ -282,8 +305,12 @@ TEST_F(FaultTest, NonGrpcPeersWhereAnUpstreamShouldBe) {
   }
   calls_made_ += 3 * 2 * n;
   settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "web"}, {"grpc_code", "UNIMPLEMENTED"}}), 3 * n);
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "plain"}, {"grpc_code", "UNAVAILABLE"}}), 3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "web"}, {"grpc_code", "UNIMPLEMENTED"}}),
+      3 * n);
+  EXPECT_EQ(
+      curfew_->sum("curfew_requests_total", {{"route", "plain"}, {"grpc_code", "UNAVAILABLE"}}),
+      3 * n);
   expect_accounted(calls_made_);
   expect_memory_back();
 }
@@ -294,7 +321,8 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
   auto interop = InteropServer::Start("127.0.0.1:0");
   ASSERT_NE(interop, nullptr);
   start(route("silent", kSlow, "healthy", ", timeout: 300ms") +
-            route("duplex", "/grpc.testing.TestService/FullDuplexCall", "interop", ", timeout: 300ms"),
+            route("duplex", "/grpc.testing.TestService/FullDuplexCall", "interop",
+                  ", timeout: 300ms"),
         upstream("interop", interop->port()));
   warm_up();
   const int baseline_fds = curfew_->process().open_fds();
@@ -315,8 +343,8 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
       // Other callers are served all along.
       for (int i = 0; i < 20; ++i) EXPECT_TRUE(echo(*stub_).ok());
       calls_made_ += 20;
-      EXPECT_TRUE(curfew_->wait_sum("curfew_timeouts_total", {{"route", "silent"}, {"cause", "route"}},
-                                    3 * streams * round));
+      EXPECT_TRUE(curfew_->wait_sum(
+          "curfew_timeouts_total", {{"route", "silent"}, {"cause", "route"}}, 3 * streams * round));
       for (int fd : idle) close(fd);
     }
     calls_made_ += 3 * streams;
@@ -329,7 +357,8 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
     grpc::CompletionQueue cq;
     for (int i = 0; i < streams; ++i) {
       contexts.push_back(std::make_unique<grpc::ClientContext>());
-      calls.push_back(generic.PrepareCall(contexts.back().get(), "/grpc.testing.TestService/FullDuplexCall", &cq));
+      calls.push_back(generic.PrepareCall(contexts.back().get(),
+                                          "/grpc.testing.TestService/FullDuplexCall", &cq));
       calls.back()->StartCall(reinterpret_cast<void*>(1));
     }
     std::vector<grpc::Status> status(streams);
@@ -365,9 +394,11 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
   }
   // What each caller was told is what curfew counted.
   settle();  // every call reported (a report follows the caller's status)
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "duplex"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+  EXPECT_EQ(curfew_->sum("curfew_requests_total",
+                         {{"route", "duplex"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
             3 * streams);
-  EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "silent"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+  EXPECT_EQ(curfew_->sum("curfew_requests_total",
+                         {{"route", "silent"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
             3 * 3 * streams);
   // Nearly every one is cancelled upstream by the deadline; on a slow (sanitizer) build the
   // upstream's own answer can win the race with the cancellation for the odd call, which is then
@@ -380,7 +411,8 @@ TEST_F(FaultTest, CallersThatOpenStreamsAndGoSilent) {
   expect_memory_back();
   // Every connection the silent callers opened is gone again.
   int fds = 0;
-  EXPECT_TRUE(within(10s, [&] { return (fds = curfew_->process().open_fds()) <= baseline_fds + 4; }))
+  EXPECT_TRUE(
+      within(10s, [&] { return (fds = curfew_->process().open_fds()) <= baseline_fds + 4; }))
       << fds << " open, " << baseline_fds << " at the start";
 }
 
@@ -425,27 +457,32 @@ TEST_F(FaultTest, BurstWithHalfTheCallersCancellingAtRandomPoints) {
     cancelled_total += cancelled;
     // Upstream: the callers that stayed got their full answer; every upstream call of a
     // cancelled caller was cancelled (none ran to completion).
-    EXPECT_TRUE(within(10s, [&] { return healthy_->slow_calls_completed() - completed_before == ok; }))
+    EXPECT_TRUE(
+        within(10s, [&] { return healthy_->slow_calls_completed() - completed_before == ok; }))
         << "completed " << healthy_->slow_calls_completed() - completed_before << ", ok " << ok
         << ", OK counted by curfew "
-        << curfew_->sum("curfew_requests_total", {{"route", "burst"}, {"grpc_code", "OK"}}) << " of "
-        << ok_total;
-    EXPECT_TRUE(within(10s, [&] {
-      return healthy_->slow_calls_cancelled() - cancelled_before ==
-             healthy_->calls_started() - started_before - ok;
-    })) << "started " << healthy_->calls_started() - started_before << ", completed "
+        << curfew_->sum("curfew_requests_total", {{"route", "burst"}, {"grpc_code", "OK"}})
+        << " of " << ok_total;
+    EXPECT_TRUE(within(10s,
+                       [&] {
+                         return healthy_->slow_calls_cancelled() - cancelled_before ==
+                                healthy_->calls_started() - started_before - ok;
+                       }))
+        << "started " << healthy_->calls_started() - started_before << ", completed "
         << healthy_->slow_calls_completed() - completed_before << ", cancelled "
         << healthy_->slow_calls_cancelled() - cancelled_before;
     // Metrics: every OK exactly; every cancellation that reached curfew (a caller cancelling in
     // its first microseconds may be gone before its call reached curfew at all).
     EXPECT_TRUE(curfew_->wait_sum("curfew_inflight_requests", {}, 0));
-    EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "burst"}, {"grpc_code", "OK"}}), ok_total);
+    EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "burst"}, {"grpc_code", "OK"}}),
+              ok_total);
     const double counted_cancelled =
         curfew_->sum("curfew_requests_total", {{"route", "burst"}, {"grpc_code", "CANCELLED"}});
     EXPECT_LE(counted_cancelled, cancelled_total);
     EXPECT_GE(counted_cancelled,
               cancelled_total - (round * n / 10));  // nearly all of them reach curfew
-    EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "burst"}}), ok_total + counted_cancelled);
+    EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "burst"}}),
+              ok_total + counted_cancelled);
     EXPECT_EQ(curfew_->sum("curfew_cancellations_total", {{"route", "burst"}, {"cause", "caller"}}),
               counted_cancelled);
     if (round == 1) mark_baseline();  // steady state after one round
@@ -474,17 +511,20 @@ TEST_F(FaultTest, DeadlineStormEveryCallTimesOut) {
     // slack, and its "Deadline Exceeded" is then passed through as the upstream's answer.
     int named = 0;
     for (const BurstCall& c : calls) {
-      EXPECT_EQ(c.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << c.status.error_message();
+      EXPECT_EQ(c.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+          << c.status.error_message();
       if (c.status.error_message().find("route 'storm'") != std::string::npos) ++named;
       EXPECT_LT(c.took, 5s);
     }
     EXPECT_GE(named, n / 2) << "curfew named its route in only " << named << " of " << n;
     // Every upstream call was cancelled at the deadline; none ran its 10 s.
     EXPECT_TRUE(within(10s, [&] {
-      return healthy_->slow_calls_cancelled() - cancelled_before == healthy_->calls_started() - started_before;
+      return healthy_->slow_calls_cancelled() - cancelled_before ==
+             healthy_->calls_started() - started_before;
     }));
     EXPECT_TRUE(curfew_->wait_sum("curfew_timeouts_total", {{"route", "storm"}}, n * round));
-    EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "storm"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+    EXPECT_EQ(curfew_->sum("curfew_requests_total",
+                           {{"route", "storm"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
               n * round);
     if (round == 1) mark_baseline();  // steady state after one round
   }

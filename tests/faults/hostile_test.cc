@@ -40,8 +40,9 @@ std::string config_yaml(int upstream_port, const std::string& routes, int worker
          "    address: 127.0.0.1:0\n"
          "    default_timeout: 10s\n"
          "    routes:\n" +
-         routes + "upstreams:\n  - {name: up, endpoints: [127.0.0.1:" +
-         std::to_string(upstream_port) + "]}\nworkers: " + std::to_string(workers) + "\n";
+         routes +
+         "upstreams:\n  - {name: up, endpoints: [127.0.0.1:" + std::to_string(upstream_port) +
+         "]}\nworkers: " + std::to_string(workers) + "\n";
 }
 
 std::unique_ptr<sidecar::Sidecar> start_with(const std::string& yaml, int workers,
@@ -72,7 +73,8 @@ class HostileUpstream final : public demo::Demo::Service {
 
   grpc::Status Fail(grpc::ServerContext* ctx, const demo::FailRequest* request,
                     demo::EchoReply*) override {
-    if (!request->message().empty()) ctx->AddTrailingMetadata("grpc-retry-pushback-ms", request->message());
+    if (!request->message().empty())
+      ctx->AddTrailingMetadata("grpc-retry-pushback-ms", request->message());
     return grpc::Status(grpc::StatusCode::UNAVAILABLE, "upstream: unavailable");
   }
   grpc::Status Echo(grpc::ServerContext*, const demo::EchoRequest* request,
@@ -82,8 +84,10 @@ class HostileUpstream final : public demo::Demo::Service {
   }
   grpc::Status Slow(grpc::ServerContext* ctx, const demo::SlowRequest* request,
                     demo::EchoReply* reply) override {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(request->delay_ms());
-    while (std::chrono::steady_clock::now() < until && !ctx->IsCancelled()) std::this_thread::sleep_for(2ms);
+    const auto until =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(request->delay_ms());
+    while (std::chrono::steady_clock::now() < until && !ctx->IsCancelled())
+      std::this_thread::sleep_for(2ms);
     reply->set_message(request->message());
     return grpc::Status::OK;
   }
@@ -110,7 +114,8 @@ TEST(Hostile, ARetryingCallKeepsItsBudgetAcrossReloadsThatRenameTheRoute) {
     return "      - name: retried-" + std::to_string(n) +
            "\n        match: {method: /curfew.demo.Demo/Fail}\n        upstream: up\n"
            "        timeout: 20s\n"
-           "        retry: {attempts: 3, per_try_timeout: 5s, on: [UNAVAILABLE], budget_ratio: 1.0}\n";
+           "        retry: {attempts: 3, per_try_timeout: 5s, on: [UNAVAILABLE], budget_ratio: "
+           "1.0}\n";
   };
   auto sidecar = start_with(config_yaml(upstream.port(), routes(0)), 1);
   ASSERT_NE(sidecar, nullptr);
@@ -129,7 +134,8 @@ TEST(Hostile, ARetryingCallKeepsItsBudgetAcrossReloadsThatRenameTheRoute) {
   });
   std::this_thread::sleep_for(300ms);
   for (int n = 1; n <= 40; ++n) {
-    auto config = config::load_config_string(config_yaml(upstream.port(), routes(n)), "hostile.yaml");
+    auto config =
+        config::load_config_string(config_yaml(upstream.port(), routes(n)), "hostile.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
     config->worker_threads = 1;
     ASSERT_TRUE(sidecar->reload(*std::move(config)).ok());
@@ -168,8 +174,9 @@ TEST(Hostile, AMessageInFlightWhenTheDeadlineFiresIsNeverCutShort) {
   args.SetMaxReceiveMessageSize(16 << 20);
   args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
   args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, 65535);
-  auto stub = demo::Demo::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(sidecar->port("inbound")), grpc::InsecureChannelCredentials(), args));
+  auto stub = demo::Demo::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(sidecar->port("inbound")),
+                                grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 30s);
   demo::EchoRequest request;

@@ -52,7 +52,8 @@ class LateBindServer {
   }
 
   // Last: destroyed first, while what its calls use is still there.
-  curfew::testing::RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
+  curfew::testing::RuntimeGenericServer server_{
+      [this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
 
 TEST(LateCancel, ACallerGoneBeforeTheTaskBindsStillCancelsIt) {

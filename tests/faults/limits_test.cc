@@ -16,8 +16,8 @@
 #include "config/load.h"
 #include "curfew/demo/demo.grpc.pb.h"
 #include "fault_peers.h"
-#include "scripted_upstream.h"
 #include "generic_call.h"
+#include "scripted_upstream.h"
 #include "sidecar/call_report.h"
 #include "sidecar/sidecar.h"
 #include "sidecar_fixture.h"
@@ -107,10 +107,10 @@ std::string config(int upstream_port, const std::string& limits, const std::stri
          "  - name: inbound\n"
          "    address: 127.0.0.1:0\n"
          "    default_timeout: 20s\n" +
-         limits +
-         "    routes:\n" + routes +
+         limits + "    routes:\n" + routes +
          "upstreams:\n"
-         "  - {name: up, endpoints: [127.0.0.1:" + std::to_string(upstream_port) + "]}\n";
+         "  - {name: up, endpoints: [127.0.0.1:" +
+         std::to_string(upstream_port) + "]}\n";
 }
 
 constexpr char kCatchAll[] = "      - {name: all, match: {prefix: /}, upstream: up}\n";
@@ -159,7 +159,9 @@ grpc::Status echo(demo::Demo::Stub& stub, const std::string& text = "x",
   demo::EchoReply reply;
   const auto start = std::chrono::steady_clock::now();
   grpc::Status s = stub.Echo(&ctx, request, &reply);
-  if (took) *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+  if (took)
+    *took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                  start);
   return s;
 }
 
@@ -199,7 +201,7 @@ TEST_F(Limits, ListenerLimitRefusesTheNextCallAtOnceAndCountsIt) {
   EXPECT_EQ(refused.error_message(),
             "curfew: listener 'inbound' is at its limit of 3 concurrent calls "
             "(limits.max_concurrent_calls); the call was not forwarded");
-  EXPECT_LT(took, 1s);  // at once, not queued until a slot frees
+  EXPECT_LT(took, 1s);                // at once, not queued until a slot frees
   EXPECT_EQ(upstream_.started(), 3);  // never forwarded
   ASSERT_TRUE(eventually([&] { return observer_.count(sidecar::Rejection::kListenerLimit) == 1; }));
   for (const auto& s : observer_.seen()) {
@@ -219,7 +221,8 @@ TEST_F(Limits, ListenerLimitRefusesTheNextCallAtOnceAndCountsIt) {
 
 TEST_F(Limits, RouteLimitRefusesOnlyThatRoute) {
   start("    limits: {max_concurrent_calls: 100}\n",
-        "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, max_concurrent_calls: 2}\n"
+        "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, "
+        "max_concurrent_calls: 2}\n"
         "      - {name: cold, match: {prefix: /}, upstream: up}\n");
   std::vector<std::unique_ptr<HeldCall>> held;
   for (int i = 0; i < 2; ++i) held.push_back(std::make_unique<HeldCall>(*stub_));
@@ -278,7 +281,8 @@ TEST_F(Limits, BurstNeverExceedsTheLimitAndNothingQueues) {
 
 TEST_F(Limits, SlotsAreGivenBackHoweverACallEnds) {
   start("    limits: {max_concurrent_calls: 2}\n",
-        "      - {name: echo, match: {method: /curfew.demo.Demo/Echo}, upstream: up, timeout: 100ms}\n");
+        "      - {name: echo, match: {method: /curfew.demo.Demo/Echo}, upstream: up, timeout: "
+        "100ms}\n");
   // Calls ending by the deadline, by the caller cancelling, by an unmatched method, and by
   // being refused themselves: none may keep a slot.
   for (int round = 0; round < 10; ++round) {
@@ -309,7 +313,8 @@ TEST_F(Limits, SlotsAreGivenBackHoweverACallEnds) {
 
 TEST_F(Limits, LimitsAreReloadableWithoutAWindowAboveTheRouteLimit) {
   const std::string routes1 =
-      "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, max_concurrent_calls: 1}\n";
+      "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, "
+      "max_concurrent_calls: 1}\n";
   start("    limits: {max_concurrent_calls: 10}\n", routes1);
   auto first = std::make_unique<HeldCall>(*stub_);
   ASSERT_TRUE(held_at_upstream(1));
@@ -322,7 +327,8 @@ TEST_F(Limits, LimitsAreReloadableWithoutAWindowAboveTheRouteLimit) {
 
   // A higher route limit applies at once to new calls.
   reload("    limits: {max_concurrent_calls: 10}\n",
-         "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, max_concurrent_calls: 3}\n");
+         "      - {name: hot, match: {method: /curfew.demo.Demo/Echo}, upstream: up, "
+         "max_concurrent_calls: 3}\n");
   auto second = std::make_unique<HeldCall>(*stub_);
   auto third = std::make_unique<HeldCall>(*stub_);
   ASSERT_TRUE(held_at_upstream(3));
@@ -342,7 +348,8 @@ TEST_F(Limits, BusyPollNeedsARestartAndTheOldConfigKeepsServing) {
   start("", kCatchAll);
   upstream_.open(true);
   for (const char* extra : {"busy_poll: 0.05ms\n"}) {
-    auto loaded = config::load_config_string(config(upstream_.port(), "", kCatchAll) + extra, "t.yaml");
+    auto loaded =
+        config::load_config_string(config(upstream_.port(), "", kCatchAll) + extra, "t.yaml");
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     absl::Status status = sidecar_->reload(*std::move(loaded));
     EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << extra;
@@ -361,7 +368,8 @@ TEST_F(Limits, MaxMessageBytes) {
   EXPECT_EQ(upstream_.started(), 1);
   // A response above the limit is not sent to the caller either (the reply doubles the text).
   grpc::Status big_reply = echo(*stub_, std::string(900, 'a'), nullptr, 900);
-  EXPECT_EQ(big_reply.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << big_reply.error_message();
+  EXPECT_EQ(big_reply.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << big_reply.error_message();
   EXPECT_TRUE(echo(*stub_, "still fine").ok());
 }
 
@@ -405,13 +413,13 @@ TEST_F(Limits, MaxConcurrentStreamsPerConnection) {
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(upstream_.started(), 2);
   // Another connection has streams of its own.
-  auto other = demo::Demo::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(sidecar_->port("inbound")), grpc::InsecureChannelCredentials(),
-      [] {
-        grpc::ChannelArguments args;
-        args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-        return args;
-      }()));
+  auto other = demo::Demo::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(sidecar_->port("inbound")),
+                                grpc::InsecureChannelCredentials(), [] {
+                                  grpc::ChannelArguments args;
+                                  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+                                  return args;
+                                }()));
   auto d = std::make_unique<HeldCall>(*other);
   ASSERT_TRUE(held_at_upstream(3));
   // A stream frees: the waiting call goes through.
@@ -430,9 +438,9 @@ TEST(UpstreamMetadata, TrailersUpToTheListenersLimitPassThrough) {
   ASSERT_NE(sidecar, nullptr);
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_MAX_METADATA_SIZE, 65536);
-  auto stub = demo::Demo::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(sidecar->port("inbound")), grpc::InsecureChannelCredentials(),
-      args));
+  auto stub = demo::Demo::NewStub(
+      grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(sidecar->port("inbound")),
+                                grpc::InsecureChannelCredentials(), args));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 10s);
   demo::EchoRequest request;
@@ -456,11 +464,15 @@ TEST_P(ConnectTimeout, UnreachableUpstreamFailsWithinItsDeadline) {
       "  - name: inbound\n"
       "    address: 127.0.0.1:0\n"
       "    routes:\n"
-      "      - {name: short, match: {method: /curfew.demo.Demo/Echo}, upstream: patient, timeout: 300ms}\n"
+      "      - {name: short, match: {method: /curfew.demo.Demo/Echo}, upstream: patient, timeout: "
+      "300ms}\n"
       "      - {name: long, match: {prefix: /}, upstream: impatient, timeout: 20s}\n"
       "upstreams:\n"
-      "  - {name: patient, endpoints: [127.0.0.1:" + std::to_string(peer.port()) + "], connect_timeout: 30s}\n"
-      "  - {name: impatient, endpoints: [127.0.0.1:" + std::to_string(peer.port()) + "], connect_timeout: 400ms}\n";
+      "  - {name: patient, endpoints: [127.0.0.1:" +
+      std::to_string(peer.port()) +
+      "], connect_timeout: 30s}\n"
+      "  - {name: impatient, endpoints: [127.0.0.1:" +
+      std::to_string(peer.port()) + "], connect_timeout: 400ms}\n";
   auto sidecar = start_sidecar(yaml);
   ASSERT_NE(sidecar, nullptr);
   auto stub = demo::Demo::NewStub(channel_to(sidecar->port("inbound")));

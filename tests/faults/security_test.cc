@@ -32,9 +32,11 @@ std::string proxy_config(int backend_port, const std::string& routes) {
          "  - name: inbound\n"
          "    address: 127.0.0.1:0\n"
          "    default_timeout: 2s\n"
-         "    routes:\n" + routes +
+         "    routes:\n" +
+         routes +
          "upstreams:\n"
-         "  - {name: app, endpoints: [127.0.0.1:" + std::to_string(backend_port) + "]}\n";
+         "  - {name: app, endpoints: [127.0.0.1:" +
+         std::to_string(backend_port) + "]}\n";
 }
 
 class OpenProxy : public ::testing::Test {
@@ -91,11 +93,14 @@ TEST_F(OpenProxy, UnroutedCallsDialNothing) {
   start("      - {name: echo, match: {method: /curfew.demo.Demo/Echo}, upstream: app}\n");
   grpc::GenericStub stub(channel_);
   for (const std::string& path :
-       {std::string("/curfew.demo.Demo/Slow"), std::string("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
+       {std::string("/curfew.demo.Demo/Slow"),
+        std::string("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"),
         "/" + decoy_address() + "/x", std::string("/")}) {
-    grpc::Status s = generic_call(stub, path, [&](grpc::ClientContext& c) { c.set_authority(decoy_address()); });
+    grpc::Status s =
+        generic_call(stub, path, [&](grpc::ClientContext& c) { c.set_authority(decoy_address()); });
     EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << path;
-    EXPECT_NE(s.error_message().find("curfew: no route for"), std::string::npos) << s.error_message();
+    EXPECT_NE(s.error_message().find("curfew: no route for"), std::string::npos)
+        << s.error_message();
   }
   EXPECT_EQ(backend_->calls_started(), 0);
   std::this_thread::sleep_for(200ms);
@@ -111,8 +116,9 @@ TEST_F(OpenProxy, RawHttp2ProxyRequestsAreNotForwarded) {
       // :method CONNECT, :authority decoy
       h2::literal(2, "CONNECT") + h2::literal(1, decoy),
       // :method POST, :scheme http, :path http://decoy/x, :authority decoy, grpc content-type
-      std::string("\x83\x86", 2) + h2::literal(4, "http://" + decoy + "/x") + h2::literal(1, decoy) +
-          h2::literal(31, "application/grpc") + h2::literal("te", "trailers"),
+      std::string("\x83\x86", 2) + h2::literal(4, "http://" + decoy + "/x") +
+          h2::literal(1, decoy) + h2::literal(31, "application/grpc") +
+          h2::literal("te", "trailers"),
       // :method GET, :scheme http, :path /, :authority decoy
       std::string("\x82\x86\x84", 3) + h2::literal(1, decoy),
   };
@@ -120,7 +126,8 @@ TEST_F(OpenProxy, RawHttp2ProxyRequestsAreNotForwarded) {
   std::string out(h2::kPreface, h2::kPrefaceSize);
   out += h2::frame(h2::kSettings, 0, 0, "");
   for (size_t i = 0; i < blocks.size(); ++i) {
-    out += h2::frame(h2::kHeaders, h2::kEndHeaders | h2::kEndStream, static_cast<uint32_t>(2 * i + 1), blocks[i]);
+    out += h2::frame(h2::kHeaders, h2::kEndHeaders | h2::kEndStream,
+                     static_cast<uint32_t>(2 * i + 1), blocks[i]);
   }
   ASSERT_TRUE(send_all(fd, out));
   std::this_thread::sleep_for(500ms);
@@ -171,15 +178,16 @@ TEST_F(BinarySecurity, NothingSecretIsLogged) {
   const std::string secret_token = "Bearer s3cr3t-t0ken-f0r-the-l0g-test";
   const std::string secret_cookie = "session=s3cr3t-c00kie";
   const std::string secret_payload = "s3cr3t-payl0ad";
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: healthy, timeout: 100ms, max_concurrent_calls: 1}\n"
-        "      - {name: down, match: {method: /curfew.demo.Demo/Fail}, upstream: gone}\n",
-        "  - {name: gone, endpoints: [127.0.0.1:" + std::to_string(closed.port()) + "]}\n",
-        "");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: healthy, timeout: "
+      "100ms, max_concurrent_calls: 1}\n"
+      "      - {name: down, match: {method: /curfew.demo.Demo/Fail}, upstream: gone}\n",
+      "  - {name: gone, endpoints: [127.0.0.1:" + std::to_string(closed.port()) + "]}\n", "");
   ASSERT_TRUE(curfew_->ok());
   // Restart with debug logging: the most a log ever says.
   curfew_->stop();
-  curfew_ = std::make_unique<CurfewBinary>(
-      dir_.path(), slurp(curfew_->config_path()), std::vector<std::string>{"--log-level", "debug"});
+  curfew_ = std::make_unique<CurfewBinary>(dir_.path(), slurp(curfew_->config_path()),
+                                           std::vector<std::string>{"--log-level", "debug"});
   ASSERT_TRUE(curfew_->ok()) << curfew_->process().output();
   auto secrets = [&](grpc::ClientContext& ctx) {
     ctx.AddMetadata("authorization", secret_token);

@@ -53,34 +53,42 @@ void check_config(const curfew::config::Config& config) {
     check(!l.routes.empty(), "a listener has routes", l.name);
     check(l.default_timeout.count() > 0, "positive default_timeout", l.name);
     check(l.limits.max_concurrent_calls >= 1 && l.limits.max_message_bytes >= 1 &&
-              l.limits.max_metadata_bytes >= 1 && l.limits.max_concurrent_streams_per_connection >= 1,
+              l.limits.max_metadata_bytes >= 1 &&
+              l.limits.max_concurrent_streams_per_connection >= 1,
           "positive limits", l.name);
     std::set<std::string> route_names;
     for (size_t i = 0; i < l.routes.size(); ++i) {
       const Route& r = l.routes[i];
       check(route_names.insert(r.name).second, "unique route names", r.name);
       check(r.fanout.has_value() != !r.upstream.empty(), "upstream xor fanout", r.name);
-      if (!r.upstream.empty()) check(upstream_names.count(r.upstream) == 1, "known upstream", r.upstream);
+      if (!r.upstream.empty())
+        check(upstream_names.count(r.upstream) == 1, "known upstream", r.upstream);
       if (r.fanout) {
         check(r.fanout->upstreams.size() >= 2, "fan-out to two or more", r.name);
-        for (const auto& u : r.fanout->upstreams) check(upstream_names.count(u) == 1, "known fan-out upstream", u);
+        for (const auto& u : r.fanout->upstreams)
+          check(upstream_names.count(u) == 1, "known fan-out upstream", u);
       }
-      if (r.mirror) check(upstream_names.count(r.mirror->upstream) == 1, "known mirror upstream", r.name);
+      if (r.mirror)
+        check(upstream_names.count(r.mirror->upstream) == 1, "known mirror upstream", r.name);
       if (r.max_concurrent_calls) {
-        check(*r.max_concurrent_calls >= 1 && *r.max_concurrent_calls <= l.limits.max_concurrent_calls,
+        check(*r.max_concurrent_calls >= 1 &&
+                  *r.max_concurrent_calls <= l.limits.max_concurrent_calls,
               "route limit within the listener's", r.name);
       }
       const auto effective = l.effective_timeout(r);
       check(effective.count() > 0, "positive effective timeout", r.name);
-      check(r.min_budget < effective && r.deadline_offset < effective, "budget knobs below the timeout", r.name);
-      if (r.max_timeout) check(*r.max_timeout >= effective, "max_timeout not below the timeout", r.name);
+      check(r.min_budget < effective && r.deadline_offset < effective,
+            "budget knobs below the timeout", r.name);
+      if (r.max_timeout)
+        check(*r.max_timeout >= effective, "max_timeout not below the timeout", r.name);
       for (size_t j = 0; j < i; ++j) {
         check(!l.routes[j].match.covers(r.match), "every route reachable", r.name);
       }
       // The route's own match selects something that route_for() gives to it or an earlier route.
       if (r.match.kind == Match::kMethod) {
         const Route* chosen = l.route_for(r.match.value);
-        check(chosen != nullptr && chosen <= &r, "route_for finds a method route's own path", r.name);
+        check(chosen != nullptr && chosen <= &r, "route_for finds a method route's own path",
+              r.name);
       }
     }
   }

@@ -56,7 +56,9 @@ std::vector<std::string> witnesses(const Match& m) {
 }
 
 std::string describe(const Match& m) {
-  return std::string(m.kind == Match::kMethod ? "method " : m.kind == Match::kService ? "service " : "prefix ") +
+  return std::string(m.kind == Match::kMethod    ? "method "
+                     : m.kind == Match::kService ? "service "
+                                                 : "prefix ") +
          m.value;
 }
 
@@ -72,10 +74,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (end == std::string_view::npos) end = input.size();
     const std::string_view line = input.substr(start, end - start);
     start = end + 1;
-    if (line.size() >= 2 && line[1] == ' ' && (line[0] == 'm' || line[0] == 's' || line[0] == 'p')) {
+    if (line.size() >= 2 && line[1] == ' ' &&
+        (line[0] == 'm' || line[0] == 's' || line[0] == 'p')) {
       Route route;
       route.name = "r" + std::to_string(listener.routes.size());
-      route.match.kind = line[0] == 'm' ? Match::kMethod : line[0] == 's' ? Match::kService : Match::kPrefix;
+      route.match.kind = line[0] == 'm'   ? Match::kMethod
+                         : line[0] == 's' ? Match::kService
+                                          : Match::kPrefix;
       route.match.value = std::string(line.substr(2));
       listener.routes.push_back(std::move(route));
     } else {
@@ -91,7 +96,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const Route* expected = nullptr;
     for (const Route& r : listener.routes) {
       const bool got = r.match.matches(path);
-      if (got != reference_matches(r.match, path)) fail("matches() disagrees", describe(r.match), path);
+      if (got != reference_matches(r.match, path))
+        fail("matches() disagrees", describe(r.match), path);
       if (got && expected == nullptr) expected = &r;
     }
     if (listener.route_for(path) != expected) fail("route_for() is not the first match", path, "");
@@ -102,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!a.match.covers(b.match)) continue;
       for (const std::string& path : paths) {
         if (b.match.matches(path) && !a.match.matches(path)) {
-          fail("covers() claims coverage a path contradicts", describe(a.match) + " covers " + describe(b.match), path);
+          fail("covers() claims coverage a path contradicts",
+               describe(a.match) + " covers " + describe(b.match), path);
         }
       }
     }

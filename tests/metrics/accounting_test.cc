@@ -20,7 +20,8 @@ using demo::Demo;
 std::string config_for(int backend_port, const std::string& drain_timeout = "10s") {
   const std::string backend = "127.0.0.1:" + std::to_string(backend_port);
   return R"(
-drain_timeout: )" + drain_timeout + R"(
+drain_timeout: )" +
+         drain_timeout + R"(
 listeners:
   - name: inbound
     address: 127.0.0.1:0
@@ -36,7 +37,8 @@ listeners:
     routes:
       - {name: patient, match: {prefix: /}, upstream: demo, deadline_offset: 500ms, min_budget: 300ms}
 upstreams:
-  - {name: demo, endpoints: [)" + backend + "]}\n";
+  - {name: demo, endpoints: [)" +
+         backend + "]}\n";
 }
 
 class Accounting : public MetricsFixture {
@@ -63,7 +65,8 @@ class Accounting : public MetricsFixture {
     demo::EchoReply reply;
     return inbound_->Fail(&ctx, request, &reply);
   }
-  grpc::Status slow(Demo::Stub& stub, int delay_ms, std::optional<std::chrono::milliseconds> deadline) {
+  grpc::Status slow(Demo::Stub& stub, int delay_ms,
+                    std::optional<std::chrono::milliseconds> deadline) {
     grpc::ClientContext ctx;
     if (deadline) ctx.set_deadline(std::chrono::system_clock::now() + *deadline);
     demo::SlowRequest request;
@@ -115,15 +118,19 @@ TEST_F(Accounting, ScriptedMixIsCountedExactly) {
     EXPECT_EQ(status.error_code(), code) << status.error_message();
   };
   for (int i = 0; i < 5; ++i) expect_code(echo(), grpc::StatusCode::OK);
-  for (int i = 0; i < 2; ++i) expect_code(fail(grpc::StatusCode::NOT_FOUND), grpc::StatusCode::NOT_FOUND);
+  for (int i = 0; i < 2; ++i)
+    expect_code(fail(grpc::StatusCode::NOT_FOUND), grpc::StatusCode::NOT_FOUND);
   // The upstream answers DEADLINE_EXCEEDED itself, with time left: an upstream timeout.
   expect_code(fail(grpc::StatusCode::DEADLINE_EXCEEDED), grpc::StatusCode::DEADLINE_EXCEEDED);
   // curfew's route deadline (200 ms) cuts a 10 s call.
-  for (int i = 0; i < 2; ++i) expect_code(slow(*inbound_, 10'000, std::nullopt), grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (int i = 0; i < 2; ++i)
+    expect_code(slow(*inbound_, 10'000, std::nullopt), grpc::StatusCode::DEADLINE_EXCEEDED);
   // The caller's deadline (1.5 s, minus the 500 ms offset sent upstream) cuts a 20 s call.
-  for (int i = 0; i < 2; ++i) expect_code(slow(*patient_, 20'000, 1500ms), grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (int i = 0; i < 2; ++i)
+    expect_code(slow(*patient_, 20'000, 1500ms), grpc::StatusCode::DEADLINE_EXCEEDED);
   // 200 ms left is below the route's 300 ms min_budget: fast-fail, no upstream call.
-  for (int i = 0; i < 3; ++i) expect_code(slow(*patient_, 10, 200ms), grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (int i = 0; i < 3; ++i)
+    expect_code(slow(*patient_, 10, 200ms), grpc::StatusCode::DEADLINE_EXCEEDED);
   // The caller cancels.
   for (int i = 0; i < 2; ++i) expect_code(cancelled_slow(), grpc::StatusCode::CANCELLED);
   // No route for the method.
@@ -137,21 +144,26 @@ TEST_F(Accounting, ScriptedMixIsCountedExactly) {
   EXPECT_EQ(e.sum("curfew_requests_total"), calls);
   EXPECT_EQ(e.counter("curfew_requests_total", with(kInboundDemo, "grpc_code", "OK")), 5);
   EXPECT_EQ(e.counter("curfew_requests_total", with(kInboundDemo, "grpc_code", "NOT_FOUND")), 2);
-  EXPECT_EQ(e.counter("curfew_requests_total", with(kInboundDemo, "grpc_code", "DEADLINE_EXCEEDED")), 1);
+  EXPECT_EQ(
+      e.counter("curfew_requests_total", with(kInboundDemo, "grpc_code", "DEADLINE_EXCEEDED")), 1);
   EXPECT_EQ(e.sum("curfew_requests_total", kInboundDemo), 8);
-  EXPECT_EQ(e.counter("curfew_requests_total", with(kInboundSlow, "grpc_code", "DEADLINE_EXCEEDED")), 2);
+  EXPECT_EQ(
+      e.counter("curfew_requests_total", with(kInboundSlow, "grpc_code", "DEADLINE_EXCEEDED")), 2);
   EXPECT_EQ(e.sum("curfew_requests_total", kInboundSlow), 2);
-  EXPECT_EQ(e.counter("curfew_requests_total", with(kPatient, "grpc_code", "DEADLINE_EXCEEDED")), 5);
+  EXPECT_EQ(e.counter("curfew_requests_total", with(kPatient, "grpc_code", "DEADLINE_EXCEEDED")),
+            5);
   EXPECT_EQ(e.counter("curfew_requests_total", with(kPatient, "grpc_code", "CANCELLED")), 2);
   EXPECT_EQ(e.sum("curfew_requests_total", kPatient), 7);
-  EXPECT_EQ(e.counter("curfew_requests_total", with(kInboundUnmatched, "grpc_code", "UNIMPLEMENTED")), 3);
+  EXPECT_EQ(
+      e.counter("curfew_requests_total", with(kInboundUnmatched, "grpc_code", "UNIMPLEMENTED")), 3);
   EXPECT_EQ(e.sum("curfew_requests_total", kInboundUnmatched), 3);
 
   // Durations: one observation per call.
   EXPECT_EQ(e.sum("curfew_request_duration_seconds_count"), calls);
   EXPECT_EQ(e.value("curfew_request_duration_seconds_count", kInboundDemo), 8);
   EXPECT_EQ(e.value("curfew_request_duration_seconds_count", kPatient), 7);
-  EXPECT_EQ(e.value("curfew_request_duration_seconds_bucket", with(kInboundUnmatched, "le", "+Inf")), 3);
+  EXPECT_EQ(
+      e.value("curfew_request_duration_seconds_bucket", with(kInboundUnmatched, "le", "+Inf")), 3);
 
   // Nothing in flight any more.
   EXPECT_EQ(e.sum("curfew_inflight_requests"), 0);
@@ -170,7 +182,8 @@ TEST_F(Accounting, ScriptedMixIsCountedExactly) {
   // Cancellations: the caller's two; the deadline cut four upstream calls (two route, two
   // caller deadlines); the upstream's own DEADLINE_EXCEEDED and the fast-fails cancel nothing.
   EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "patient"}, {"cause", "caller"}}), 2);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "patient"}, {"cause", "deadline"}}), 2);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "patient"}, {"cause", "deadline"}}),
+            2);
   EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "slow"}, {"cause", "deadline"}}), 2);
   EXPECT_EQ(e.sum("curfew_cancellations_total"), 6);
   // curfew issued the upstream cancel itself at least for the caller's cancels.
@@ -179,20 +192,33 @@ TEST_F(Accounting, ScriptedMixIsCountedExactly) {
 
   // Upstream calls: one per call that reached the upstream (not the fast-fails, not unmatched).
   EXPECT_EQ(e.sum("curfew_upstream_requests_total"), calls - 3 - 3);
-  EXPECT_EQ(e.value("curfew_upstream_requests_total", {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "OK"}}), 5);
-  EXPECT_EQ(e.value("curfew_upstream_requests_total", {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "NOT_FOUND"}}), 2);
-  EXPECT_EQ(e.value("curfew_upstream_requests_total", {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "DEADLINE_EXCEEDED"}}), 1);
+  EXPECT_EQ(e.value("curfew_upstream_requests_total",
+                    {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "OK"}}),
+            5);
+  EXPECT_EQ(e.value("curfew_upstream_requests_total",
+                    {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "NOT_FOUND"}}),
+            2);
+  EXPECT_EQ(e.value("curfew_upstream_requests_total",
+                    {{"route", "demo"}, {"upstream", "demo"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+            1);
   EXPECT_EQ(e.sum("curfew_upstream_requests_total", {{"route", "slow"}}), 2);
-  EXPECT_EQ(e.value("curfew_upstream_requests_total", {{"route", "patient"}, {"upstream", "demo"}, {"grpc_code", "CANCELLED"}}), 2);
-  EXPECT_EQ(e.value("curfew_upstream_requests_total", {{"route", "patient"}, {"upstream", "demo"}, {"grpc_code", "DEADLINE_EXCEEDED"}}), 2);
+  EXPECT_EQ(e.value("curfew_upstream_requests_total",
+                    {{"route", "patient"}, {"upstream", "demo"}, {"grpc_code", "CANCELLED"}}),
+            2);
+  EXPECT_EQ(
+      e.value("curfew_upstream_requests_total",
+              {{"route", "patient"}, {"upstream", "demo"}, {"grpc_code", "DEADLINE_EXCEEDED"}}),
+      2);
   EXPECT_EQ(backend_->calls_started(), calls - 3 - 3);
 
   // The budget when the upstream call started: one observation per upstream call.
   EXPECT_EQ(e.sum("curfew_deadline_budget_seconds_count"), calls - 3 - 3);
   EXPECT_EQ(e.value("curfew_deadline_budget_seconds_count", {{"route", "slow"}}), 2);
   // Route "slow" has 200 ms: every observation is in the 0.25 s bucket, none in the 0.1 s one.
-  EXPECT_EQ(e.value("curfew_deadline_budget_seconds_bucket", {{"route", "slow"}, {"le", "0.1"}}), 0);
-  EXPECT_EQ(e.value("curfew_deadline_budget_seconds_bucket", {{"route", "slow"}, {"le", "0.25"}}), 2);
+  EXPECT_EQ(e.value("curfew_deadline_budget_seconds_bucket", {{"route", "slow"}, {"le", "0.1"}}),
+            0);
+  EXPECT_EQ(e.value("curfew_deadline_budget_seconds_bucket", {{"route", "slow"}, {"le", "0.25"}}),
+            2);
 
   // No retries, no fan-out on these routes.
   EXPECT_EQ(e.sum("curfew_retries_total"), 0);
@@ -205,7 +231,8 @@ TEST_F(Accounting, ScriptedMixIsCountedExactly) {
 TEST_F(Accounting, InflightCountsCallsInProgress) {
   std::vector<std::thread> callers;
   for (int i = 0; i < 3; ++i) {
-    callers.emplace_back([&] { EXPECT_EQ(cancelled_slow().error_code(), grpc::StatusCode::CANCELLED); });
+    callers.emplace_back(
+        [&] { EXPECT_EQ(cancelled_slow().error_code(), grpc::StatusCode::CANCELLED); });
     // One at a time, so that each canceller sees its own call start.
     ASSERT_TRUE(eventually([&] { return backend_->calls_started() == i + 1; }));
   }
@@ -224,10 +251,12 @@ TEST_F(Accounting, InflightCountsCallsInProgress) {
       patient_->Slow(contexts[i].get(), request, &reply);
     });
   }
-  EXPECT_TRUE(eventually([&] { return scrape().value("curfew_inflight_requests", kPatient) == 3; }));
+  EXPECT_TRUE(
+      eventually([&] { return scrape().value("curfew_inflight_requests", kPatient) == 3; }));
   for (auto& ctx : contexts) ctx->TryCancel();
   for (auto& t : callers) t.join();
-  EXPECT_TRUE(eventually([&] { return scrape().value("curfew_inflight_requests", kPatient) == 0; }));
+  EXPECT_TRUE(
+      eventually([&] { return scrape().value("curfew_inflight_requests", kPatient) == 0; }));
 }
 
 TEST_F(Accounting, SeriesSurviveAReload) {
@@ -272,7 +301,8 @@ TEST_F(ShutdownAccounting, CallsCutByTheDrainDeadlineAreShutdownCancellations) {
   ASSERT_TRUE(all_reported(1));
   Exposition e = scrape();
   EXPECT_EQ(e.sum("curfew_requests_total"), 1);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "patient"}, {"cause", "shutdown"}}), 1);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "patient"}, {"cause", "shutdown"}}),
+            1);
   EXPECT_EQ(e.sum("curfew_cancellations_total"), 1);
   EXPECT_EQ(e.sum("curfew_inflight_requests"), 0);
   EXPECT_TRUE(eventually([&] { return backend_->slow_calls_cancelled() == 1; }));

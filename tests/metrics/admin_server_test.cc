@@ -156,7 +156,8 @@ TEST(AdminServer, AddressInUseIsAnError) {
 }
 
 TEST(AdminServer, BadAddressIsAnError) {
-  for (const char* address : {"127.0.0.1", "127.0.0.1:http", ":9901", "127.0.0.1:70000", "::1:9901"}) {
+  for (const char* address :
+       {"127.0.0.1", "127.0.0.1:http", ":9901", "127.0.0.1:70000", "::1:9901"}) {
     auto admin = AdminServer::start({.address = address});
     EXPECT_FALSE(admin.ok()) << address;
   }

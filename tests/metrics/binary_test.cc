@@ -33,12 +33,14 @@ std::string config_text(int listen_port, int backend_port, const std::string& dr
 admin: {address: 127.0.0.1:0}
 listeners:
   - name: inbound
-    address: 127.0.0.1:)" + std::to_string(listen_port) + R"(
+    address: 127.0.0.1:)" +
+         std::to_string(listen_port) + R"(
     routes:
       - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 10s}
       - {name: rest, match: {prefix: /}, upstream: demo, timeout: 5s}
 upstreams:
-  - {name: demo, endpoints: [127.0.0.1:)" + std::to_string(backend_port) + "]}\n";
+  - {name: demo, endpoints: [127.0.0.1:)" +
+         std::to_string(backend_port) + "]}\n";
 }
 
 class Binary : public ::testing::Test {
@@ -100,18 +102,21 @@ TEST_F(Binary, RealCallsAreCounted) {
 
 TEST_F(Binary, ReloadsAreCountedByResult) {
   curfew_->process().signal(SIGHUP);
-  EXPECT_TRUE(eventually([&] { return metric("curfew_config_reloads_total", {{"result", "ok"}}) == 1; }))
-      << output();
+  EXPECT_TRUE(eventually([&] {
+    return metric("curfew_config_reloads_total", {{"result", "ok"}}) == 1;
+  })) << output();
   // A broken file (noticed by the watcher): refused, counted as an error.
   replace_file(curfew_->config_path(), "listeners:\n  - name: inbound\n    adress: oops\n");
-  EXPECT_TRUE(eventually([&] { return metric("curfew_config_reloads_total", {{"result", "error"}}) == 1; }))
-      << output();
+  EXPECT_TRUE(eventually([&] {
+    return metric("curfew_config_reloads_total", {{"result", "error"}}) == 1;
+  })) << output();
   EXPECT_EQ(metric("curfew_config_last_reload_successful"), 0);
   EXPECT_EQ(status("/readyz"), 200) << "the previous configuration keeps serving";
   // Fixed again.
   replace_file(curfew_->config_path(), config_text(port_, backend_->port()));
-  EXPECT_TRUE(eventually([&] { return metric("curfew_config_reloads_total", {{"result", "ok"}}) == 2; }))
-      << output();
+  EXPECT_TRUE(eventually([&] {
+    return metric("curfew_config_reloads_total", {{"result", "ok"}}) == 2;
+  })) << output();
   EXPECT_EQ(metric("curfew_config_last_reload_successful"), 1);
   EXPECT_EQ(metric("curfew_config_reloads_total", {{"result", "error"}}), 1);
 }

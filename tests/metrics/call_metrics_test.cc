@@ -207,10 +207,12 @@ TEST(CallMetrics, UnmatchedCallsUseTheFixedRouteLabelAndNoRouteSeries) {
   run(m, report(nullptr, Code::UNIMPLEMENTED));
   run(m, report(nullptr, Code::UNIMPLEMENTED));
   Exposition e = scrape(m);
-  EXPECT_EQ(e.value("curfew_requests_total",
-                    {{"listener", "inbound"}, {"route", "unmatched"}, {"grpc_code", "UNIMPLEMENTED"}}),
-            2);
-  EXPECT_EQ(e.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "unmatched"}}), 0);
+  EXPECT_EQ(
+      e.value("curfew_requests_total",
+              {{"listener", "inbound"}, {"route", "unmatched"}, {"grpc_code", "UNIMPLEMENTED"}}),
+      2);
+  EXPECT_EQ(e.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "unmatched"}}),
+            0);
   EXPECT_EQ(e.count("curfew_timeouts_total"), 0u);
   EXPECT_EQ(e.count("curfew_cancellations_total"), 0u);
   EXPECT_EQ(e.count("curfew_deadline_budget_seconds_count"), 0u);
@@ -244,7 +246,8 @@ TEST(CallMetrics, RejectionsByLimit) {
                     {{"listener", "inbound"}, {"route", "inventory"}, {"limit", "route"}}),
             0)
       << "exposed at 0 for every route served";
-  EXPECT_EQ(e.value("curfew_requests_total", with_label(search, "grpc_code", "RESOURCE_EXHAUSTED")), 4)
+  EXPECT_EQ(e.value("curfew_requests_total", with_label(search, "grpc_code", "RESOURCE_EXHAUSTED")),
+            4)
       << "rejected calls are calls too";
   EXPECT_EQ(e.sum("curfew_upstream_requests_total"), 0);
 }
@@ -256,19 +259,26 @@ TEST(CallMetrics, InflightFollowsStartAndFinishPerListenerAndRoute) {
   m.call_started(kOutbound, &kSearch);
   m.call_started(kInbound, nullptr);
   Exposition during = scrape(m);
-  EXPECT_EQ(during.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "search"}}), 2);
-  EXPECT_EQ(during.value("curfew_inflight_requests", {{"listener", "outbound"}, {"route", "search"}}), 1);
-  EXPECT_EQ(during.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "unmatched"}}), 1);
+  EXPECT_EQ(
+      during.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "search"}}), 2);
+  EXPECT_EQ(
+      during.value("curfew_inflight_requests", {{"listener", "outbound"}, {"route", "search"}}), 1);
+  EXPECT_EQ(
+      during.value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "unmatched"}}),
+      1);
   m.call_finished(report(&kSearch));
-  EXPECT_EQ(scrape(m).value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "search"}}), 1);
+  EXPECT_EQ(
+      scrape(m).value("curfew_inflight_requests", {{"listener", "inbound"}, {"route", "search"}}),
+      1);
 }
 
 TEST(CallMetrics, TimeoutsByCause) {
   CallMetrics m;
-  const std::pair<TimeoutCause, const char*> causes[] = {
-      {TimeoutCause::kRoute, "route"},     {TimeoutCause::kCaller, "caller"},
-      {TimeoutCause::kBudget, "budget"},   {TimeoutCause::kPerTry, "per_try"},
-      {TimeoutCause::kUpstream, "upstream"}};
+  const std::pair<TimeoutCause, const char*> causes[] = {{TimeoutCause::kRoute, "route"},
+                                                         {TimeoutCause::kCaller, "caller"},
+                                                         {TimeoutCause::kBudget, "budget"},
+                                                         {TimeoutCause::kPerTry, "per_try"},
+                                                         {TimeoutCause::kUpstream, "upstream"}};
   int n = 1;
   for (const auto& [cause, label] : causes) {
     for (int i = 0; i < n; ++i) {
@@ -281,7 +291,8 @@ TEST(CallMetrics, TimeoutsByCause) {
   Exposition e = scrape(m);
   n = 1;
   for (const auto& [cause, label] : causes) {
-    EXPECT_EQ(e.value("curfew_timeouts_total", {{"route", "search"}, {"cause", label}}), n) << label;
+    EXPECT_EQ(e.value("curfew_timeouts_total", {{"route", "search"}, {"cause", label}}), n)
+        << label;
     ++n;
   }
   EXPECT_EQ(e.sum("curfew_timeouts_total"),
@@ -301,7 +312,8 @@ TEST(CallMetrics, CallLevelCancellations) {
   timed_out.timeout = TimeoutCause::kRoute;
   timed_out.cancel = CancelCause::kDeadline;
   timed_out.cancel_propagation = std::chrono::microseconds(30);
-  timed_out.attempts.push_back(attempt(kA, Role::kPrimary, Code::CANCELLED, CancelCause::kDeadline));
+  timed_out.attempts.push_back(
+      attempt(kA, Role::kPrimary, Code::CANCELLED, CancelCause::kDeadline));
   run(m, timed_out);
 
   Exposition e = scrape(m);
@@ -362,7 +374,8 @@ TEST(CallMetrics, FanoutAllFailure) {
   EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
                     {{"route", "search"}, {"upstream", "a"}, {"grpc_code", "UNAVAILABLE"}}),
             1);
-  EXPECT_EQ(e.sum("curfew_fanout_child_failures_total"), 1) << "siblings cancelled are not failures";
+  EXPECT_EQ(e.sum("curfew_fanout_child_failures_total"), 1)
+      << "siblings cancelled are not failures";
   EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "search"}, {"cause", "sibling"}}), 2);
   EXPECT_EQ(e.sum("curfew_upstream_requests_total"), 6);
   EXPECT_EQ(e.value("curfew_upstream_requests_total",
@@ -393,7 +406,8 @@ TEST(CallMetrics, AnAttemptThatFinishedWithItsOwnAnswerIsNotACancellation) {
   EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
                     {{"route", "search"}, {"upstream", "b"}, {"grpc_code", "UNAVAILABLE"}}),
             1);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "hedge_lost"}}), 0);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "hedge_lost"}}),
+            0);
   EXPECT_EQ(e.value("curfew_hedges_total", {{"route", "pricing"}, {"outcome", "won"}}), 1);
 }
 
@@ -418,7 +432,8 @@ TEST(CallMetrics, FanoutChildrenCutByTheDeadlineAreFailuresButNotWhenTheCallerLe
   deadline.timeout = TimeoutCause::kRoute;
   deadline.cancel = CancelCause::kDeadline;
   deadline.attempts.push_back(attempt(kA, Role::kFanoutChild));
-  deadline.attempts.push_back(attempt(kB, Role::kFanoutChild, Code::CANCELLED, CancelCause::kDeadline));
+  deadline.attempts.push_back(
+      attempt(kB, Role::kFanoutChild, Code::CANCELLED, CancelCause::kDeadline));
   run(m, deadline);
   CallReport caller = report(&kSearch, Code::CANCELLED);
   caller.fanout_mode = sidecar::FanoutMode::kAll;
@@ -477,7 +492,8 @@ TEST(CallMetrics, HedgeOutcomes) {
   EXPECT_EQ(hedges("failed"), 1);
   EXPECT_EQ(hedges("cancelled"), 1);
   EXPECT_EQ(e.sum("curfew_hedges_total"), 4) << "the first try of each call is not a hedge";
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "hedge_lost"}}), 2);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "hedge_lost"}}),
+            2);
   EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "pricing"}, {"cause", "caller"}}), 1);
   EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
                     {{"route", "pricing"}, {"upstream", "b"}, {"grpc_code", "UNAVAILABLE"}}),
@@ -532,10 +548,14 @@ TEST(CallMetrics, HistogramBucketsAreCumulativeAndCountMatchesInf) {
   EXPECT_EQ(bucket("0.005"), 4) << "3ms, 3ms (late) and 5ms are <= 0.005";
   EXPECT_EQ(bucket("60"), 4);
   EXPECT_EQ(bucket("+Inf"), 5);
-  EXPECT_EQ(e.value("curfew_request_duration_seconds_count", {{"listener", "inbound"}, {"route", "search"}}), 5);
-  EXPECT_NEAR(*e.value("curfew_request_duration_seconds_sum", {{"listener", "inbound"}, {"route", "search"}}),
+  EXPECT_EQ(e.value("curfew_request_duration_seconds_count",
+                    {{"listener", "inbound"}, {"route", "search"}}),
+            5);
+  EXPECT_NEAR(*e.value("curfew_request_duration_seconds_sum",
+                       {{"listener", "inbound"}, {"route", "search"}}),
               0.0001 + 0.003 + 0.005 + 120 + 0.003, 1e-9);
-  EXPECT_EQ(e.value("curfew_deadline_budget_seconds_bucket", {{"route", "search"}, {"le", "0.001"}}), 1);
+  EXPECT_EQ(
+      e.value("curfew_deadline_budget_seconds_bucket", {{"route", "search"}, {"le", "0.001"}}), 1);
   EXPECT_EQ(e.value("curfew_deadline_budget_seconds_sum", {{"route", "search"}}), 0);
   EXPECT_EQ(e.count("curfew_request_duration_seconds_bucket",
                     {{"listener", "inbound"}, {"route", "search"}}),
@@ -546,9 +566,10 @@ TEST(CallMetrics, CodesOutsideTheProtocolCountAsUnknown) {
   CallMetrics m;
   // 20: inside the enum's range (no UB), outside the protocol's codes 0..16.
   run(m, report(&kSearch, static_cast<Code>(20)));
-  EXPECT_EQ(scrape(m).value("curfew_requests_total",
-                            {{"listener", "inbound"}, {"route", "search"}, {"grpc_code", "UNKNOWN"}}),
-            1);
+  EXPECT_EQ(
+      scrape(m).value("curfew_requests_total",
+                      {{"listener", "inbound"}, {"route", "search"}, {"grpc_code", "UNKNOWN"}}),
+      1);
 }
 
 TEST(CallMetrics, OneShardPerReportingThreadAndPerInstance) {
@@ -606,7 +627,8 @@ TEST(CallMetrics, ConcurrentReportersAndScrapersAreExactAndMonotonic) {
       // Make sure scrapes do run while the reporters report (bounded waits).
       auto wait_for_scrapes = [&](int n) {
         const auto until = std::chrono::steady_clock::now() + 5s;
-        while (scrapes.load() < n && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+        while (scrapes.load() < n && std::chrono::steady_clock::now() < until)
+          std::this_thread::yield();
       };
       const std::string listener = "l" + std::to_string(t % 2);
       wait_for_scrapes(1);

@@ -31,12 +31,14 @@ class CurfewWithAdmin {
   CurfewWithAdmin(const TempDir& dir, const std::string& config_text)
       : config_(dir.path() / "curfew.yaml") {
     replace_file(config_, config_text);
-    process_ = std::make_unique<CurfewProcess>(std::vector<std::string>{"--config", config_.string()},
-                                               dir.path() / "curfew.log");
+    process_ = std::make_unique<CurfewProcess>(
+        std::vector<std::string>{"--config", config_.string()}, dir.path() / "curfew.log");
     if (!process_->wait_output("admin (/metrics /healthz /readyz) serving")) return;
     std::smatch m;
     const std::string out = process_->output();
-    if (std::regex_search(out, m, std::regex(R"(admin \(/metrics /healthz /readyz\) serving on \S+ \(port (\d+)\))"))) {
+    if (std::regex_search(
+            out, m,
+            std::regex(R"(admin \(/metrics /healthz /readyz\) serving on \S+ \(port (\d+)\))"))) {
       admin_port_ = std::stoi(m[1]);
     }
   }

@@ -48,9 +48,11 @@ inline void add_panels(const google::protobuf::ListValue& list, Dashboard& out) 
     DashboardPanel panel;
     panel.type = str(p, "type");
     panel.title = str(p, "title");
-    if (auto it = p.fields().find("id"); it != p.fields().end()) panel.id = it->second.number_value();
+    if (auto it = p.fields().find("id"); it != p.fields().end())
+      panel.id = it->second.number_value();
     panel.has_grid_pos = p.fields().contains("gridPos");
-    if (auto it = p.fields().find("targets"); it != p.fields().end() && it->second.has_list_value()) {
+    if (auto it = p.fields().find("targets");
+        it != p.fields().end() && it->second.has_list_value()) {
       for (const auto& t : it->second.list_value().values()) {
         if (!t.has_struct_value()) continue;
         DashboardQuery q;
@@ -64,7 +66,8 @@ inline void add_panels(const google::protobuf::ListValue& list, Dashboard& out) 
       }
     }
     out.panels.push_back(std::move(panel));
-    if (auto it = p.fields().find("panels"); it != p.fields().end() && it->second.has_list_value()) {
+    if (auto it = p.fields().find("panels");
+        it != p.fields().end() && it->second.has_list_value()) {
       add_panels(it->second.list_value(), out);
     }
   }
@@ -86,15 +89,18 @@ inline std::optional<Dashboard> load_dashboard(const std::string& path, std::str
   Dashboard d;
   d.title = dashboard_detail::str(root, "title");
   d.uid = dashboard_detail::str(root, "uid");
-  if (auto t = root.fields().find("templating"); t != root.fields().end() && t->second.has_struct_value()) {
+  if (auto t = root.fields().find("templating");
+      t != root.fields().end() && t->second.has_struct_value()) {
     if (auto l = t->second.struct_value().fields().find("list");
         l != t->second.struct_value().fields().end() && l->second.has_list_value()) {
       for (const auto& v : l->second.list_value().values()) {
-        if (v.has_struct_value()) d.variables.push_back(dashboard_detail::str(v.struct_value(), "name"));
+        if (v.has_struct_value())
+          d.variables.push_back(dashboard_detail::str(v.struct_value(), "name"));
       }
     }
   }
-  if (auto p = root.fields().find("panels"); p != root.fields().end() && p->second.has_list_value()) {
+  if (auto p = root.fields().find("panels");
+      p != root.fields().end() && p->second.has_list_value()) {
     dashboard_detail::add_panels(p->second.list_value(), d);
   }
   return d;

@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "exposition.h"
 #include "config/status_codes.h"
+#include "exposition.h"
 #include "metrics/call_metrics.h"
 #include "metrics/metric_families.h"
 #include "metrics/server_metrics.h"
@@ -18,7 +18,8 @@
 namespace curfew::testing {
 namespace {
 
-const std::string kDashboard = std::string(CURFEW_SOURCE_DIR) + "/deploy/prometheus/curfew-dashboard.json";
+const std::string kDashboard =
+    std::string(CURFEW_SOURCE_DIR) + "/deploy/prometheus/curfew-dashboard.json";
 
 Dashboard load() {
   std::string error;
@@ -111,9 +112,11 @@ TEST(Dashboard, QueriesNameOnlyMetricsCurfewExposes) {
            it != std::sregex_iterator(); ++it) {
         std::string name = (*it)[1];
         for (const char* suffix : {"_bucket", "_count", "_sum"}) {
-          if (!families.contains(name) && name.ends_with(suffix)) name.resize(name.size() - std::strlen(suffix));
+          if (!families.contains(name) && name.ends_with(suffix))
+            name.resize(name.size() - std::strlen(suffix));
         }
-        EXPECT_TRUE(families.contains(name)) << p.title << ": " << (*it)[1] << " is not a curfew metric";
+        EXPECT_TRUE(families.contains(name))
+            << p.title << ": " << (*it)[1] << " is not a curfew metric";
         ++checked;
       }
     }
@@ -131,11 +134,16 @@ std::vector<const metrics::MetricFamilyDecl*> declared_families() {
 
 std::string type_name(prometheus::MetricType type) {
   switch (type) {
-    case prometheus::MetricType::Counter: return "counter";
-    case prometheus::MetricType::Gauge: return "gauge";
-    case prometheus::MetricType::Histogram: return "histogram";
-    case prometheus::MetricType::Summary: return "summary";
-    case prometheus::MetricType::Untyped: return "untyped";
+    case prometheus::MetricType::Counter:
+      return "counter";
+    case prometheus::MetricType::Gauge:
+      return "gauge";
+    case prometheus::MetricType::Histogram:
+      return "histogram";
+    case prometheus::MetricType::Summary:
+      return "summary";
+    case prometheus::MetricType::Untyped:
+      return "untyped";
   }
   return "?";
 }

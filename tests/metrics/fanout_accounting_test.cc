@@ -89,10 +89,14 @@ listeners:
         retry: {attempts: 3, per_try_timeout: 1s, backoff: {base: 1ms, max: 2ms}, on: [UNAVAILABLE], budget_ratio: 1}
         mirror: {upstream: live, percent: 100}
 upstreams:
-  - {name: live, endpoints: [)" + live + R"(]}
-  - {name: live2, endpoints: [)" + live + R"(]}
-  - {name: dead, endpoints: [)" + dead + R"(]}
-  - {name: dead2, endpoints: [)" + dead + R"(]}
+  - {name: live, endpoints: [)" +
+          live + R"(]}
+  - {name: live2, endpoints: [)" +
+          live + R"(]}
+  - {name: dead, endpoints: [)" +
+          dead + R"(]}
+  - {name: dead2, endpoints: [)" +
+          dead + R"(]}
 )");
   }
 
@@ -119,11 +123,14 @@ upstreams:
 TEST_F(FanoutAccounting, GroupsChildrenSiblingsHedgesRetriesAndMirrorsAreCountedExactly) {
   auto all = stub("all"), quorum = stub("quorum"), hedge = stub("hedge"), retry = stub("retry");
   int calls = 0;
-  for (int i = 0; i < 2; ++i, ++calls) EXPECT_EQ(slow(*all, 5000).error_code(), grpc::StatusCode::UNAVAILABLE);
+  for (int i = 0; i < 2; ++i, ++calls)
+    EXPECT_EQ(slow(*all, 5000).error_code(), grpc::StatusCode::UNAVAILABLE);
   for (int i = 0; i < 3; ++i, ++calls) EXPECT_TRUE(echo(*all).ok());
-  for (int i = 0; i < 2; ++i, ++calls) EXPECT_EQ(slow(*quorum, 5000).error_code(), grpc::StatusCode::UNAVAILABLE);
+  for (int i = 0; i < 2; ++i, ++calls)
+    EXPECT_EQ(slow(*quorum, 5000).error_code(), grpc::StatusCode::UNAVAILABLE);
   for (int i = 0; i < 2; ++i, ++calls) EXPECT_TRUE(echo(*hedge).ok());
-  for (int i = 0; i < 2; ++i, ++calls) EXPECT_EQ(echo(*retry).error_code(), grpc::StatusCode::UNAVAILABLE);
+  for (int i = 0; i < 2; ++i, ++calls)
+    EXPECT_EQ(echo(*retry).error_code(), grpc::StatusCode::UNAVAILABLE);
   ASSERT_TRUE(all_reported(calls));
   // The mirror copies run as siblings of their calls: reported with them.
   Exposition e = scrape();
@@ -132,45 +139,60 @@ TEST_F(FanoutAccounting, GroupsChildrenSiblingsHedgesRetriesAndMirrorsAreCounted
   EXPECT_EQ(e.sum("curfew_inflight_requests"), 0);
 
   // Fan-out groups that failed, by mode; the successful route shows 0.
-  EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "scatter-fail"}, {"mode", "all"}}), 2);
+  EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "scatter-fail"}, {"mode", "all"}}),
+            2);
   EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "scatter-ok"}, {"mode", "all"}}), 0);
-  EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "quorum-fail"}, {"mode", "quorum"}}), 2);
+  EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "quorum-fail"}, {"mode", "quorum"}}),
+            2);
   EXPECT_EQ(e.value("curfew_fanout_failures_total", {{"route", "hedged"}, {"mode", "hedge"}}), 0);
   EXPECT_EQ(e.sum("curfew_fanout_failures_total"), 4);
 
   // The children that failed; the live children cancelled as siblings are not failures.
+  EXPECT_EQ(
+      e.value("curfew_fanout_child_failures_total",
+              {{"route", "scatter-fail"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}),
+      2);
   EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
-                    {{"route", "scatter-fail"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}), 2);
+                    {{"route", "quorum-fail"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}),
+            2);
+  EXPECT_EQ(
+      e.value("curfew_fanout_child_failures_total",
+              {{"route", "quorum-fail"}, {"upstream", "dead2"}, {"grpc_code", "UNAVAILABLE"}}),
+      2);
   EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
-                    {{"route", "quorum-fail"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}), 2);
-  EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
-                    {{"route", "quorum-fail"}, {"upstream", "dead2"}, {"grpc_code", "UNAVAILABLE"}}), 2);
-  EXPECT_EQ(e.value("curfew_fanout_child_failures_total",
-                    {{"route", "hedged"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}), 2);
+                    {{"route", "hedged"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}),
+            2);
   EXPECT_EQ(e.sum("curfew_fanout_child_failures_total"), 8);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "scatter-fail"}, {"cause", "sibling"}}), 2);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "quorum-fail"}, {"cause", "sibling"}}), 2);
+  EXPECT_EQ(
+      e.value("curfew_cancellations_total", {{"route", "scatter-fail"}, {"cause", "sibling"}}), 2);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "quorum-fail"}, {"cause", "sibling"}}),
+            2);
   EXPECT_EQ(e.sum("curfew_cancellations_total"), 4) << "nothing cancelled on the other routes";
 
   // Hedging: the hedge (second try) won each time; nothing lost.
   EXPECT_EQ(e.value("curfew_hedges_total", {{"route", "hedged"}, {"outcome", "won"}}), 2);
   EXPECT_EQ(e.sum("curfew_hedges_total"), 2);
-  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "hedged"}, {"cause", "hedge_lost"}}), 0);
+  EXPECT_EQ(e.value("curfew_cancellations_total", {{"route", "hedged"}, {"cause", "hedge_lost"}}),
+            0);
 
   // Retries: 3 tries per call, all failing; the mirror copy of each call reached the backend.
   EXPECT_EQ(e.value("curfew_retries_total", {{"route", "retried"}}), 4);
   EXPECT_EQ(e.value("curfew_retry_budget_exhausted_total", {{"route", "retried"}}), 0);
   EXPECT_EQ(e.value("curfew_upstream_requests_total",
-                    {{"route", "retried"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}), 6);
+                    {{"route", "retried"}, {"upstream", "dead"}, {"grpc_code", "UNAVAILABLE"}}),
+            6);
   EXPECT_EQ(e.value("curfew_upstream_requests_total",
-                    {{"route", "retried"}, {"upstream", "live"}, {"grpc_code", "OK"}}), 2);
+                    {{"route", "retried"}, {"upstream", "live"}, {"grpc_code", "OK"}}),
+            2);
 
   // Every upstream call: scatter 2x2 + 3x2, quorum 2x3, hedge 2x2, retry 2x3 + 2 mirrors.
   EXPECT_EQ(e.sum("curfew_upstream_requests_total"), 4 + 6 + 6 + 4 + 6 + 2);
   EXPECT_EQ(e.value("curfew_upstream_requests_total",
-                    {{"route", "scatter-ok"}, {"upstream", "live2"}, {"grpc_code", "OK"}}), 3);
+                    {{"route", "scatter-ok"}, {"upstream", "live2"}, {"grpc_code", "OK"}}),
+            3);
   EXPECT_EQ(e.value("curfew_upstream_requests_total",
-                    {{"route", "scatter-fail"}, {"upstream", "live"}, {"grpc_code", "CANCELLED"}}), 2);
+                    {{"route", "scatter-fail"}, {"upstream", "live"}, {"grpc_code", "CANCELLED"}}),
+            2);
   // No deadline was involved anywhere.
   EXPECT_EQ(e.sum("curfew_timeouts_total"), 0);
 }
@@ -180,7 +202,8 @@ TEST_F(FanoutAccounting, GroupsChildrenSiblingsHedgesRetriesAndMirrorsAreCounted
 // for a single upstream.
 TEST_F(FanoutAccounting, FanoutCutByTheUpstreamDeadlineIsARouteTimeout) {
   auto offset = stub("offset");
-  for (int i = 0; i < 2; ++i) EXPECT_EQ(slow(*offset, 5000).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  for (int i = 0; i < 2; ++i)
+    EXPECT_EQ(slow(*offset, 5000).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   ASSERT_TRUE(all_reported(2));
   Exposition e = scrape();
   EXPECT_EQ(e.value("curfew_timeouts_total", {{"route", "offset"}, {"cause", "route"}}), 2);

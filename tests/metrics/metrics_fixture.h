@@ -26,9 +26,9 @@ class MetricsFixture : public ::testing::Test {
     ASSERT_NE(sidecar_, nullptr);
     server_.set_readiness([this] { return sidecar_ && sidecar_->ready(); });
     auto admin = metrics::AdminServer::start(
-        {.address = "127.0.0.1:0",
-         .collectables = {&server_, &calls_},
-         .ready = [this] { return sidecar_ && sidecar_->ready(); }});
+        {.address = "127.0.0.1:0", .collectables = {&server_, &calls_}, .ready = [this] {
+           return sidecar_ && sidecar_->ready();
+         }});
     ASSERT_TRUE(admin.ok()) << admin.status();
     admin_ = std::move(*admin);
   }

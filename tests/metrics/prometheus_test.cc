@@ -41,13 +41,15 @@ std::string curfew_config(int listen_port, int backend_port) {
 admin: {address: 127.0.0.1:0}
 listeners:
   - name: inbound
-    address: 127.0.0.1:)" + std::to_string(listen_port) + R"(
+    address: 127.0.0.1:)" +
+         std::to_string(listen_port) + R"(
     routes:
       - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 200ms}
       - {name: guarded, match: {method: /curfew.demo.Demo/Stream}, upstream: demo, min_budget: 300ms}
       - {name: demo, match: {service: curfew.demo.Demo}, upstream: demo, timeout: 5s}
 upstreams:
-  - {name: demo, endpoints: [127.0.0.1:)" + std::to_string(backend_port) + "]}\n";
+  - {name: demo, endpoints: [127.0.0.1:)" +
+         std::to_string(backend_port) + "]}\n";
 }
 
 // The numbers the traffic below causes.
@@ -89,7 +91,8 @@ class WithCurfew : public ::testing::Test {
       demo::SlowRequest request;
       request.set_delay_ms(5000);
       demo::EchoReply reply;
-      EXPECT_EQ(demo->Slow(&ctx, request, &reply).error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+      EXPECT_EQ(demo->Slow(&ctx, request, &reply).error_code(),
+                grpc::StatusCode::DEADLINE_EXCEEDED);
     }
     for (int i = 0; i < kFastFails; ++i) {
       grpc::ClientContext ctx;
@@ -104,16 +107,19 @@ class WithCurfew : public ::testing::Test {
     for (int i = 0; i < kUnmatched; ++i) {
       grpc::ClientContext ctx;
       grpc::testing::Empty request, reply;
-      EXPECT_EQ(other->EmptyCall(&ctx, request, &reply).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+      EXPECT_EQ(other->EmptyCall(&ctx, request, &reply).error_code(),
+                grpc::StatusCode::UNIMPLEMENTED);
     }
   }
 
   // Waits until curfew has reported every call (a report lands just after the caller's status).
   bool all_reported() {
-    return eventually([&] {
-      auto e = curfew_->scrape();
-      return e && e->sum("curfew_requests_total") == kCalls;
-    }, 10s);
+    return eventually(
+        [&] {
+          auto e = curfew_->scrape();
+          return e && e->sum("curfew_requests_total") == kCalls;
+        },
+        10s);
   }
 
   TempDir dir_;
@@ -168,7 +174,8 @@ rule_files:
 scrape_configs:
   - job_name: curfew
     static_configs:
-      - targets: ["127.0.0.1:)" + std::to_string(curfew_admin_port) + R"("]
+      - targets: ["127.0.0.1:)" +
+                           std::to_string(curfew_admin_port) + R"("]
 )");
     process_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{PROMETHEUS, "--config.file=" + config.string(),
@@ -180,10 +187,12 @@ scrape_configs:
 
   // Waits (bounded) until the server answers /-/ready.
   bool wait_ready(std::chrono::milliseconds limit = 60s) {
-    return eventually([&] {
-      auto res = client().Get("/-/ready");
-      return res && res->status == 200;
-    }, limit);
+    return eventually(
+        [&] {
+          auto res = client().Get("/-/ready");
+          return res && res->status == 200;
+        },
+        limit);
   }
 
   // GET /api/v1/query?query=`expr`: the body, or nullopt on a transport error.
@@ -253,7 +262,11 @@ bool same_number(double a, double b) {
 TEST_F(WithCurfew, PrometheusScrapesAndFindsTheSameNumbers) {
   send_traffic();
   curfew_->process().signal(SIGHUP);  // one successful reload
-  ASSERT_TRUE(eventually([&] { return curfew_->metric("curfew_config_reloads_total", {{"result", "ok"}}) == 1; }, 10s))
+  ASSERT_TRUE(eventually(
+      [&] {
+        return curfew_->metric("curfew_config_reloads_total", {{"result", "ok"}}) == 1;
+      },
+      10s))
       << curfew_->process().output();
   ASSERT_TRUE(all_reported());
 
@@ -291,7 +304,8 @@ TEST_F(WithCurfew, PrometheusScrapesAndFindsTheSameNumbers) {
          it != std::sregex_iterator(); ++it) {
       labels[(*it)[1]] = (*it)[2];
     }
-    return m[1] == "sum" ? direct->sum(m[2], labels) : static_cast<double>(direct->count(m[2], labels));
+    return m[1] == "sum" ? direct->sum(m[2], labels)
+                         : static_cast<double>(direct->count(m[2], labels));
   };
   for (const auto& [expr, value] : expected) {
     EXPECT_EQ(direct_value(expr), value) << "curfew's own /metrics: " << expr;
@@ -301,11 +315,14 @@ TEST_F(WithCurfew, PrometheusScrapesAndFindsTheSameNumbers) {
   Prometheus prometheus(dir_, curfew_->admin_port());
   ASSERT_TRUE(prometheus.wait_ready()) << prometheus.output();
   ASSERT_TRUE(eventually([&] { return prometheus.query(R"(up{job="curfew"})") == 1.0; }, 30s))
-      << prometheus.query_raw(R"(up{job="curfew"})").value_or("(no answer)") << "\n" << prometheus.output();
-  ASSERT_TRUE(eventually([&] { return prometheus.query("sum(curfew_requests_total)") == kCalls; }, 30s))
+      << prometheus.query_raw(R"(up{job="curfew"})").value_or("(no answer)") << "\n"
+      << prometheus.output();
+  ASSERT_TRUE(
+      eventually([&] { return prometheus.query("sum(curfew_requests_total)") == kCalls; }, 30s))
       << prometheus.query_raw("sum(curfew_requests_total)").value_or("(no answer)");
   for (const auto& [expr, value] : expected) {
-    EXPECT_EQ(prometheus.query(expr), value) << expr << " -> " << prometheus.query_raw(expr).value_or("");
+    EXPECT_EQ(prometheus.query(expr), value)
+        << expr << " -> " << prometheus.query_raw(expr).value_or("");
   }
 
   // And every sample curfew exposes, series by series (nothing moves any more).
@@ -314,7 +331,8 @@ TEST_F(WithCurfew, PrometheusScrapesAndFindsTheSameNumbers) {
     if (s.name == "process_start_time_seconds") continue;  // a float timestamp: compared below
     const auto got = prometheus.query(selector(s));
     ASSERT_TRUE(got) << selector(s) << " -> " << prometheus.query_raw(selector(s)).value_or("");
-    EXPECT_TRUE(same_number(*got, s.value)) << selector(s) << ": prometheus " << *got << ", curfew " << s.value;
+    EXPECT_TRUE(same_number(*got, s.value))
+        << selector(s) << ": prometheus " << *got << ", curfew " << s.value;
     ++compared;
   }
   EXPECT_GT(compared, 100);
@@ -332,12 +350,14 @@ std::vector<std::string> dashboard_queries() {
   for (const auto& panel : dashboard->panels) {
     for (const auto& query : panel.queries) {
       std::string expr = query.expr;
-      for (const auto& [var, value] : {std::pair<std::string, std::string>{"$__rate_interval", "1m"},
-                                       {"$__interval", "15s"},
-                                       {"$job", ".*"},
-                                       {"$listener", ".*"},
-                                       {"$route", ".*"}}) {
-        for (size_t at; (at = expr.find(var)) != std::string::npos;) expr.replace(at, var.size(), value);
+      for (const auto& [var, value] :
+           {std::pair<std::string, std::string>{"$__rate_interval", "1m"},
+            {"$__interval", "15s"},
+            {"$job", ".*"},
+            {"$listener", ".*"},
+            {"$route", ".*"}}) {
+        for (size_t at; (at = expr.find(var)) != std::string::npos;)
+          expr.replace(at, var.size(), value);
       }
       exprs.push_back(expr);
     }
@@ -350,21 +370,25 @@ TEST_F(WithCurfew, PrometheusEvaluatesTheAlertRulesAndTheDashboardQueries) {
   ASSERT_TRUE(all_reported());
   Prometheus prometheus(dir_, curfew_->admin_port());
   ASSERT_TRUE(prometheus.wait_ready()) << prometheus.output();
-  ASSERT_TRUE(eventually([&] { return prometheus.query("sum(curfew_requests_total)") == kCalls; }, 30s));
+  ASSERT_TRUE(
+      eventually([&] { return prometheus.query("sum(curfew_requests_total)") == kCalls; }, 30s));
 
   // Each rule evaluated at least once, none with an error.
   std::string rules;
-  ASSERT_TRUE(eventually([&] {
-    auto body = prometheus.get("/api/v1/rules");
-    if (!body) return false;
-    rules = *body;
-    return rules.find("\"health\":\"unknown\"") == std::string::npos &&
-           rules.find("\"health\":\"ok\"") != std::string::npos;
-  }, 30s)) << rules;
+  ASSERT_TRUE(eventually(
+      [&] {
+        auto body = prometheus.get("/api/v1/rules");
+        if (!body) return false;
+        rules = *body;
+        return rules.find("\"health\":\"unknown\"") == std::string::npos &&
+               rules.find("\"health\":\"ok\"") != std::string::npos;
+      },
+      30s))
+      << rules;
   EXPECT_EQ(rules.find("\"health\":\"err\""), std::string::npos) << rules;
-  for (const char* alert : {"CurfewHighTimeoutRatio", "CurfewHighFanoutFailureRatio",
-                            "CurfewCancellationStorm", "CurfewRejectingCalls",
-                            "CurfewConfigReloadFailing", "CurfewNotReady"}) {
+  for (const char* alert :
+       {"CurfewHighTimeoutRatio", "CurfewHighFanoutFailureRatio", "CurfewCancellationStorm",
+        "CurfewRejectingCalls", "CurfewConfigReloadFailing", "CurfewNotReady"}) {
     EXPECT_NE(rules.find(std::string("\"name\":\"") + alert + "\""), std::string::npos) << alert;
   }
 

@@ -29,7 +29,8 @@ listeners:
       - {name: single, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 30s, max_concurrent_calls: 1}
       - {name: rest, match: {prefix: /}, upstream: demo, timeout: 30s}
 upstreams:
-  - {name: demo, endpoints: [127.0.0.1:)" + std::to_string(backend_->port()) + "]}\n");
+  - {name: demo, endpoints: [127.0.0.1:)" +
+          std::to_string(backend_->port()) + "]}\n");
     stub_ = Demo::NewStub(channel_to(sidecar_->port("limited")));
   }
 
@@ -53,7 +54,8 @@ TEST_F(RejectionAccounting, RefusalsAreCountedByLimit) {
     grpc::ClientContext ctx;
     demo::SlowRequest request;
     demo::EchoReply reply;
-    EXPECT_EQ(stub_->Slow(&ctx, request, &reply).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(stub_->Slow(&ctx, request, &reply).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   // Hold the listener's second slot with a stream that waits before its second message.
   grpc::ClientContext stream_ctx;
@@ -68,13 +70,18 @@ TEST_F(RejectionAccounting, RefusalsAreCountedByLimit) {
     grpc::ClientContext ctx;
     demo::EchoRequest request;
     demo::EchoReply reply;
-    EXPECT_EQ(stub_->Echo(&ctx, request, &reply).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_EQ(stub_->Echo(&ctx, request, &reply).error_code(),
+              grpc::StatusCode::RESOURCE_EXHAUSTED);
   }
   EXPECT_TRUE(eventually([&] { return scrape().sum("curfew_rejected_total") == 2; }));
 
   Exposition during = scrape();
-  EXPECT_EQ(during.value("curfew_rejected_total", {{"listener", "limited"}, {"route", "single"}, {"limit", "route"}}), 1);
-  EXPECT_EQ(during.value("curfew_rejected_total", {{"listener", "limited"}, {"route", "rest"}, {"limit", "listener"}}), 1);
+  EXPECT_EQ(during.value("curfew_rejected_total",
+                         {{"listener", "limited"}, {"route", "single"}, {"limit", "route"}}),
+            1);
+  EXPECT_EQ(during.value("curfew_rejected_total",
+                         {{"listener", "limited"}, {"route", "rest"}, {"limit", "listener"}}),
+            1);
   EXPECT_EQ(during.sum("curfew_requests_total", {{"grpc_code", "RESOURCE_EXHAUSTED"}}), 2);
   EXPECT_EQ(during.sum("curfew_inflight_requests"), 2) << "the two calls holding the slots";
 

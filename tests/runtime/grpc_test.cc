@@ -83,7 +83,8 @@ class RuntimeServer {
   std::atomic<int> uploads_half_closed_{0};
   std::atomic<int> uploads_reset_{0};
   // Last: destroyed first, while what its calls use is still there.
-  curfew::testing::RuntimeGenericServer server_{[this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
+  curfew::testing::RuntimeGenericServer server_{
+      [this](rt::ServerCallPtr call) { return handle(std::move(call)); }};
 };
 
 // Waits (on the loop) until `pred` holds, at most `limit`.
@@ -187,7 +188,8 @@ TEST(RuntimeGrpc, CancellingTaskBlockedInClientReadCancelsTheRpcAndServerObserve
   rt::run([](Client& c, RuntimeServer& s) -> rt::Task<void> {
     bool reader_cancelled = false;
     rt::TaskGroup group;
-    co_await group.run([](Client& c, RuntimeServer& s, rt::TaskGroup& g, bool& reader_cancelled) -> rt::Task<void> {
+    co_await group.run([](Client& c, RuntimeServer& s, rt::TaskGroup& g,
+                          bool& reader_cancelled) -> rt::Task<void> {
       auto reader = g.spawn([](Client& c, bool& cancelled) -> rt::Task<void> {
         rt::ClientCall call(c.stub, "/t.S/Hang", *rt::Loop::current());
         call.context().set_deadline(std::chrono::system_clock::now() + 30s);
@@ -300,7 +302,8 @@ TEST(RuntimeGrpc, AReadTellsAHalfCloseFromAResetAtOnce) {
     while (cq.Next(&tag, &ok)) {
     }
   }
-  for (int i = 0; i < 500 && server.uploads_half_closed() + server.uploads_reset() < kUploads; ++i) {
+  for (int i = 0; i < 500 && server.uploads_half_closed() + server.uploads_reset() < kUploads;
+       ++i) {
     std::this_thread::sleep_for(10ms);
   }
   EXPECT_EQ(server.uploads_half_closed(), kUploads / 2);

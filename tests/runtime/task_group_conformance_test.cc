@@ -88,17 +88,22 @@ template <class E>
            << "expected " << typeid(E).name() << ", got " << rt::describe_error(error);
   }
   if (what != e->what()) {
-    return ::testing::AssertionFailure() << "expected message '" << what << "', got '" << e->what() << "'";
+    return ::testing::AssertionFailure()
+           << "expected message '" << what << "', got '" << e->what() << "'";
   }
   return ::testing::AssertionSuccess();
 }
 
 // `error` is a CancelledError carrying `reason`.
-::testing::AssertionResult cancelled_with(const std::exception_ptr& error, const std::string& reason) {
+::testing::AssertionResult cancelled_with(const std::exception_ptr& error,
+                                          const std::string& reason) {
   auto e = caught_as<rt::CancelledError>(error);
-  if (!e) return ::testing::AssertionFailure() << "expected a cancellation, got " << rt::describe_error(error);
+  if (!e)
+    return ::testing::AssertionFailure()
+           << "expected a cancellation, got " << rt::describe_error(error);
   if (e->reason() != reason) {
-    return ::testing::AssertionFailure() << "expected reason '" << reason << "', got '" << e->reason() << "'";
+    return ::testing::AssertionFailure()
+           << "expected reason '" << reason << "', got '" << e->reason() << "'";
   }
   return ::testing::AssertionSuccess();
 }
@@ -223,12 +228,13 @@ Task<void> spawn_and_cancel(TaskGroup& outer, TaskHandle<void>& handle, Task<voi
 
 // Runs `owner` as a task of its own (asyncio.create_task(runner())), cancels that task from
 // outside after `delay` with `reason`, waits for it and reports how it ended.
-Task<OwnerOutcome> cancel_from_outside(Task<void> owner, Ms delay, std::string reason = "external") {
+Task<OwnerOutcome> cancel_from_outside(Task<void> owner, Ms delay,
+                                       std::string reason = "external") {
   OwnerOutcome out;
   TaskHandle<void> handle;
   TaskGroup outer;
-  co_await outer.run(
-      spawn_and_cancel(outer, handle, recording(std::move(owner), out), delay, std::move(reason), out));
+  co_await outer.run(spawn_and_cancel(outer, handle, recording(std::move(owner), out), delay,
+                                      std::move(reason), out));
   out.ended_cancelled = handle.cancelled();
   co_return out;
 }
@@ -323,7 +329,8 @@ TEST(TaskGroupConformance, T04_ChildFailureCancelsSiblingsAndRaisesGroupWithThat
   EXPECT_EQ(group->failures()[0].error, failing.error()) << "not the child's own error";
 }
 
-TEST(TaskGroupConformance, T05_SeveralChildrenFailSiblingAndBodySeeCancellationGroupHoldsOnlyFailures) {
+TEST(TaskGroupConformance,
+     T05_SeveralChildrenFailSiblingAndBodySeeCancellationGroupHoldsOnlyFailures) {
   NoFrameLeak no_leak;
   int after_scope = 0;
   Probe sibling;
@@ -372,7 +379,8 @@ TEST(TaskGroupConformance, T06_OwnerCancelledFromOutsideEndsCancelledWithReasonC
       20ms, "test"));
 
   EXPECT_TRUE(out.running_at_cancel);
-  EXPECT_TRUE(cancelled_with(out.error, "test")) << "the owner must end cancelled, not with an error group";
+  EXPECT_TRUE(cancelled_with(out.error, "test"))
+      << "the owner must end cancelled, not with an error group";
   EXPECT_TRUE(out.ended_cancelled);
   EXPECT_EQ(children.cancelled, 5);
   EXPECT_EQ(children.cleaned_up, 5);
@@ -415,7 +423,8 @@ TEST(TaskGroupConformance, T08_ChildrenFailWhileOwnerCancelledFromOutsideOutcome
         TaskGroup g;
         co_await g.run([&]() -> Task<void> {
           for (int i = 0; i < 2; ++i) g.spawn(fail_after(20ms, "failed on its own"));
-          for (int i = 0; i < 3; ++i) g.spawn(fail_when_cancelled("failed on teardown", failed_on_teardown));
+          for (int i = 0; i < 3; ++i)
+            g.spawn(fail_when_cancelled("failed on teardown", failed_on_teardown));
           std::exception_ptr cancellation;
           try {
             co_await rt::sleep(kForever);
@@ -458,7 +467,8 @@ TEST(TaskGroupConformance, T09_BodyFailsAfterSpawningChildrenCancelledGroupHolds
   auto group = caught_as<rt::ErrorGroup>(err);
   ASSERT_TRUE(group) << rt::describe_error(err);
   ASSERT_EQ(group->failures().size(), 1u) << group->what();
-  EXPECT_EQ(group->failures()[0].task_name, "") << "the body's failure is listed without a task name";
+  EXPECT_EQ(group->failures()[0].task_name, "")
+      << "the body's failure is listed without a task name";
   EXPECT_TRUE(holds<MyError>(group->failures()[0].error, "body failed"));
 }
 
@@ -488,7 +498,8 @@ TEST(TaskGroupConformance, T10_BodyFailsImmediatelyChildrenCancelledBeforeStarti
 
 // Nested groups whose inner children fail at 10 ms; a sibling takes 30 ms to clean up, so the
 // inner group is still tearing down when the owner is cancelled at 20 ms.
-Task<void> nested_with_failing_inner(bool outer_has_long_child, Probe& lingering, Probe& long_child) {
+Task<void> nested_with_failing_inner(bool outer_has_long_child, Probe& lingering,
+                                     Probe& long_child) {
   TaskGroup outer;
   co_await outer.run([&]() -> Task<void> {
     if (outer_has_long_child) outer.spawn(wait_forever(long_child), "long");
@@ -507,8 +518,8 @@ TEST(TaskGroupConformance, T11_NestedGroupsInnerChildrenFailOwnerCancelledEndsCa
   for (Ms cancel_at : {5ms, 10ms, 20ms}) {
     SCOPED_TRACE("owner cancelled after " + std::to_string(cancel_at.count()) + " ms");
     Probe lingering, unused;
-    OwnerOutcome out =
-        rt::run(cancel_from_outside(nested_with_failing_inner(false, lingering, unused), cancel_at));
+    OwnerOutcome out = rt::run(
+        cancel_from_outside(nested_with_failing_inner(false, lingering, unused), cancel_at));
     EXPECT_TRUE(out.running_at_cancel);
     EXPECT_TRUE(caught_as<rt::CancelledError>(out.error)) << rt::describe_error(out.error);
     EXPECT_TRUE(out.ended_cancelled);
@@ -520,8 +531,8 @@ TEST(TaskGroupConformance, T12_OuterLongChildInnerFailingChildrenOwnerCancelledE
   for (Ms cancel_at : {5ms, 10ms, 20ms}) {
     SCOPED_TRACE("owner cancelled after " + std::to_string(cancel_at.count()) + " ms");
     Probe lingering, long_child;
-    OwnerOutcome out =
-        rt::run(cancel_from_outside(nested_with_failing_inner(true, lingering, long_child), cancel_at));
+    OwnerOutcome out = rt::run(
+        cancel_from_outside(nested_with_failing_inner(true, lingering, long_child), cancel_at));
     EXPECT_TRUE(out.running_at_cancel);
     EXPECT_TRUE(caught_as<rt::CancelledError>(out.error)) << rt::describe_error(out.error);
     EXPECT_TRUE(out.ended_cancelled);
@@ -601,8 +612,8 @@ Task<void> crash_soon_with_slow_body_cleanup(bool& cleanup_await_completed) {
 TEST(TaskGroupConformance, T15_OwnerCancelledWhileChildFailurePendingCleanupAwaitCompletes) {
   NoFrameLeak no_leak;
   bool cleanup_await_completed = false;
-  OwnerOutcome out =
-      rt::run(cancel_from_outside(crash_soon_with_slow_body_cleanup(cleanup_await_completed), 10ms));
+  OwnerOutcome out = rt::run(
+      cancel_from_outside(crash_soon_with_slow_body_cleanup(cleanup_await_completed), 10ms));
   EXPECT_TRUE(out.running_at_cancel);
   EXPECT_TRUE(cleanup_await_completed) << "the body's cleanup await was cut short";
   EXPECT_TRUE(caught_as<rt::CancelledError>(out.error)) << rt::describe_error(out.error);
@@ -1080,7 +1091,8 @@ TEST(TaskGroupConformance, T27_GroupWithdrawsItsOwnCancellationOfOwner) {
 // The owner of item 28: a child fails at 10 ms, so the group cancels its owner internally and is
 // still busy 30 ms later — joining a child with a slow cleanup, or (body_lingers) in the body's
 // own cleanup of that cancellation. Records the owner's pending-cancellation count on the way out.
-Task<void> group_busy_cancelling_internally(bool body_lingers, Probe& slow, int& cancelling_at_end) {
+Task<void> group_busy_cancelling_internally(bool body_lingers, Probe& slow,
+                                            int& cancelling_at_end) {
   rt::TaskState& self = co_await rt::this_task{};
   TaskGroup g;
   try {
@@ -1114,7 +1126,8 @@ TEST(TaskGroupConformance, T28_ExternalCancellationDuringInternalCancellationIsN
     EXPECT_EQ(slow.cancelled, 1) << "the group had not started cancelling internally";
     EXPECT_TRUE(cancelled_with(out.error, "external"));
     EXPECT_TRUE(out.ended_cancelled);
-    EXPECT_EQ(cancelling_at_end, 1) << "the external request must still be pending, the group's withdrawn";
+    EXPECT_EQ(cancelling_at_end, 1)
+        << "the external request must still be pending, the group's withdrawn";
   }
 }
 

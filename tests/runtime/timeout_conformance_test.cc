@@ -197,7 +197,8 @@ TEST_F(TimeoutConformance, T33_BodySeesCancellationAndCleanupRunsBeforeTimeoutEr
     }
   }());
   const std::vector<std::string> expected = {"body saw CancelledError", "body cleanup awaited",
-                                             "body cleanup (destructor)", "caller got TimeoutError"};
+                                             "body cleanup (destructor)",
+                                             "caller got TimeoutError"};
   EXPECT_EQ(events, expected);
 }
 

@@ -1,8 +1,8 @@
-// Timers (runtime/detail/timers.h): the per-loop min-heap of deadlines, tested on its own (no loop, no
-// clock: time points are made up). Firing order by deadline with ties in insertion order, next(),
-// fire_due()'s count and its boundary (a deadline equal to `now` is due), remove() of scheduled,
-// never-added and already-fired nodes, re-adding a node, timers that add or remove others while
-// firing, and a seeded random workload checked against a simple model.
+// Timers (runtime/detail/timers.h): the per-loop min-heap of deadlines, tested on its own (no loop,
+// no clock: time points are made up). Firing order by deadline with ties in insertion order,
+// next(), fire_due()'s count and its boundary (a deadline equal to `now` is due), remove() of
+// scheduled, never-added and already-fired nodes, re-adding a node, timers that add or remove
+// others while firing, and a seeded random workload checked against a simple model.
 #include <algorithm>
 #include <chrono>
 #include <cstddef>

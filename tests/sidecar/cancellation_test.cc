@@ -25,7 +25,8 @@ listeners:
     routes:
       - {name: all, match: {prefix: /}, upstream: backend}
 upstreams:
-  - {name: backend, endpoints: [127.0.0.1:)" + std::to_string(port) + "]}\n";
+  - {name: backend, endpoints: [127.0.0.1:)" +
+         std::to_string(port) + "]}\n";
 }
 
 TEST(Cancellation, CallerCancelsUnaryCallAndUpstreamObservesIt) {
@@ -128,7 +129,8 @@ listeners:
     routes:
       - {name: duplex, match: {prefix: /}, upstream: backend, timeout: 200ms}
 upstreams:
-  - {name: backend, endpoints: [127.0.0.1:)" + std::to_string(server_->port()) + "]}\n");
+  - {name: backend, endpoints: [127.0.0.1:)" +
+                           std::to_string(server_->port()) + "]}\n");
   stub_ = grpc::testing::TestService::NewStub(channel_to(sidecar_->port("inbound")));
   grpc::ClientContext ctx;
   auto stream = stub_->FullDuplexCall(&ctx);
@@ -136,7 +138,8 @@ upstreams:
   EXPECT_FALSE(stream->Read(&response));
   grpc::Status status = stream->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
-  EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos)
+      << status.error_message();
 }
 
 TEST_F(StreamingCancellation, RouteDeadlineAfterResponsesWereWrittenStillAnswersDeadlineExceeded) {
@@ -150,7 +153,8 @@ listeners:
     routes:
       - {name: duplex, match: {prefix: /}, upstream: backend, timeout: 300ms}
 upstreams:
-  - {name: backend, endpoints: [127.0.0.1:)" + std::to_string(server_->port()) + "]}\n");
+  - {name: backend, endpoints: [127.0.0.1:)" +
+                           std::to_string(server_->port()) + "]}\n");
   stub_ = grpc::testing::TestService::NewStub(channel_to(sidecar_->port("inbound")));
   grpc::ClientContext ctx;
   auto stream = stub_->FullDuplexCall(&ctx);
@@ -162,7 +166,8 @@ upstreams:
   EXPECT_FALSE(stream->Read(&response));  // idle until the route deadline
   grpc::Status status = stream->Finish();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << status.error_message();
-  EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("route 'duplex'"), std::string::npos)
+      << status.error_message();
 }
 
 }  // namespace

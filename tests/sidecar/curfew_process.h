@@ -20,7 +20,6 @@
 #include <thread>
 #include <vector>
 
-
 #include "spawn_child.h"
 
 namespace curfew::testing {
@@ -115,7 +114,8 @@ class CurfewProcess {
   }
 
   // Waits (bounded) until the output contains `text`.
-  bool wait_output(const std::string& text, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
+  bool wait_output(const std::string& text,
+                   std::chrono::milliseconds limit = std::chrono::seconds(10)) {
     const auto until = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < until) {
       if (output().find(text) != std::string::npos) return true;

@@ -6,7 +6,7 @@
 //   budget = the caller's grpc-timeout, cut to the route's max_timeout if longer   (kCaller /
 //            kCallerCapped; the route's `timeout` is NOT consulted when the caller sent one),
 //          = else the route's timeout                                              (kRoute),
-//          = else the listener's default_timeout                                   (kListenerDefault;
+//          = else the listener's default_timeout (kListenerDefault;
 //            max_timeout never caps a route or listener timeout);
 //   deadline          = arrival + budget;
 //   upstream_deadline = deadline - deadline_offset;
@@ -57,91 +57,91 @@ constexpr auto kNone = std::nullopt;
 //          => deadline | upstream deadline | fast_fail | source | describe()
 const std::vector<Row> kRows = {
     // --- Where the budget comes from ---------------------------------------------------------
-    {"NoCallerRouteTimeout", kNone, 250ms, kNone, 0ns, 0ns, 750ms,
-     250ms, 250ms, false, Source::kRoute, "250ms (route timeout)"},
-    {"NoCallerNoRouteTimeoutListenerDefault", kNone, kNone, kNone, 0ns, 0ns, 750ms,
-     750ms, 750ms, false, Source::kListenerDefault, "750ms (listener default_timeout)"},
-    {"NoCallerRouteTimeoutNotCappedByMaxTimeout", kNone, 5s, 1s, 0ns, 0ns, 750ms,
-     5s, 5s, false, Source::kRoute, "5000ms (route timeout)"},
-    {"NoCallerListenerDefaultNotCappedByMaxTimeout", kNone, kNone, 100ms, 0ns, 0ns, 750ms,
-     750ms, 750ms, false, Source::kListenerDefault, "750ms (listener default_timeout)"},
-    {"CallerShorterThanRouteTimeout", 100ms, 250ms, kNone, 0ns, 0ns, 750ms,
-     100ms, 100ms, false, Source::kCaller, "100ms (caller's grpc-timeout)"},
-    {"CallerLongerThanRouteTimeoutIsKept", 2s, 250ms, kNone, 0ns, 0ns, 750ms,
-     2s, 2s, false, Source::kCaller, "2000ms (caller's grpc-timeout)"},
-    {"CallerLongerThanListenerDefaultIsKept", 5s, kNone, kNone, 0ns, 0ns, 750ms,
-     5s, 5s, false, Source::kCaller, "5000ms (caller's grpc-timeout)"},
-    {"CallerShorterThanListenerDefault", 10ms, kNone, kNone, 0ns, 0ns, 750ms,
-     10ms, 10ms, false, Source::kCaller, "10ms (caller's grpc-timeout)"},
+    {"NoCallerRouteTimeout", kNone, 250ms, kNone, 0ns, 0ns, 750ms, 250ms, 250ms, false,
+     Source::kRoute, "250ms (route timeout)"},
+    {"NoCallerNoRouteTimeoutListenerDefault", kNone, kNone, kNone, 0ns, 0ns, 750ms, 750ms, 750ms,
+     false, Source::kListenerDefault, "750ms (listener default_timeout)"},
+    {"NoCallerRouteTimeoutNotCappedByMaxTimeout", kNone, 5s, 1s, 0ns, 0ns, 750ms, 5s, 5s, false,
+     Source::kRoute, "5000ms (route timeout)"},
+    {"NoCallerListenerDefaultNotCappedByMaxTimeout", kNone, kNone, 100ms, 0ns, 0ns, 750ms, 750ms,
+     750ms, false, Source::kListenerDefault, "750ms (listener default_timeout)"},
+    {"CallerShorterThanRouteTimeout", 100ms, 250ms, kNone, 0ns, 0ns, 750ms, 100ms, 100ms, false,
+     Source::kCaller, "100ms (caller's grpc-timeout)"},
+    {"CallerLongerThanRouteTimeoutIsKept", 2s, 250ms, kNone, 0ns, 0ns, 750ms, 2s, 2s, false,
+     Source::kCaller, "2000ms (caller's grpc-timeout)"},
+    {"CallerLongerThanListenerDefaultIsKept", 5s, kNone, kNone, 0ns, 0ns, 750ms, 5s, 5s, false,
+     Source::kCaller, "5000ms (caller's grpc-timeout)"},
+    {"CallerShorterThanListenerDefault", 10ms, kNone, kNone, 0ns, 0ns, 750ms, 10ms, 10ms, false,
+     Source::kCaller, "10ms (caller's grpc-timeout)"},
 
     // --- max_timeout caps the caller's own timeout ---------------------------------------------
-    {"CallerExactlyMaxTimeoutNotCapped", 1s, 250ms, 1s, 0ns, 0ns, 750ms,
-     1s, 1s, false, Source::kCaller, "1000ms (caller's grpc-timeout)"},
-    {"CallerOneNsAboveMaxTimeoutCapped", 1s + 1ns, 250ms, 1s, 0ns, 0ns, 750ms,
-     1s, 1s, false, Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
-    {"CallerOneNsBelowMaxTimeoutKept", 1s - 1ns, 250ms, 1s, 0ns, 0ns, 750ms,
-     1s - 1ns, 1s - 1ns, false, Source::kCaller, "999ms (caller's grpc-timeout)"},
-    {"CallerHoursAboveMaxTimeoutCapped", 24h, kNone, 1s, 0ns, 0ns, 750ms,
-     1s, 1s, false, Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
-    {"CallerFarBelowMaxTimeoutKept", 3ms, kNone, 1s, 0ns, 0ns, 750ms,
-     3ms, 3ms, false, Source::kCaller, "3ms (caller's grpc-timeout)"},
+    {"CallerExactlyMaxTimeoutNotCapped", 1s, 250ms, 1s, 0ns, 0ns, 750ms, 1s, 1s, false,
+     Source::kCaller, "1000ms (caller's grpc-timeout)"},
+    {"CallerOneNsAboveMaxTimeoutCapped", 1s + 1ns, 250ms, 1s, 0ns, 0ns, 750ms, 1s, 1s, false,
+     Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
+    {"CallerOneNsBelowMaxTimeoutKept", 1s - 1ns, 250ms, 1s, 0ns, 0ns, 750ms, 1s - 1ns, 1s - 1ns,
+     false, Source::kCaller, "999ms (caller's grpc-timeout)"},
+    {"CallerHoursAboveMaxTimeoutCapped", 24h, kNone, 1s, 0ns, 0ns, 750ms, 1s, 1s, false,
+     Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
+    {"CallerFarBelowMaxTimeoutKept", 3ms, kNone, 1s, 0ns, 0ns, 750ms, 3ms, 3ms, false,
+     Source::kCaller, "3ms (caller's grpc-timeout)"},
 
     // --- deadline_offset: the upstream is told deadline - offset --------------------------------
-    {"OffsetOnCallerTimeout", 100ms, kNone, kNone, 0ns, 20ms, 750ms,
-     100ms, 80ms, false, Source::kCaller, "100ms (caller's grpc-timeout)"},
-    {"OffsetOnCappedTimeout", 10s, kNone, 1s, 0ns, 50ms, 750ms,
-     1s, 950ms, false, Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
-    {"OffsetOnRouteTimeout", kNone, 250ms, kNone, 0ns, 50ms, 750ms,
-     250ms, 200ms, false, Source::kRoute, "250ms (route timeout)"},
-    {"OffsetOnListenerDefault", kNone, kNone, kNone, 0ns, 50ms, 750ms,
-     750ms, 700ms, false, Source::kListenerDefault, "750ms (listener default_timeout)"},
-    {"OffsetOneNsBelowBudgetStillCalls", 100ms, kNone, kNone, 0ns, 100ms - 1ns, 750ms,
-     100ms, 1ns, false, Source::kCaller, "100ms (caller's grpc-timeout)"},
-    {"OffsetEqualToBudgetFastFails", 100ms, kNone, kNone, 0ns, 100ms, 750ms,
-     100ms, 0ns, true, Source::kCaller, "100ms (caller's grpc-timeout)"},
-    {"OffsetAboveBudgetFastFails", 100ms, kNone, kNone, 0ns, 150ms, 750ms,
-     100ms, -50ms, true, Source::kCaller, "100ms (caller's grpc-timeout)"},
-    {"OffsetAboveBudgetButBelowMinBudgetCheck", 30ms, kNone, kNone, 10ms, 50ms, 750ms,
-     30ms, -20ms, true, Source::kCaller, "30ms (caller's grpc-timeout)"},
+    {"OffsetOnCallerTimeout", 100ms, kNone, kNone, 0ns, 20ms, 750ms, 100ms, 80ms, false,
+     Source::kCaller, "100ms (caller's grpc-timeout)"},
+    {"OffsetOnCappedTimeout", 10s, kNone, 1s, 0ns, 50ms, 750ms, 1s, 950ms, false,
+     Source::kCallerCapped, "1000ms (caller's grpc-timeout capped by max_timeout)"},
+    {"OffsetOnRouteTimeout", kNone, 250ms, kNone, 0ns, 50ms, 750ms, 250ms, 200ms, false,
+     Source::kRoute, "250ms (route timeout)"},
+    {"OffsetOnListenerDefault", kNone, kNone, kNone, 0ns, 50ms, 750ms, 750ms, 700ms, false,
+     Source::kListenerDefault, "750ms (listener default_timeout)"},
+    {"OffsetOneNsBelowBudgetStillCalls", 100ms, kNone, kNone, 0ns, 100ms - 1ns, 750ms, 100ms, 1ns,
+     false, Source::kCaller, "100ms (caller's grpc-timeout)"},
+    {"OffsetEqualToBudgetFastFails", 100ms, kNone, kNone, 0ns, 100ms, 750ms, 100ms, 0ns, true,
+     Source::kCaller, "100ms (caller's grpc-timeout)"},
+    {"OffsetAboveBudgetFastFails", 100ms, kNone, kNone, 0ns, 150ms, 750ms, 100ms, -50ms, true,
+     Source::kCaller, "100ms (caller's grpc-timeout)"},
+    {"OffsetAboveBudgetButBelowMinBudgetCheck", 30ms, kNone, kNone, 10ms, 50ms, 750ms, 30ms, -20ms,
+     true, Source::kCaller, "30ms (caller's grpc-timeout)"},
 
     // --- min_budget: exactly min_budget is enough, one ns less fast-fails ---------------------
-    {"CallerExactlyMinBudget", 50ms, kNone, kNone, 50ms, 0ns, 750ms,
-     50ms, 50ms, false, Source::kCaller, "50ms (caller's grpc-timeout)"},
-    {"CallerOneNsBelowMinBudgetFastFails", 50ms - 1ns, kNone, kNone, 50ms, 0ns, 750ms,
-     50ms - 1ns, 50ms - 1ns, true, Source::kCaller, "49ms (caller's grpc-timeout)"},
-    {"CallerOneNsAboveMinBudget", 50ms + 1ns, kNone, kNone, 50ms, 0ns, 750ms,
-     50ms + 1ns, 50ms + 1ns, false, Source::kCaller, "50ms (caller's grpc-timeout)"},
+    {"CallerExactlyMinBudget", 50ms, kNone, kNone, 50ms, 0ns, 750ms, 50ms, 50ms, false,
+     Source::kCaller, "50ms (caller's grpc-timeout)"},
+    {"CallerOneNsBelowMinBudgetFastFails", 50ms - 1ns, kNone, kNone, 50ms, 0ns, 750ms, 50ms - 1ns,
+     50ms - 1ns, true, Source::kCaller, "49ms (caller's grpc-timeout)"},
+    {"CallerOneNsAboveMinBudget", 50ms + 1ns, kNone, kNone, 50ms, 0ns, 750ms, 50ms + 1ns,
+     50ms + 1ns, false, Source::kCaller, "50ms (caller's grpc-timeout)"},
     // min_budget is compared with the whole budget, not with what is left after the offset.
-    {"MinBudgetComparedBeforeOffset", 60ms, kNone, kNone, 50ms, 20ms, 750ms,
-     60ms, 40ms, false, Source::kCaller, "60ms (caller's grpc-timeout)"},
+    {"MinBudgetComparedBeforeOffset", 60ms, kNone, kNone, 50ms, 20ms, 750ms, 60ms, 40ms, false,
+     Source::kCaller, "60ms (caller's grpc-timeout)"},
     // It applies to the capped budget.
-    {"MinBudgetAppliesAfterCap", 10s, kNone, 40ms, 50ms, 0ns, 750ms,
-     40ms, 40ms, true, Source::kCallerCapped, "40ms (caller's grpc-timeout capped by max_timeout)"},
+    {"MinBudgetAppliesAfterCap", 10s, kNone, 40ms, 50ms, 0ns, 750ms, 40ms, 40ms, true,
+     Source::kCallerCapped, "40ms (caller's grpc-timeout capped by max_timeout)"},
     // And to route / listener timeouts (config validation forbids these, the policy still holds).
-    {"MinBudgetAboveRouteTimeout", kNone, 30ms, kNone, 50ms, 0ns, 750ms,
-     30ms, 30ms, true, Source::kRoute, "30ms (route timeout)"},
-    {"MinBudgetAboveListenerDefault", kNone, kNone, kNone, 1s, 0ns, 750ms,
-     750ms, 750ms, true, Source::kListenerDefault, "750ms (listener default_timeout)"},
+    {"MinBudgetAboveRouteTimeout", kNone, 30ms, kNone, 50ms, 0ns, 750ms, 30ms, 30ms, true,
+     Source::kRoute, "30ms (route timeout)"},
+    {"MinBudgetAboveListenerDefault", kNone, kNone, kNone, 1s, 0ns, 750ms, 750ms, 750ms, true,
+     Source::kListenerDefault, "750ms (listener default_timeout)"},
 
     // --- Already expired: zero or negative caller timeout ---------------------------------------
-    {"CallerZeroTimeoutFastFails", 0ns, 250ms, kNone, 0ns, 0ns, 750ms,
-     0ns, 0ns, true, Source::kCaller, "0ms (caller's grpc-timeout)"},
-    {"CallerNegativeTimeoutFastFails", -5ms, 250ms, kNone, 0ns, 0ns, 750ms,
-     -5ms, -5ms, true, Source::kCaller, "-5ms (caller's grpc-timeout)"},
-    {"CallerNegativeTimeoutNotCapped", -5ms, kNone, 1s, 0ns, 0ns, 750ms,
-     -5ms, -5ms, true, Source::kCaller, "-5ms (caller's grpc-timeout)"},
-    {"CallerNegativeTimeoutWithOffset", -5ms, kNone, kNone, 0ns, 20ms, 750ms,
-     -5ms, -25ms, true, Source::kCaller, "-5ms (caller's grpc-timeout)"},
-    {"CallerOneNsNotExpired", 1ns, kNone, kNone, 0ns, 0ns, 750ms,
-     1ns, 1ns, false, Source::kCaller, "0ms (caller's grpc-timeout)"},
-    {"RouteTimeoutZeroFastFails", kNone, 0ns, kNone, 0ns, 0ns, 750ms,
-     0ns, 0ns, true, Source::kRoute, "0ms (route timeout)"},
+    {"CallerZeroTimeoutFastFails", 0ns, 250ms, kNone, 0ns, 0ns, 750ms, 0ns, 0ns, true,
+     Source::kCaller, "0ms (caller's grpc-timeout)"},
+    {"CallerNegativeTimeoutFastFails", -5ms, 250ms, kNone, 0ns, 0ns, 750ms, -5ms, -5ms, true,
+     Source::kCaller, "-5ms (caller's grpc-timeout)"},
+    {"CallerNegativeTimeoutNotCapped", -5ms, kNone, 1s, 0ns, 0ns, 750ms, -5ms, -5ms, true,
+     Source::kCaller, "-5ms (caller's grpc-timeout)"},
+    {"CallerNegativeTimeoutWithOffset", -5ms, kNone, kNone, 0ns, 20ms, 750ms, -5ms, -25ms, true,
+     Source::kCaller, "-5ms (caller's grpc-timeout)"},
+    {"CallerOneNsNotExpired", 1ns, kNone, kNone, 0ns, 0ns, 750ms, 1ns, 1ns, false, Source::kCaller,
+     "0ms (caller's grpc-timeout)"},
+    {"RouteTimeoutZeroFastFails", kNone, 0ns, kNone, 0ns, 0ns, 750ms, 0ns, 0ns, true,
+     Source::kRoute, "0ms (route timeout)"},
 
     // --- describe() truncates to whole milliseconds -------------------------------------------
-    {"DescribeTruncatesSubMillisecond", 1999999ns, kNone, kNone, 0ns, 0ns, 750ms,
-     1999999ns, 1999999ns, false, Source::kCaller, "1ms (caller's grpc-timeout)"},
-    {"DescribeShowsBudgetNotUpstreamBudget", kNone, 1500ms, kNone, 0ns, 500ms, 750ms,
-     1500ms, 1s, false, Source::kRoute, "1500ms (route timeout)"},
+    {"DescribeTruncatesSubMillisecond", 1999999ns, kNone, kNone, 0ns, 0ns, 750ms, 1999999ns,
+     1999999ns, false, Source::kCaller, "1ms (caller's grpc-timeout)"},
+    {"DescribeShowsBudgetNotUpstreamBudget", kNone, 1500ms, kNone, 0ns, 500ms, 750ms, 1500ms, 1s,
+     false, Source::kRoute, "1500ms (route timeout)"},
 };
 
 class DecideDeadlineTable : public ::testing::TestWithParam<Row> {};
@@ -192,7 +192,8 @@ TEST(DecideDeadline, RelativeToArrival) {
 
 // A default-constructed listener's default_timeout is 1 s (config.h).
 TEST(DecideDeadline, DefaultListenerTimeoutIsOneSecond) {
-  const CallDeadline d = decide_deadline(config::Listener{}, config::Route{}, std::nullopt, kArrival);
+  const CallDeadline d =
+      decide_deadline(config::Listener{}, config::Route{}, std::nullopt, kArrival);
   EXPECT_EQ(d.deadline, kArrival + 1s);
   EXPECT_EQ(d.source, Source::kListenerDefault);
   EXPECT_FALSE(d.fast_fail);

@@ -29,11 +29,13 @@ class DeadlineTest : public ::testing::Test {
 listeners:
   - name: inbound
     address: 127.0.0.1:0
-    default_timeout: )" + default_timeout + R"(
+    default_timeout: )" + default_timeout +
+                             R"(
     routes:
 )" + routes + R"(
 upstreams:
-  - {name: demo, endpoints: [127.0.0.1:)" + std::to_string(backend_->port()) + "]}\n");
+  - {name: demo, endpoints: [127.0.0.1:)" +
+                             std::to_string(backend_->port()) + "]}\n");
     ASSERT_NE(sidecar_, nullptr);
     stub_ = Demo::NewStub(channel_to(sidecar_->port("inbound")));
   }
@@ -57,11 +59,14 @@ upstreams:
 };
 
 TEST_F(DeadlineTest, CallerWithoutDeadlineOnHangingUpstreamGetsRouteDeadline) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 200ms}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: "
+      "200ms}");
   std::chrono::steady_clock::duration took;
   grpc::Status status = slow(10'000, std::nullopt, &took);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_NE(status.error_message().find("route 'slow'"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("route 'slow'"), std::string::npos)
+      << status.error_message();
   EXPECT_NE(status.error_message().find("200ms"), std::string::npos) << status.error_message();
   EXPECT_GE(took, 150ms);
   EXPECT_LT(took, 2s) << "a 200 ms route deadline must fire well before 2 s";
@@ -70,7 +75,8 @@ TEST_F(DeadlineTest, CallerWithoutDeadlineOnHangingUpstreamGetsRouteDeadline) {
 }
 
 TEST_F(DeadlineTest, CallerDeadlineShorterThanRouteWins) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 5s}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 5s}");
   std::chrono::steady_clock::duration took;
   grpc::Status status = slow(10'000, 150ms, &took);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -81,18 +87,23 @@ TEST_F(DeadlineTest, CallerDeadlineShorterThanRouteWins) {
 }
 
 TEST_F(DeadlineTest, MaxTimeoutCapsALongCallerDeadline) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 200ms, max_timeout: 300ms}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: "
+      "200ms, max_timeout: 300ms}");
   std::chrono::steady_clock::duration took;
   grpc::Status status = slow(10'000, 30s, &took);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_NE(status.error_message().find("max_timeout"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("max_timeout"), std::string::npos)
+      << status.error_message();
   EXPECT_LT(took, 5s) << "the 30 s caller deadline must have been capped to 300 ms";
   ASSERT_TRUE(backend_->last_seen_budget().has_value());
   EXPECT_LE(*backend_->last_seen_budget(), 300ms + kClockSlack);
 }
 
 TEST_F(DeadlineTest, MinBudgetFastFailNeverReachesTheUpstream) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 1s, min_budget: 500ms}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 1s, "
+      "min_budget: 500ms}");
   grpc::Status status = slow(10, 100ms);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_NE(status.error_message().find("min_budget"), std::string::npos) << status.error_message();
@@ -103,7 +114,8 @@ TEST_F(DeadlineTest, MinBudgetFastFailNeverReachesTheUpstream) {
 }
 
 TEST_F(DeadlineTest, UpstreamSeesThePropagatedBudget) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 3s}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 3s}");
   EXPECT_TRUE(slow(1, std::nullopt).ok());
   ASSERT_TRUE(backend_->last_seen_budget().has_value()) << "no grpc-timeout reached the upstream";
   // gRPC encodes grpc-timeout from a clock it caches per event-loop turn, so the upstream can
@@ -113,7 +125,9 @@ TEST_F(DeadlineTest, UpstreamSeesThePropagatedBudget) {
 }
 
 TEST_F(DeadlineTest, DeadlineOffsetIsKeptForCurfewsOwnReply) {
-  start("      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 2s, deadline_offset: 500ms}");
+  start(
+      "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: 2s, "
+      "deadline_offset: 500ms}");
   EXPECT_TRUE(slow(1, std::nullopt).ok());
   ASSERT_TRUE(backend_->last_seen_budget().has_value());
   EXPECT_LE(*backend_->last_seen_budget(), 1500ms + kClockSlack);
@@ -124,7 +138,8 @@ TEST_F(DeadlineTest, ListenerDefaultTimeoutAppliesToRoutesWithoutOne) {
   std::chrono::steady_clock::duration took;
   grpc::Status status = slow(10'000, std::nullopt, &took);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_NE(status.error_message().find("default_timeout"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("default_timeout"), std::string::npos)
+      << status.error_message();
   EXPECT_LT(took, 2s);
 }
 
@@ -132,7 +147,8 @@ TEST_F(DeadlineTest, CallNoRouteMatchesGetsUnimplementedFromCurfew) {
   start("      - {name: only-echo, match: {method: /curfew.demo.Demo/Echo}, upstream: demo}");
   grpc::Status status = slow(1, 5s);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(status.error_message().find("curfew: no route"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("curfew: no route"), std::string::npos)
+      << status.error_message();
   EXPECT_EQ(backend_->calls_started(), 0);
 }
 

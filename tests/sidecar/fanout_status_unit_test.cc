@@ -1,6 +1,7 @@
-// aggregate_failure() (sidecar/internal/fanout_status.h): the one status a caller gets when a fan-out fails.
-// The contract, as read from the header and the code:
-//   code    = the code of the failed child with the lowest finish_order (not the first in configured
+// aggregate_failure() (sidecar/internal/fanout_status.h): the one status a caller gets when a
+// fan-out fails. The contract, as read from the header and the code:
+//   code    = the code of the failed child with the lowest finish_order (not the first in
+//   configured
 //             order); DEADLINE_EXCEEDED when no child failed;
 //   message = "curfew: fan-out (MODE) on route 'R' failed: K of N upstreams failed" followed, for
 //             each failed child in configured order, by ": " (first) or "; " (others) and
@@ -34,15 +35,20 @@ config::Route route_named(const std::string& name) {
 }
 
 ChildResult failed(std::string upstream, grpc::StatusCode code, std::string message, int order) {
-  return {.upstream = std::move(upstream), .outcome = Outcome::kFailed,
-          .status = grpc::Status(code, std::move(message)), .finish_order = order};
+  return {.upstream = std::move(upstream),
+          .outcome = Outcome::kFailed,
+          .status = grpc::Status(code, std::move(message)),
+          .finish_order = order};
 }
 ChildResult succeeded(std::string upstream, int order) {
-  return {.upstream = std::move(upstream), .outcome = Outcome::kSucceeded,
-          .status = grpc::Status::OK, .finish_order = order};
+  return {.upstream = std::move(upstream),
+          .outcome = Outcome::kSucceeded,
+          .status = grpc::Status::OK,
+          .finish_order = order};
 }
 ChildResult cancelled(std::string upstream, std::string reason) {
-  return {.upstream = std::move(upstream), .outcome = Outcome::kCancelled,
+  return {.upstream = std::move(upstream),
+          .outcome = Outcome::kCancelled,
           .cancel_reason = std::move(reason)};
 }
 ChildResult not_started(std::string upstream) {
@@ -63,8 +69,8 @@ google::rpc::Status parse_details(const grpc::Status& status, std::vector<Info>*
     google::rpc::ErrorInfo info;
     EXPECT_TRUE(any.Is<google::rpc::ErrorInfo>()) << any.type_url();
     EXPECT_TRUE(any.UnpackTo(&info));
-    infos->push_back({info.reason(), info.domain(),
-                      Metadata(info.metadata().begin(), info.metadata().end())});
+    infos->push_back(
+        {info.reason(), info.domain(), Metadata(info.metadata().begin(), info.metadata().end())});
   }
   return details;
 }
@@ -78,10 +84,11 @@ TEST(OutcomeName, Names) {
 
 // Scatter-gather: one child fails, one had succeeded, the third is cancelled because of it.
 TEST(AggregateFailure, OneFailedChildOfAll) {
-  const grpc::Status status = aggregate_failure(
-      route_named("search"), "all",
-      {succeeded("shard-a", 0), failed("shard-b", grpc::StatusCode::UNAVAILABLE, "connection refused", 1),
-       cancelled("shard-c", "sibling failed")});
+  const grpc::Status status =
+      aggregate_failure(route_named("search"), "all",
+                        {succeeded("shard-a", 0),
+                         failed("shard-b", grpc::StatusCode::UNAVAILABLE, "connection refused", 1),
+                         cancelled("shard-c", "sibling failed")});
 
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   const std::string message =
@@ -118,11 +125,11 @@ TEST(AggregateFailure, OneFailedChildOfAll) {
 // The code is the one of the child that failed first in time (lowest finish_order); the message
 // and the details list children in configured order regardless.
 TEST(AggregateFailure, CodeOfFirstFailureInTimeListedInConfiguredOrder) {
-  const grpc::Status status = aggregate_failure(
-      route_named("quotes"), "quorum",
-      {failed("q1", grpc::StatusCode::INTERNAL, "boom", 2),
-       failed("q2", grpc::StatusCode::UNAVAILABLE, "down", 1),
-       failed("q3", grpc::StatusCode::RESOURCE_EXHAUSTED, "busy", 0)});
+  const grpc::Status status =
+      aggregate_failure(route_named("quotes"), "quorum",
+                        {failed("q1", grpc::StatusCode::INTERNAL, "boom", 2),
+                         failed("q2", grpc::StatusCode::UNAVAILABLE, "down", 1),
+                         failed("q3", grpc::StatusCode::RESOURCE_EXHAUSTED, "busy", 0)});
 
   EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "q3 finished first";
   const std::string message =
@@ -181,9 +188,9 @@ TEST(AggregateFailure, QuorumMissedWithSuccessesAndCancellations) {
 
 // Nobody failed before the deadline: DEADLINE_EXCEEDED, no per-child list in the message.
 TEST(AggregateFailure, NoFailureMeansDeadlineExceeded) {
-  const grpc::Status status = aggregate_failure(
-      route_named("pricing"), "hedge",
-      {cancelled("pricing-a", "deadline"), not_started("pricing-b")});
+  const grpc::Status status =
+      aggregate_failure(route_named("pricing"), "hedge",
+                        {cancelled("pricing-a", "deadline"), not_started("pricing-b")});
 
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   const std::string message =
@@ -200,8 +207,9 @@ TEST(AggregateFailure, NoFailureMeansDeadlineExceeded) {
                                          {"route", "pricing"},
                                          {"message", "deadline"}}));
   EXPECT_EQ(infos[1].reason, "CANCELLED");
-  EXPECT_EQ(infos[1].metadata,
-            (Metadata{{"upstream", "pricing-b"}, {"outcome", "not_started"}, {"route", "pricing"}}));
+  EXPECT_EQ(
+      infos[1].metadata,
+      (Metadata{{"upstream", "pricing-b"}, {"outcome", "not_started"}, {"route", "pricing"}}));
 }
 
 // A child failing with DEADLINE_EXCEEDED itself is a failure like any other.
@@ -232,10 +240,10 @@ TEST(AggregateFailure, EmptyChildMessage) {
 
 // The failed child chosen for the code is found regardless of where it sits in the vector.
 TEST(AggregateFailure, FirstFailureCanBeLastConfigured) {
-  const grpc::Status status = aggregate_failure(
-      route_named("r"), "all",
-      {failed("a", grpc::StatusCode::ABORTED, "x", 5), succeeded("b", 0),
-       failed("c", grpc::StatusCode::DATA_LOSS, "y", 1)});
+  const grpc::Status status =
+      aggregate_failure(route_named("r"), "all",
+                        {failed("a", grpc::StatusCode::ABORTED, "x", 5), succeeded("b", 0),
+                         failed("c", grpc::StatusCode::DATA_LOSS, "y", 1)});
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
 }
 

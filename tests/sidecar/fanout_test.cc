@@ -28,11 +28,13 @@ class FanoutTest : public ::testing::Test {
   // Starts curfew with one route (YAML flow mapping body, without name/match) over the upstreams
   // created so far.
   void start(const std::string& route, const std::string& listener_timeout = "2s") {
-    std::string yaml = "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    default_timeout: " +
-                       listener_timeout + "\n    routes:\n      - {name: r, match: {prefix: /}, " +
-                       route + "}\nupstreams:\n";
+    std::string yaml =
+        "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    default_timeout: " +
+        listener_timeout + "\n    routes:\n      - {name: r, match: {prefix: /}, " + route +
+        "}\nupstreams:\n";
     for (auto& u : upstreams_) {
-      yaml += "  - {name: " + u->name() + ", endpoints: [127.0.0.1:" + std::to_string(u->port()) + "]}\n";
+      yaml += "  - {name: " + u->name() + ", endpoints: [127.0.0.1:" + std::to_string(u->port()) +
+              "]}\n";
     }
     sidecar_ = start_sidecar(yaml);
     ASSERT_NE(sidecar_, nullptr);
@@ -103,7 +105,9 @@ TEST_F(FanoutTest, AllSucceedsAndMergesResponsesAsProtobufMergeInConfiguredOrder
 
 TEST_F(FanoutTest, AllFirstFailureCancelsEverySiblingQuicklyAndAggregates) {
   auto& a = upstream("shard-a", always({.hang = true}));
-  auto& b = upstream("shard-b", always({.delay = 50ms, .code = StatusCode::UNAVAILABLE, .message = "shard b is down"}));
+  auto& b = upstream(
+      "shard-b",
+      always({.delay = 50ms, .code = StatusCode::UNAVAILABLE, .message = "shard b is down"}));
   auto& c = upstream("shard-c", always({.hang = true}));
   start("timeout: 10s, fanout: {mode: all, upstreams: [shard-a, shard-b, shard-c]}");
   demo::EchoReply reply;
@@ -138,7 +142,8 @@ TEST_F(FanoutTest, QuorumSucceedsAtKAndCancelsTheSurplus) {
   ASSERT_TRUE(echo(&reply, &took).ok());
   EXPECT_LT(took, 2s);
   EXPECT_EQ(reply.parts_size(), 2);
-  EXPECT_TRUE(eventually([&] { return q3.cancelled() == 1; }, 2s)) << "quorum surplus not cancelled";
+  EXPECT_TRUE(eventually([&] { return q3.cancelled() == 1; }, 2s))
+      << "quorum surplus not cancelled";
 }
 
 TEST_F(FanoutTest, QuorumFailsAsSoonAsSuccessIsImpossible) {
@@ -254,7 +259,9 @@ TEST_F(FanoutTest, RetryRetriesListedCodesThenSucceeds) {
   auto& u = upstream("inventory", [](int n) {
     return n < 2 ? Script{.code = StatusCode::UNAVAILABLE, .message = "flaky"} : Script{};
   });
-  start("upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, backoff: {base: 5ms, max: 20ms}, on: [UNAVAILABLE]}");
+  start(
+      "upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, backoff: {base: "
+      "5ms, max: 20ms}, on: [UNAVAILABLE]}");
   demo::EchoReply reply;
   ASSERT_TRUE(echo(&reply).ok());
   EXPECT_EQ(u.started(), 3);
@@ -262,7 +269,9 @@ TEST_F(FanoutTest, RetryRetriesListedCodesThenSucceeds) {
 
 TEST_F(FanoutTest, RetryDoesNotRetryUnlistedCodes) {
   auto& u = upstream("inventory", always({.code = StatusCode::INTERNAL, .message = "bug"}));
-  start("upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, on: [UNAVAILABLE]}");
+  start(
+      "upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, on: "
+      "[UNAVAILABLE]}");
   demo::EchoReply reply;
   EXPECT_EQ(echo(&reply).error_code(), StatusCode::INTERNAL);
   EXPECT_EQ(u.started(), 1);
@@ -270,7 +279,9 @@ TEST_F(FanoutTest, RetryDoesNotRetryUnlistedCodes) {
 
 TEST_F(FanoutTest, RetriesStopAtTheCallDeadline) {
   auto& u = upstream("inventory", always({.hang = true}));
-  start("upstream: inventory, timeout: 350ms, retry: {attempts: 10, per_try_timeout: 100ms, backoff: {base: 1ms, max: 2ms}, on: [UNAVAILABLE]}");
+  start(
+      "upstream: inventory, timeout: 350ms, retry: {attempts: 10, per_try_timeout: 100ms, backoff: "
+      "{base: 1ms, max: 2ms}, on: [UNAVAILABLE]}");
   demo::EchoReply reply;
   std::chrono::steady_clock::duration took;
   grpc::Status status = echo(&reply, &took);
@@ -281,9 +292,12 @@ TEST_F(FanoutTest, RetriesStopAtTheCallDeadline) {
 }
 
 TEST_F(FanoutTest, ServerPushbackStopsRetrying) {
-  auto& u = upstream("inventory", always({.code = StatusCode::UNAVAILABLE, .message = "go away",
+  auto& u = upstream("inventory", always({.code = StatusCode::UNAVAILABLE,
+                                          .message = "go away",
                                           .trailers = {{"grpc-retry-pushback-ms", "-1"}}}));
-  start("upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, on: [UNAVAILABLE]}");
+  start(
+      "upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, on: "
+      "[UNAVAILABLE]}");
   demo::EchoReply reply;
   EXPECT_EQ(echo(&reply).error_code(), StatusCode::UNAVAILABLE);
   EXPECT_EQ(u.started(), 1);
@@ -291,7 +305,9 @@ TEST_F(FanoutTest, ServerPushbackStopsRetrying) {
 
 TEST_F(FanoutTest, RetryBudgetBoundsRetriesDuringAnOutage) {
   auto& u = upstream("inventory", always({.code = StatusCode::UNAVAILABLE, .message = "outage"}));
-  start("upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, backoff: {base: 1ms, max: 1ms}, on: [UNAVAILABLE]}");
+  start(
+      "upstream: inventory, timeout: 5s, retry: {attempts: 3, per_try_timeout: 1s, backoff: {base: "
+      "1ms, max: 1ms}, on: [UNAVAILABLE]}");
   constexpr int kCalls = 60;
   for (int i = 0; i < kCalls; ++i) {
     demo::EchoReply reply;
@@ -306,7 +322,8 @@ TEST_F(FanoutTest, RetryBudgetBoundsRetriesDuringAnOutage) {
 
 TEST_F(FanoutTest, MirrorGetsACopyAndNeverAffectsTheReply) {
   auto& primary = upstream("inventory", always({}));
-  auto& canary = upstream("inventory-canary", always({.code = StatusCode::INTERNAL, .message = "canary bug"}));
+  auto& canary =
+      upstream("inventory-canary", always({.code = StatusCode::INTERNAL, .message = "canary bug"}));
   start("upstream: inventory, timeout: 5s, mirror: {upstream: inventory-canary, percent: 100}");
   for (int i = 0; i < 3; ++i) {
     demo::EchoReply reply;

@@ -22,7 +22,8 @@ listeners:
     routes:
       - {name: all, match: {prefix: /}, upstream: interop}
 upstreams:
-  - {name: interop, endpoints: [127.0.0.1:)" + std::to_string(server_->port()) + "]}\n")
+  - {name: interop, endpoints: [127.0.0.1:)" +
+                             std::to_string(server_->port()) + "]}\n")
                    .release();
     ASSERT_NE(sidecar_, nullptr);
   }

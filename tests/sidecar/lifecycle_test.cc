@@ -21,13 +21,15 @@ std::string config_text(int listen_port, int backend_port, const std::string& sl
 admin: {address: 127.0.0.1:0}
 listeners:
   - name: inbound
-    address: 127.0.0.1:)" + std::to_string(listen_port) + R"(
+    address: 127.0.0.1:)" +
+         std::to_string(listen_port) + R"(
     routes:
       - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: demo, timeout: )" +
          slow_timeout + R"(}
       - {name: rest, match: {prefix: /}, upstream: demo, timeout: 5s}
 upstreams:
-  - {name: demo, endpoints: [127.0.0.1:)" + std::to_string(backend_port) + "]}\n";
+  - {name: demo, endpoints: [127.0.0.1:)" +
+         std::to_string(backend_port) + "]}\n";
 }
 
 // Without a caller deadline the route's timeout applies (every route here has one).
@@ -49,7 +51,8 @@ class Lifecycle : public ::testing::Test {
     port_ = free_port();
     config_ = dir_.path() / "curfew.yaml";
   }
-  std::unique_ptr<CurfewProcess> start(const std::string& slow_timeout, const std::string& drain = "5s") {
+  std::unique_ptr<CurfewProcess> start(const std::string& slow_timeout,
+                                       const std::string& drain = "5s") {
     write_file(config_, config_text(port_, backend_->port(), slow_timeout, drain));
     auto p = std::make_unique<CurfewProcess>(std::vector<std::string>{"--config", config_.string()},
                                              dir_.path() / "curfew.log");
@@ -60,7 +63,8 @@ class Lifecycle : public ::testing::Test {
   }
 
   bool eventually_started() {
-    for (int i = 0; i < 500 && backend_->calls_started() == 0; ++i) std::this_thread::sleep_for(10ms);
+    for (int i = 0; i < 500 && backend_->calls_started() == 0; ++i)
+      std::this_thread::sleep_for(10ms);
     return backend_->calls_started() > 0;
   }
 
@@ -95,7 +99,8 @@ TEST_F(Lifecycle, SigtermCancelsCallsStillRunningAtTheDrainDeadline) {
   EXPECT_LT(std::chrono::steady_clock::now() - sent, 10s);
   EXPECT_FALSE(in_flight.get().ok());
   // The upstream call was cancelled with the caller's.
-  for (int i = 0; i < 300 && backend_->slow_calls_cancelled() == 0; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 300 && backend_->slow_calls_cancelled() == 0; ++i)
+    std::this_thread::sleep_for(10ms);
   EXPECT_EQ(backend_->slow_calls_cancelled(), 1);
 }
 

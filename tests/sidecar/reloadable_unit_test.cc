@@ -1,6 +1,7 @@
-// reloadable(before, after) (sidecar/sidecar.h): a reload may change routes, upstreams and timeouts,
-// but not the listeners (their set, order, names, addresses, socket-level limits) nor busy_poll.
-// Configs are built from YAML with config::load_config_string, as the binary builds them.
+// reloadable(before, after) (sidecar/sidecar.h): a reload may change routes, upstreams and
+// timeouts, but not the listeners (their set, order, names, addresses, socket-level limits) nor
+// busy_poll. Configs are built from YAML with config::load_config_string, as the binary builds
+// them.
 #include <string>
 
 #include <gtest/gtest.h>
@@ -103,7 +104,8 @@ TEST(Reloadable, ListenerRemovedIsRefused) {
       - name: all
         match: {prefix: /}
         upstream: backend
-)", "");
+)",
+                                   "");
   expect_refused(check(removed), "the set of listeners changed; restart curfew to apply it");
   expect_refused(reloadable(load(removed), load(kBase)),
                  "the set of listeners changed; restart curfew to apply it");
@@ -184,7 +186,8 @@ TEST(Reloadable, LimitBackToDefaultIsRefused) {
 // Limits set explicitly to their defaults equal no limits at all.
 TEST(Reloadable, ExplicitDefaultLimitsEqualNone) {
   const std::string explicit_defaults = with(R"(    address: 127.0.0.1:15002
-)", R"(    address: 127.0.0.1:15002
+)",
+                                             R"(    address: 127.0.0.1:15002
     limits: {max_concurrent_calls: 10000, max_message_bytes: 67108864, max_metadata_bytes: 65536,
              max_concurrent_streams_per_connection: 1000}
 )");
@@ -238,7 +241,8 @@ TEST(Reloadable, DrainTimeoutChangedIsReloadable) {
   EXPECT_TRUE(check(with("workers: 2", "workers: 2\ndrain_timeout: 30s")).ok());
 }
 
-// --- Routes, upstreams, timeouts: reloadable ------------------------------------------------------
+// --- Routes, upstreams, timeouts: reloadable
+// ------------------------------------------------------
 
 TEST(Reloadable, RouteTimeoutChangedIsReloadable) {
   EXPECT_TRUE(check(with("timeout: 200ms", "timeout: 5s")).ok());
@@ -260,7 +264,8 @@ TEST(Reloadable, RouteAddedAndRemovedIsReloadable) {
         match: {method: /curfew.demo.Demo/Slow}
         upstream: backend
         timeout: 200ms
-)", "");
+)",
+                                         "");
   EXPECT_TRUE(check(route_removed).ok());
   EXPECT_TRUE(reloadable(load(route_removed), load(kBase)).ok());
 }
@@ -269,7 +274,8 @@ TEST(Reloadable, UpstreamsChangedIsReloadable) {
   const std::string changed = with(R"(upstreams:
   - name: backend
     endpoints: [127.0.0.1:8080]
-)", R"(upstreams:
+)",
+                                   R"(upstreams:
   - name: backend
     endpoints: [127.0.0.1:9090, 127.0.0.1:9091]
   - name: other
@@ -282,14 +288,17 @@ TEST(Reloadable, RouteToAnotherUpstreamIsReloadable) {
   const std::string changed = with(R"(upstreams:
   - name: backend
     endpoints: [127.0.0.1:8080]
-)", R"(upstreams:
+)",
+                                   R"(upstreams:
   - name: backend
     endpoints: [127.0.0.1:8080]
   - name: other
     endpoints: [127.0.0.1:8081]
-)", with(R"(      - name: all
+)",
+                                   with(R"(      - name: all
         match: {prefix: /}
-        upstream: backend)", R"(      - name: all
+        upstream: backend)",
+                                        R"(      - name: all
         match: {prefix: /}
         upstream: other)"));
   EXPECT_TRUE(check(changed).ok());

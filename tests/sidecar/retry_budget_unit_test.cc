@@ -1,5 +1,6 @@
-// RetryBudget (sidecar/internal/retry.h): retries may be at most ratio x calls + kMinRetries, both counts
-// decaying with a 10 s time constant. Only the budget's arithmetic: fixed time points, no clock.
+// RetryBudget (sidecar/internal/retry.h): retries may be at most ratio x calls + kMinRetries, both
+// counts decaying with a 10 s time constant. Only the budget's arithmetic: fixed time points, no
+// clock.
 //
 // RetryBudget exposes no counters, so each test measures the budget by acquiring until refused;
 // a refused try_acquire() counts nothing, so draining leaves the counts as they were plus the
@@ -86,15 +87,15 @@ TEST(RetryBudget, RefusedRetryIsNotCounted) {
 
 TEST(RetryBudget, SetRatioRaisesAndLowersTheLimit) {
   RetryBudget budget(0.25);
-  record_calls(budget, 20, kT0);     // 0.25 x 20 + 3 = 8
+  record_calls(budget, 20, kT0);  // 0.25 x 20 + 3 = 8
   EXPECT_EQ(drain(budget, kT0), 8);
-  budget.set_ratio(0.5);             // 0.5 x 20 + 3 = 13: 5 more
+  budget.set_ratio(0.5);  // 0.5 x 20 + 3 = 13: 5 more
   EXPECT_EQ(drain(budget, kT0), 5);
-  budget.set_ratio(0.0);             // 3 < 13 already granted: none
+  budget.set_ratio(0.0);  // 3 < 13 already granted: none
   EXPECT_FALSE(budget.try_acquire(kT0));
   record_calls(budget, 100, kT0);
   EXPECT_FALSE(budget.try_acquire(kT0)) << "at ratio 0 calls add nothing";
-  budget.set_ratio(0.1);             // 0.1 x 120 + 3 = 15: 2 more
+  budget.set_ratio(0.1);  // 0.1 x 120 + 3 = 15: 2 more
   EXPECT_EQ(drain(budget, kT0), 2);
 }
 

@@ -75,7 +75,8 @@ class ScriptedUpstream final : public demo::Demo::Service {
       ~Done() { --active; }
     } done{active_};
     const Script s = script_(n);
-    const auto until = std::chrono::steady_clock::now() + (s.hang ? std::chrono::seconds(30) : s.delay);
+    const auto until =
+        std::chrono::steady_clock::now() + (s.hang ? std::chrono::seconds(30) : s.delay);
     while (std::chrono::steady_clock::now() < until) {
       if (ctx->IsCancelled()) {
         ++cancelled_;

@@ -51,7 +51,8 @@ class StreamShapes : public ::testing::Test {
     sidecar_ = start_sidecar(
         "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    routes:\n"
         "      - {name: r, match: {prefix: /}, upstream: app, timeout: 10s}\n"
-        "upstreams:\n  - {name: app, endpoints: [127.0.0.1:" + std::to_string(upstream_.port()) + "]}\n");
+        "upstreams:\n  - {name: app, endpoints: [127.0.0.1:" +
+        std::to_string(upstream_.port()) + "]}\n");
     ASSERT_NE(sidecar_, nullptr);
     channel_ = channel_to(sidecar_->port("inbound"));
   }

@@ -19,8 +19,11 @@ class Transparency : public ::testing::TestWithParam<std::string> {
     upstream_ = std::make_unique<ScriptedUpstream>("app", std::move(script));
     sidecar_ = start_sidecar(
         "listeners:\n  - name: inbound\n    address: 127.0.0.1:0\n    routes:\n"
-        "      - {name: r, match: {prefix: /}, upstream: app" + GetParam() + "}\n"
-        "upstreams:\n  - {name: app, endpoints: [127.0.0.1:" + std::to_string(upstream_->port()) + "]}\n");
+        "      - {name: r, match: {prefix: /}, upstream: app" +
+        GetParam() +
+        "}\n"
+        "upstreams:\n  - {name: app, endpoints: [127.0.0.1:" +
+        std::to_string(upstream_->port()) + "]}\n");
     ASSERT_NE(sidecar_, nullptr);
     stub_ = demo::Demo::NewStub(channel_to(sidecar_->port("inbound")));
   }
@@ -39,7 +42,8 @@ TEST_P(Transparency, StatusCodeMessageAndDetailsPassThroughUnchanged) {
   (*info.mutable_metadata())["sku"] = "42";
   rich.add_details()->PackFrom(info);
   const std::string message = "\t\nreserved\r\n by \xe2\x98\xba and \xf0\x9f\x98\x88\t\n";
-  start(always({.code = grpc::StatusCode::FAILED_PRECONDITION, .message = message,
+  start(always({.code = grpc::StatusCode::FAILED_PRECONDITION,
+                .message = message,
                 .details = rich.SerializeAsString()}));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 5s);

@@ -90,7 +90,8 @@ class SoakBackend final : public demo::Demo::Service {
     reply->add_parts(name_);
     return grpc::Status::OK;
   }
-  grpc::Status Fail(grpc::ServerContext*, const demo::FailRequest* request, demo::EchoReply*) override {
+  grpc::Status Fail(grpc::ServerContext*, const demo::FailRequest* request,
+                    demo::EchoReply*) override {
     return grpc::Status(static_cast<grpc::StatusCode>(request->code()), request->message());
   }
   grpc::Status Slow(grpc::ServerContext* ctx, const demo::SlowRequest* request,
@@ -133,13 +134,16 @@ std::string config_text(const Ports& p, int version) {
   const std::string deadline = version % 2 ? "150ms" : "100ms";
   const std::string hedge = version % 2 ? "30ms" : "20ms";
   auto addr = [](int port) { return "127.0.0.1:" + std::to_string(port); };
-  return "# curfew-soak, version " + std::to_string(version) + "\n"
+  return "# curfew-soak, version " + std::to_string(version) +
+         "\n"
          "admin: {address: 127.0.0.1:0}\n"
          "drain_timeout: 5s\n"
          "workers: 2\n"
          "listeners:\n"
          "  - name: main\n"
-         "    address: " + addr(p.main) + "\n"
+         "    address: " +
+         addr(p.main) +
+         "\n"
          "    default_timeout: 10s\n"
          "    limits: {max_concurrent_calls: 5000}\n"
          "    routes:\n"
@@ -147,30 +151,48 @@ std::string config_text(const Ports& p, int version) {
          "      - {name: slow, match: {method: /curfew.demo.Demo/Slow}, upstream: a}\n"
          "      - {name: fail, match: {method: /curfew.demo.Demo/Fail}, upstream: a}\n"
          "  - name: deadline\n"
-         "    address: " + addr(p.deadline) + "\n"
+         "    address: " +
+         addr(p.deadline) +
+         "\n"
          "    routes:\n"
-         "      - {name: deadline, match: {prefix: /}, upstream: a, timeout: " + deadline + "}\n"
+         "      - {name: deadline, match: {prefix: /}, upstream: a, timeout: " +
+         deadline +
+         "}\n"
          "  - name: fanout\n"
-         "    address: " + addr(p.fanout) + "\n"
+         "    address: " +
+         addr(p.fanout) +
+         "\n"
          "    default_timeout: 5s\n"
          "    routes:\n"
-         "      - {name: scatter, match: {method: /curfew.demo.Demo/Echo}, fanout: {mode: all, upstreams: [a, b]}}\n"
-         "      - {name: scatter-fail, match: {method: /curfew.demo.Demo/Fail}, fanout: {mode: all, upstreams: [a, dead]}}\n"
-         "      - {name: hedge, match: {method: /curfew.demo.Demo/Slow}, fanout: {mode: hedge, upstreams: [a, b], delay: " + hedge + "}}\n"
+         "      - {name: scatter, match: {method: /curfew.demo.Demo/Echo}, fanout: {mode: all, "
+         "upstreams: [a, b]}}\n"
+         "      - {name: scatter-fail, match: {method: /curfew.demo.Demo/Fail}, fanout: {mode: "
+         "all, upstreams: [a, dead]}}\n"
+         "      - {name: hedge, match: {method: /curfew.demo.Demo/Slow}, fanout: {mode: hedge, "
+         "upstreams: [a, b], delay: " +
+         hedge +
+         "}}\n"
          "upstreams:\n"
-         "  - {name: a, endpoints: [" + addr(p.a) + "]}\n"
-         "  - {name: b, endpoints: [" + addr(p.b) + "]}\n"
-         "  - {name: dead, endpoints: [" + addr(p.dead) + "], connect_timeout: 200ms}\n";
+         "  - {name: a, endpoints: [" +
+         addr(p.a) +
+         "]}\n"
+         "  - {name: b, endpoints: [" +
+         addr(p.b) +
+         "]}\n"
+         "  - {name: dead, endpoints: [" +
+         addr(p.dead) + "], connect_timeout: 200ms}\n";
 }
 
 // ---- traffic --------------------------------------------------------------------------------
 
 enum Class { kCancel, kDeadline, kFanoutFail, kFanoutOk, kHedge, kPassthrough, kEcho, kClasses };
 constexpr int kWeights[kClasses] = {30, 20, 10, 10, 5, 5, 20};
-constexpr const char* kRoute[kClasses] = {"slow", "deadline", "scatter-fail", "scatter", "hedge", "fail", "echo"};
+constexpr const char* kRoute[kClasses] = {"slow",  "deadline", "scatter-fail", "scatter",
+                                          "hedge", "fail",     "echo"};
 constexpr grpc::StatusCode kExpected[kClasses] = {
-    grpc::StatusCode::CANCELLED, grpc::StatusCode::DEADLINE_EXCEEDED, grpc::StatusCode::UNAVAILABLE,
-    grpc::StatusCode::OK,        grpc::StatusCode::OK,                grpc::StatusCode::NOT_FOUND,
+    grpc::StatusCode::CANCELLED,   grpc::StatusCode::DEADLINE_EXCEEDED,
+    grpc::StatusCode::UNAVAILABLE, grpc::StatusCode::OK,
+    grpc::StatusCode::OK,          grpc::StatusCode::NOT_FOUND,
     grpc::StatusCode::OK};
 
 // What the callers saw: calls by route and code.
@@ -192,10 +214,23 @@ struct Tally {
 };
 
 const char* code_name(int code) {
-  static const char* names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
-                                "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
-                                "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  static const char* names[] = {"OK",
+                                "CANCELLED",
+                                "UNKNOWN",
+                                "INVALID_ARGUMENT",
+                                "DEADLINE_EXCEEDED",
+                                "NOT_FOUND",
+                                "ALREADY_EXISTS",
+                                "PERMISSION_DENIED",
+                                "RESOURCE_EXHAUSTED",
+                                "FAILED_PRECONDITION",
+                                "ABORTED",
+                                "OUT_OF_RANGE",
+                                "UNIMPLEMENTED",
+                                "INTERNAL",
+                                "UNAVAILABLE",
+                                "DATA_LOSS",
+                                "UNAUTHENTICATED"};
   return code >= 0 && code <= 16 ? names[code] : "?";
 }
 
@@ -203,8 +238,8 @@ struct Stubs {
   std::unique_ptr<demo::Demo::Stub> main, deadline, fanout;
 };
 
-void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally, const std::atomic<bool>& stop,
-            unsigned seed) {
+void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally,
+            const std::atomic<bool>& stop, unsigned seed) {
   std::mt19937 random(seed + index);
   std::discrete_distribution<int> pick(std::begin(kWeights), std::end(kWeights));
   long n = 0;
@@ -224,8 +259,10 @@ void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally, const s
         auto rpc = stubs.main->PrepareAsyncSlow(&ctx, request, &cq);
         rpc->StartCall();
         rpc->Finish(&reply, &status, nullptr);
-        if (!a.wait_arrival(id, 10s)) tally.fail("a cancelled call never reached the upstream: " + id);
-        std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 150)(random)));
+        if (!a.wait_arrival(id, 10s))
+          tally.fail("a cancelled call never reached the upstream: " + id);
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 150)(random)));
         ctx.TryCancel();
         void* tag;
         bool ok;
@@ -257,7 +294,8 @@ void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally, const s
         demo::EchoRequest request;
         request.set_message("x");
         status = stubs.fanout->Echo(&ctx, request, &reply);
-        if (status.ok() && reply.parts_size() != 2) tally.fail("fan-out reply not merged from both upstreams");
+        if (status.ok() && reply.parts_size() != 2)
+          tally.fail("fan-out reply not merged from both upstreams");
         break;
       }
       case kHedge: {
@@ -283,14 +321,16 @@ void caller(int index, const Stubs& stubs, SoakBackend& a, Tally& tally, const s
     }
     tally.add(kRoute[c], status.error_code());
     if (status.error_code() != kExpected[c]) {
-      tally.fail(std::string("route ") + kRoute[c] + ": got " + code_name(status.error_code()) + " (" +
-                 status.error_message() + "), expected " + code_name(static_cast<int>(kExpected[c])));
+      tally.fail(std::string("route ") + kRoute[c] + ": got " + code_name(status.error_code()) +
+                 " (" + status.error_message() + "), expected " +
+                 code_name(static_cast<int>(kExpected[c])));
     }
   }
 }
 
 std::shared_ptr<grpc::Channel> channel(int port) {
-  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials());
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                             grpc::InsecureChannelCredentials());
 }
 
 template <class Pred>
@@ -323,7 +363,8 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
     std::printf("FAIL: curfew did not start:\n%s\n", binary.process().output().c_str());
     return 1;
   }
-  Stubs stubs{demo::Demo::NewStub(channel(ports.main)), demo::Demo::NewStub(channel(ports.deadline)),
+  Stubs stubs{demo::Demo::NewStub(channel(ports.main)),
+              demo::Demo::NewStub(channel(ports.deadline)),
               demo::Demo::NewStub(channel(ports.fanout))};
   Tally tally;
   std::atomic<bool> stop{false};
@@ -368,8 +409,8 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
   {
     std::lock_guard lock(tally.mu);
     for (const auto& f : tally.failures) std::printf("  caller: %s\n", f.c_str());
-    check(tally.failures.empty(), "every caller got the status of its class (" +
-                                      std::to_string(tally.total) + " calls)");
+    check(tally.failures.empty(),
+          "every caller got the status of its class (" + std::to_string(tally.total) + " calls)");
   }
 
   // Accounting: nothing in flight, then every (route, code) as the callers saw it.
@@ -378,13 +419,15 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
   check(scrape.has_value(), "/metrics answers");
   if (scrape) {
     const double counted = scrape->sum("curfew_requests_total");
-    check(counted == tally.total, "curfew_requests_total = calls made (" + std::to_string(static_cast<long>(counted)) +
-                                      " vs " + std::to_string(tally.total) + ")");
+    check(counted == tally.total, "curfew_requests_total = calls made (" +
+                                      std::to_string(static_cast<long>(counted)) + " vs " +
+                                      std::to_string(tally.total) + ")");
     std::map<std::string, long> per_route;
     for (const auto& [key, n] : tally.by_route_code) {
       const auto& [route, code] = key;
       per_route[route] += n;
-      const double seen = scrape->sum("curfew_requests_total", {{"route", route}, {"grpc_code", code_name(code)}});
+      const double seen =
+          scrape->sum("curfew_requests_total", {{"route", route}, {"grpc_code", code_name(code)}});
       check(seen == n, "route " + route + " " + code_name(code) + ": " + std::to_string(n) +
                            " calls, counted " + std::to_string(static_cast<long>(seen)));
     }
@@ -392,20 +435,27 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
       const double seen = scrape->sum("curfew_requests_total", {{"route", route}});
       if (seen != n) check(false, "route " + route + ": counted codes nobody got");
     }
-    const long deadlines = tally.by_route_code[{"deadline", static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED)}];
-    const long cancels = tally.by_route_code[{"slow", static_cast<int>(grpc::StatusCode::CANCELLED)}];
+    const long deadlines =
+        tally.by_route_code[{"deadline", static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED)}];
+    const long cancels =
+        tally.by_route_code[{"slow", static_cast<int>(grpc::StatusCode::CANCELLED)}];
     // Every deadline hit is counted as a timeout; its cause is the route's, except the few the
     // upstream enforced early (see the caller), counted as the upstream's.
-    const double by_route = scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}});
-    const double by_upstream = scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "upstream"}});
+    const double by_route =
+        scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "route"}});
+    const double by_upstream =
+        scrape->sum("curfew_timeouts_total", {{"route", "deadline"}, {"cause", "upstream"}});
     check(by_route + by_upstream == deadlines && by_upstream == tally.upstream_deadlines,
-          "curfew_timeouts_total{route=deadline} = " + std::to_string(deadlines) + " (cause route " +
-              std::to_string(static_cast<long>(by_route)) + ", upstream " +
+          "curfew_timeouts_total{route=deadline} = " + std::to_string(deadlines) +
+              " (cause route " + std::to_string(static_cast<long>(by_route)) + ", upstream " +
               std::to_string(static_cast<long>(by_upstream)) + ")");
-    check(by_upstream <= deadlines / 20, "at most 5% of deadline hits enforced early by the upstream");
-    check(scrape->sum("curfew_cancellations_total", {{"route", "slow"}, {"cause", "caller"}}) == cancels,
+    check(by_upstream <= deadlines / 20,
+          "at most 5% of deadline hits enforced early by the upstream");
+    check(scrape->sum("curfew_cancellations_total", {{"route", "slow"}, {"cause", "caller"}}) ==
+              cancels,
           "curfew_cancellations_total{route=slow,cause=caller} = " + std::to_string(cancels));
-    check(scrape->sum("curfew_config_reloads_total", {{"result", "error"}}) == 0, "no reload refused");
+    check(scrape->sum("curfew_config_reloads_total", {{"result", "error"}}) == 0,
+          "no reload refused");
     check(scrape->sum("curfew_config_reloads_total", {{"result", "ok"}}) >= reloads,
           "every reload applied (" + std::to_string(reloads) + " made)");
   }
@@ -431,26 +481,33 @@ int run(const std::string& curfew, int seconds, int callers, int reload_every, u
     }
   }
   const long slack = std::max(32L * 1024, early_rss / 5);
-  check(early_rss > 0 && late_rss > 0, "RSS sampled (" + std::to_string(samples.size()) + " samples)");
-  check(late_rss <= early_rss + slack, "no RSS growth: " + std::to_string(early_rss / 1024) + " MiB -> " +
-                                           std::to_string(late_rss / 1024) + " MiB (slack " +
-                                           std::to_string(slack / 1024) + " MiB)");
-  check(late_fds <= early_fds + 8, "no fd growth: " + std::to_string(early_fds) + " -> " + std::to_string(late_fds));
+  check(early_rss > 0 && late_rss > 0,
+        "RSS sampled (" + std::to_string(samples.size()) + " samples)");
+  check(late_rss <= early_rss + slack, "no RSS growth: " + std::to_string(early_rss / 1024) +
+                                           " MiB -> " + std::to_string(late_rss / 1024) +
+                                           " MiB (slack " + std::to_string(slack / 1024) + " MiB)");
+  check(late_fds <= early_fds + 8,
+        "no fd growth: " + std::to_string(early_fds) + " -> " + std::to_string(late_fds));
   long idle_rss = binary.process().rss_kib();
   within_ms(5000, [&] { return (idle_rss = binary.process().rss_kib()) <= early_rss + slack; });
-  check(idle_rss <= early_rss + slack, "RSS after the traffic: " + std::to_string(idle_rss / 1024) + " MiB");
+  check(idle_rss <= early_rss + slack,
+        "RSS after the traffic: " + std::to_string(idle_rss / 1024) + " MiB");
 
   // Clean drain, no sanitizer report.
   stubs = {};
   const auto code = binary.stop(60s);
-  check(code == 0, "SIGTERM: drained and exited 0 (got " + (code ? std::to_string(*code) : std::string("no exit")) + ")");
+  check(code == 0, "SIGTERM: drained and exited 0 (got " +
+                       (code ? std::to_string(*code) : std::string("no exit")) + ")");
   const std::string reports = sanitizer_reports(binary.process().output());
-  check(reports.empty(), "no sanitizer report in curfew's log" + (reports.empty() ? "" : ":\n" + reports));
+  check(reports.empty(),
+        "no sanitizer report in curfew's log" + (reports.empty() ? "" : ":\n" + reports));
   if (failures) {
-    std::printf("--- curfew log (last 4000 bytes) ---\n%s\n", [&] {
-      const std::string log = binary.process().output();
-      return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
-    }().c_str());
+    std::printf("--- curfew log (last 4000 bytes) ---\n%s\n",
+                [&] {
+                  const std::string log = binary.process().output();
+                  return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+                }()
+                    .c_str());
   }
   std::printf("soak: %s (%d failed checks)\n", failures ? "FAILED" : "PASSED", failures);
   return failures ? 1 : 0;
@@ -466,14 +523,20 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (arg == "--curfew") curfew = next();
-    else if (arg == "--seconds") seconds = std::atoi(next().c_str());
-    else if (arg == "--callers") callers = std::atoi(next().c_str());
-    else if (arg == "--reload-every") reload_every = std::atoi(next().c_str());
-    else if (arg == "--seed") seed = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
+    if (arg == "--curfew")
+      curfew = next();
+    else if (arg == "--seconds")
+      seconds = std::atoi(next().c_str());
+    else if (arg == "--callers")
+      callers = std::atoi(next().c_str());
+    else if (arg == "--reload-every")
+      reload_every = std::atoi(next().c_str());
+    else if (arg == "--seed")
+      seed = static_cast<unsigned>(std::strtoul(next().c_str(), nullptr, 10));
     else {
-      std::fprintf(stderr, "usage: curfew-soak --curfew PATH [--seconds N] [--callers N] "
-                           "[--reload-every N] [--seed N]\n");
+      std::fprintf(stderr,
+                   "usage: curfew-soak --curfew PATH [--seconds N] [--callers N] "
+                   "[--reload-every N] [--seed N]\n");
       return 2;
     }
   }
