@@ -19,6 +19,8 @@ run_preset() {
 }
 
 run_preset release release || status=1
+# One style, checked: formatting of the whole tree, clang-tidy on the files a change touches.
+bash scripts/check-style.sh || status=1
 source scripts/sanitizer-env.sh
 run_preset asan asan || status=1
 run_preset tsan tsan || status=1
