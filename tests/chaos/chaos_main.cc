@@ -51,18 +51,19 @@
 #include <vector>
 
 #include "caller.h"
-#include "curfew_binary.h"   // sanitizer_reports, measurable_child_env
+#include "curfew_binary.h"   // Child, sanitizer_reports, measurable_child_env
 #include "curfew_process.h"  // free_port, port_open, TempDir
 #include "exposition.h"
 #include "judge.h"
 #include "routes.h"
-#include "spawn.h"
 #include "upstream.h"
 
 namespace curfew::chaos {
 namespace {
 
 using testing::Exposition;
+// Child processes (curfew, the killable upstream) that die with this one: testing::Child.
+using Process = testing::Child;
 using testing::Labels;
 
 // ---- violations --------------------------------------------------------------------------------

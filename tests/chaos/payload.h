@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "config/status_codes.h"
+
 namespace curfew::chaos {
 
 // The shapes of calls. All travel as generic HTTP/2 streams; the kind says how many messages go
@@ -35,24 +37,7 @@ inline const char* kind_name(Kind k) {
 }
 
 inline const char* code_name(int code) {
-  static const char* names[] = {"OK",
-                                "CANCELLED",
-                                "UNKNOWN",
-                                "INVALID_ARGUMENT",
-                                "DEADLINE_EXCEEDED",
-                                "NOT_FOUND",
-                                "ALREADY_EXISTS",
-                                "PERMISSION_DENIED",
-                                "RESOURCE_EXHAUSTED",
-                                "FAILED_PRECONDITION",
-                                "ABORTED",
-                                "OUT_OF_RANGE",
-                                "UNIMPLEMENTED",
-                                "INTERNAL",
-                                "UNAVAILABLE",
-                                "DATA_LOSS",
-                                "UNAUTHENTICATED"};
-  return code >= 0 && code <= 16 ? names[code] : "?";
+  return code >= 0 && code <= 16 ? config::kStatusCodeNames[code] : "?";
 }
 
 // What the upstream is asked to do (header x-chaos-plan). Upstreams whose index is in alt_mask

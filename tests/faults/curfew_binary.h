@@ -38,11 +38,13 @@ inline std::string slurp(const std::filesystem::path& p) {
   return s.str();
 }
 
-// A child process with stdout+stderr to `log`. Killed (SIGKILL) by the destructor if still running.
+// A child process with stdout+stderr to `log` (appended to with `append`), the environment plus
+// `extra_env` ("KEY=value", replacing KEY). It dies with this process (spawn_child); the
+// destructor SIGKILLs it if still running.
 class Child {
  public:
   Child(std::vector<std::string> argv, std::filesystem::path log,
-        std::vector<std::string> extra_env = {})
+        std::vector<std::string> extra_env = {}, bool append = false)
       : log_(std::move(log)) {
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) env.emplace_back(*e);
@@ -51,19 +53,16 @@ class Child {
       std::erase_if(env, [&](const std::string& x) { return x.rfind(key, 0) == 0; });
       env.push_back(e);
     }
-    pid_ = spawn_child(argv, log_.string(), "/dev/null", env);
+    pid_ = spawn_child(argv, log_.string(), "/dev/null", env, append);
   }
-  ~Child() {
-    if (pid_ > 0 && !exit_code_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
+  ~Child() { kill_now(); }
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
 
   pid_t pid() const { return pid_; }
-  void signal(int sig) const { kill(pid_, sig); }
+  void signal(int sig) const {
+    if (pid_ > 0 && !exit_code_) kill(pid_, sig);
+  }
   std::string output() const { return slurp(log_); }
 
   bool running() {
@@ -74,6 +73,16 @@ class Child {
       return false;
     }
     return true;
+  }
+
+  std::optional<int> exit_code() const { return exit_code_; }
+
+  // SIGKILL and reap (bounded: a SIGKILLed process always goes).
+  void kill_now() {
+    if (pid_ <= 0 || exit_code_) return;
+    kill(pid_, SIGKILL);
+    int status = 0;
+    if (waitpid(pid_, &status, 0) == pid_) exit_code_ = 128 + SIGKILL;
   }
 
   // The exit code (128 + signal when killed) once it exits within `limit`; nullopt otherwise.

@@ -54,6 +54,8 @@
 #include "curfew_process.h"  // free_port, TempDir
 #include "fault_peers.h"     // ClosedPort
 
+#include "config/status_codes.h"
+
 namespace curfew::testing {
 namespace {
 
@@ -214,24 +216,7 @@ struct Tally {
 };
 
 const char* code_name(int code) {
-  static const char* names[] = {"OK",
-                                "CANCELLED",
-                                "UNKNOWN",
-                                "INVALID_ARGUMENT",
-                                "DEADLINE_EXCEEDED",
-                                "NOT_FOUND",
-                                "ALREADY_EXISTS",
-                                "PERMISSION_DENIED",
-                                "RESOURCE_EXHAUSTED",
-                                "FAILED_PRECONDITION",
-                                "ABORTED",
-                                "OUT_OF_RANGE",
-                                "UNIMPLEMENTED",
-                                "INTERNAL",
-                                "UNAVAILABLE",
-                                "DATA_LOSS",
-                                "UNAUTHENTICATED"};
-  return code >= 0 && code <= 16 ? names[code] : "?";
+  return code >= 0 && code <= 16 ? config::kStatusCodeNames[code] : "?";
 }
 
 struct Stubs {
