@@ -164,9 +164,11 @@ int main(int argc, char** argv) {
       std::cout << "curfew " CURFEW_VERSION "\n";
       return 0;
     } else if (arg == "--config") {
-      if (!(config_path = value("--config"))) return 2;
+      config_path = value("--config");
+      if (!config_path) return 2;
     } else if (arg == "--check-config") {
-      if (!(check_path = value("--check-config"))) return 2;
+      check_path = value("--check-config");
+      if (!check_path) return 2;
     } else if (arg == "--log-level") {
       auto level_text = value("--log-level");
       LogLevel level;
