@@ -34,15 +34,17 @@ rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> rou
   report.rejected = why;
   report.code = grpc::StatusCode::RESOURCE_EXHAUSTED;
   if (observer) observer->call_started(listener.name, report.route);
-  const std::string message =
-      why == Rejection::kListenerLimit
-          ? "curfew: listener '" + listener.name + "' is at its limit of " +
-                std::to_string(listener.limits.max_concurrent_calls) +
-                " concurrent calls (limits.max_concurrent_calls); the call was not forwarded"
-          : "curfew: route '" + route->name + "' is at its limit of " +
-                std::to_string(*route->max_concurrent_calls) +
-                " concurrent calls (max_concurrent_calls); the call was not forwarded";
   ReportOnExit deliver(report, *call, observer);  // however the finish ends
+  std::string message;
+  if (why == Rejection::kRouteLimit && route != nullptr && route->max_concurrent_calls) {
+    message = "curfew: route '" + route->name + "' is at its limit of " +
+              std::to_string(*route->max_concurrent_calls) +
+              " concurrent calls (max_concurrent_calls); the call was not forwarded";
+  } else {
+    message = "curfew: listener '" + listener.name + "' is at its limit of " +
+              std::to_string(listener.limits.max_concurrent_calls) +
+              " concurrent calls (limits.max_concurrent_calls); the call was not forwarded";
+  }
   co_await call->finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message));
 }
 
