@@ -323,7 +323,12 @@ rt::Task<void> ProxyCall::serve() {
     if (ctx_.shutting_down && ctx_.shutting_down->load(std::memory_order_relaxed)) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "curfew: shutting down");
     }
-    // Neither: the call's own work failed (the caller gone needs no answer).
+    // The caller went away (its done notification cancelled the task): what it "got" is its own
+    // cancellation, and the report must say so, not blame curfew.
+    if (call_.caller_cancelled()) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "curfew: the caller cancelled");
+    }
+    // None of these: the call's own work failed.
     return grpc::Status(grpc::StatusCode::INTERNAL,
                         "curfew: internal error on route '" + route_->name + "'");
   });

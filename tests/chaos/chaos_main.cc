@@ -22,7 +22,8 @@
 //      uncancelled (upstream.h says why): a forwarded half-close that curfew cancels before the
 //      upstream answered goes unseen, never a false alarm
 //   5  after the traffic, every upstream call ends (open calls back to 0)
-//   6  after the traffic, nothing in flight at curfew; fds back near their post-warmup
+//   6  after the traffic, nothing in flight at curfew (and the fault boundary never used); fds back
+//   near their post-warmup
 //      baseline; with --check-rss, RSS within max(+64 MiB, 2x) of its warmed-up size (largest
 //      RSS in the 10-25% stretch of the run), measured before this test's own scrapes
 //   7  curfew_requests_total by code matches what the callers got: exactly for statuses they
@@ -480,6 +481,11 @@ class Run {
               [&] { return (inflight = curfew_->sum("curfew_inflight_requests")) == 0; })) {
       v_.add("6", "curfew_inflight_requests is " + std::to_string(inflight) +
                       " 10 s after the traffic stopped");
+    }
+    // The per-call fault boundary is for bugs: no chaos traffic may reach it.
+    if (const double faults = curfew_->sum("curfew_call_faults_total"); faults != 0) {
+      v_.add("3", "curfew_call_faults_total is " + std::to_string(faults) +
+                      ": calls failed by curfew's fault boundary (its log says why)");
     }
   }
 
