@@ -26,7 +26,7 @@ rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& re
   call.context().set_deadline(to_system_deadline(deadline));
   UpstreamReply reply;
   reply.status = co_await call.finish();
-  reply.response = std::move(call.response());
+  reply.response = call.response();  // ByteBuffer copies share the slices (refcounted)
   reply.initial_metadata = copy(call.context().GetServerInitialMetadata());
   const auto& trailers = call.context().GetServerTrailingMetadata();
   reply.trailing_metadata = copy(trailers);
