@@ -1,34 +1,36 @@
 #include "runtime/loop.h"
 
-#include <grpc/support/time.h>
-
 namespace curfew::rt {
 namespace {
 
 thread_local Loop* current_loop = nullptr;
 
-// At most this many completion-queue events are handled before timers and ready tasks get a
-// turn again, so a flood of gRPC events cannot starve timers.
+// At most this many poller events are handled before timers and ready tasks get a turn again,
+// so a flood of events cannot starve timers.
 constexpr int kMaxEventsPerIteration = 64;
 
-// A pass with tasks ready polls the queue without blocking. Such a poll costs about as much as
-// the pass itself (gRPC takes locks and may run its poller), and chains of short passes (a spawn,
-// an event set, a yield) are common on the proxy path; so once a non-blocking poll found the
-// queue empty, the passes that follow within this interval do not poll again. While events keep
-// arriving every pass polls, and a gRPC event waits for at most this long on a busy loop.
+// A pass with tasks ready polls without blocking. Such a poll costs about as much as the pass
+// itself (gRPC takes locks and may run its poller), and chains of short passes (a spawn, an event
+// set, a yield) are common on the proxy path; so once a non-blocking poll found nothing, the
+// passes that follow within this interval do not poll again. While events keep arriving every
+// pass polls, and an event waits for at most this long on a busy loop.
 constexpr Duration kRepollAfterEmpty = std::chrono::microseconds(20);
-
-gpr_timespec deadline_after(Duration d) {
-  if (d <= Duration::zero()) return gpr_time_0(GPR_CLOCK_MONOTONIC);
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
-  return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_nanos(ns, GPR_TIMESPAN));
-}
 
 }  // namespace
 
 Loop::Loop(grpc::CompletionQueue& cq, grpc::ServerCompletionQueue* server_cq, BlockingPool& pool,
            int index)
-    : cq_(cq), server_cq_(server_cq), pool_(pool), index_(index) {}
+    : pool_(pool), index_(index) {
+  auto poller = std::make_unique<CqPoller>(cq, server_cq, [this] { run_inbox(); });
+  cq_poller_ = poller.get();
+  poller_ = std::move(poller);
+}
+
+Loop::Loop(BlockingPool& pool, int index) : pool_(pool), index_(index) {
+  auto poller = std::make_unique<EpollPoller>([this] { run_inbox(); });
+  epoll_poller_ = poller.get();
+  poller_ = std::move(poller);
+}
 
 Loop::~Loop() = default;
 
@@ -52,18 +54,10 @@ bool Loop::post_threadsafe(std::function<void()> fn) {
   inbox_.push_back(std::move(fn));
   if (!wake_armed_) {
     wake_armed_ = true;
-    tag_started(&wake_tag_);
-    wake_alarm_.Set(&cq_, gpr_time_0(GPR_CLOCK_MONOTONIC), &wake_tag_);
+    poller_->wake();
   }
   return true;
 }
-
-void Loop::tag_started(void* tag) noexcept {
-  tags_in_flight_.fetch_add(1, std::memory_order_relaxed);
-  tsan::release(tag);
-}
-
-void Loop::WakeTag::complete(bool) { loop_.run_inbox(); }
 
 void Loop::run_inbox() {
   std::vector<std::function<void()>> work;
@@ -77,7 +71,7 @@ void Loop::run_inbox() {
 
 void Loop::run_ready() {
   // Only what was ready when the pass began: work queued meanwhile waits for the next pass, so a
-  // task that keeps yielding cannot starve the completion queue.
+  // task that keeps yielding cannot starve the poller.
   Runnable* stop_after = ready_tail_;
   while (ready_head_ != nullptr) {
     Runnable* r = ready_head_;
@@ -91,12 +85,6 @@ void Loop::run_ready() {
   }
 }
 
-void Loop::dispatch(void* tag, bool ok) {
-  tsan::acquire(tag);
-  tags_in_flight_.fetch_sub(1, std::memory_order_relaxed);
-  static_cast<Completion*>(tag)->complete(ok);
-}
-
 void Loop::run(const bool& finished) {
   Loop* previous = current_loop;
   current_loop = this;
@@ -105,30 +93,19 @@ void Loop::run(const bool& finished) {
     run_ready();
     if (finished && ready_head_ == nullptr && tags_in_flight() == 0 && close_inbox()) break;
 
-    gpr_timespec deadline;
+    std::optional<Duration> timeout;  // none: until an event
     const bool tasks_ready = ready_head_ != nullptr;
     TimePoint poll_at{};
     if (tasks_ready) {
       poll_at = Clock::now();
       if (last_empty_poll_ && poll_at - *last_empty_poll_ < kRepollAfterEmpty) continue;
-      deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
+      timeout = Duration::zero();
     } else if (busy_poll_ > Duration::zero() && Clock::now() - last_event_ < busy_poll_) {
-      deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);  // spin: see set_busy_poll()
+      timeout = Duration::zero();  // spin: see set_busy_poll()
     } else if (auto next = timers_.next()) {
-      deadline = deadline_after(*next - Clock::now());
-    } else {
-      deadline = gpr_inf_future(GPR_CLOCK_MONOTONIC);
+      timeout = *next - Clock::now();
     }
-    void* tag = nullptr;
-    bool ok = false;
-    int events = 0;
-    for (int i = 0; i < kMaxEventsPerIteration; ++i) {
-      auto status = cq_.AsyncNext(&tag, &ok, deadline);
-      if (status != grpc::CompletionQueue::GOT_EVENT) break;
-      ++events;
-      dispatch(tag, ok);
-      deadline = gpr_time_0(GPR_CLOCK_MONOTONIC);
-    }
+    const int events = poller_->wait(timeout, kMaxEventsPerIteration);
     if (events > 0 && busy_poll_ > Duration::zero()) last_event_ = Clock::now();
     if (tasks_ready && events == 0) {
       last_empty_poll_ = poll_at;
@@ -140,7 +117,7 @@ void Loop::run(const bool& finished) {
 }
 
 bool Loop::close_inbox() {
-  // Under the inbox lock, so that no post_threadsafe() can slip a wake-up tag in between the
+  // Under the inbox lock, so that no post_threadsafe() can slip a wake-up in between the
   // decision to stop and the stop.
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (tags_in_flight() != 0 || !inbox_.empty()) return false;
@@ -153,12 +130,7 @@ size_t Loop::close() {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     closed_ = true;
   }
-  cq_.Shutdown();
-  size_t leftover = 0;
-  void* tag = nullptr;
-  bool ok = false;
-  while (cq_.Next(&tag, &ok)) ++leftover;
-  return leftover;
+  return poller_->close();
 }
 
 }  // namespace curfew::rt

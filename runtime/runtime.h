@@ -1,4 +1,5 @@
-// Runtime: N loop threads, each driving its own gRPC completion queue, plus the blocking pool.
+// Runtime: N loop threads, each waiting in its own poller (a gRPC completion queue or epoll), plus
+// the blocking pool.
 //
 //   rt::Runtime runtime({.threads = 2, .server_builder = &builder});
 //   auto server = builder.BuildAndStart();
@@ -25,15 +26,19 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/detail/spawned_task.h"
 #include "runtime/loop.h"
+#include "runtime/process.h"
 #include "runtime/task.h"
 
 namespace curfew::rt {
 
 struct RuntimeOptions {
-  int threads = 1;           // loop threads, each with its own completion queue
+  int threads = 1;           // loop threads, each with its own poller
   int blocking_threads = 4;  // threads of the pool behind to_thread()
+  // What the loops wait in (detail/poller.h); none: the process's default_poller().
+  std::optional<PollerKind> poller;
   // When set, each loop's queue is made by this builder (a ServerCompletionQueue), so the loops
-  // can accept calls of the server it builds. Call before builder->BuildAndStart().
+  // can accept calls of the server it builds. Call before builder->BuildAndStart(). Only with
+  // the completion-queue poller.
   grpc::ServerBuilder* server_builder = nullptr;
   // Each loop polls instead of sleeping for this long after its last event (Loop::set_busy_poll).
   // Lower latency for a hot loop at the price of a spinning core; zero: off.
@@ -59,8 +64,9 @@ class Runtime {
   // from a signal-handling thread.
   void cancel(const std::string& reason);
 
-  // Shuts the completion queues down and drains them; returns how many tags were still queued
-  // (0 unless a bug). A grpc::Server using the queues must be shut down AND destroyed first.
+  // Closes the pollers (completion queues are shut down and drained); returns how many
+  // operations were still pending (0 unless a bug). A grpc::Server using the queues must be shut
+  // down AND destroyed first.
   // Idempotent; the destructor calls it.
   size_t close();
 

@@ -13,6 +13,9 @@ packages=(
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
   libcpp-httplib-dev                     # the admin HTTP server (/metrics, /healthz, /readyz)
   libgtest-dev libgmock-dev libbenchmark-dev
+  libnghttp2-dev                         # the data path's HTTP/2 (Debian's 1.52, security-patched)
+  libc-ares-dev                          # upstream name resolution off the loop threads
+  libssl-dev                             # upstream TLS (OpenSSL 3)
 )
 
 missing=()
