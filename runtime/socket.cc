@@ -146,6 +146,10 @@ void Socket::shutdown_write() noexcept {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
+void Socket::shutdown_both() noexcept {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+}
+
 long Socket::try_read(std::span<char> buf) {
   for (;;) {
     const ssize_t n = ::read(fd_, buf.data(), buf.size());

@@ -64,6 +64,8 @@ class Socket {
 
   // Half-closes the sending side (FIN), then the receiving side stays readable.
   void shutdown_write() noexcept;
+  // Shuts both directions down: a task waiting to read wakes and reads end of stream.
+  void shutdown_both() noexcept;
   // Closes at once; with `reset`, an RST instead of a FIN (SO_LINGER 0).
   void close(bool reset = false) noexcept;
 

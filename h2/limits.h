@@ -1,0 +1,42 @@
+// SessionLimits: every limit of an HTTP/2 session, set on purpose (nghttp2's defaults are not
+// curfew's: its reset bucket would disconnect a legitimate caller whose deadlines expire often).
+// The sidecar fills these from its config; the defaults are what a gRPC proxy wants.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace curfew::h2 {
+
+struct SessionLimits {
+  // SETTINGS_MAX_CONCURRENT_STREAMS we advertise (server side: per caller connection).
+  uint32_t max_concurrent_streams = 1000;
+  // SETTINGS_INITIAL_WINDOW_SIZE: each stream's receive window. nghttp2 has no BDP probing, so
+  // this is what one stream may have in flight: 1 MiB covers ~1 Gbit/s at 8 ms RTT.
+  int32_t stream_window_bytes = 1 << 20;
+  // The connection's receive window (returned as bytes arrive, not as streams take them).
+  int32_t connection_window_bytes = 16 << 20;
+  // SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced on received header blocks (RFC 7541
+  // accounting: name + value + 32 per field).
+  uint32_t max_header_list_bytes = 16 << 10;
+  // SETTINGS_MAX_FRAME_SIZE we accept.
+  uint32_t max_frame_bytes = 16 << 10;
+  // Largest header block we send (a forwarded trailer may be large: at least the metadata limit).
+  size_t max_send_header_block_bytes = 64 << 10;
+  // Incoming RST_STREAM token bucket (nghttp2: GOAWAY when empty). Sized so that legitimate
+  // cancellation never trips it: a caller at c=64 whose calls all hit 10 ms deadlines resets
+  // 6,400 streams/s; rapid reset is caught by curfew's own rule on top (streams reset before any
+  // work), not by this bucket.
+  uint64_t reset_burst = 10000;
+  uint64_t reset_rate_per_second = 10000;
+  // CONTINUATION frames after one HEADERS (CVE-2024-28182).
+  size_t max_continuations = 8;
+  // Queued outbound SETTINGS/PING ACKs before the peer is treated as flooding.
+  size_t max_outbound_ack = 1000;
+  // Entries in one SETTINGS frame.
+  size_t max_settings = 32;
+  // Bytes a stream may queue for sending before its writer waits (backpressure end to end).
+  size_t stream_send_buffer_bytes = 256 << 10;
+};
+
+}  // namespace curfew::h2

@@ -1,0 +1,476 @@
+#include "h2/session.h"
+
+#include <nghttp2/nghttp2.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <stdexcept>
+#include <system_error>
+#include <vector>
+
+#include "runtime/errors.h"
+#include "runtime/sleep.h"
+
+namespace curfew::h2 {
+namespace {
+
+// nghttp2 copies header names and values at submit time: the vector only lives for the call.
+std::vector<nghttp2_nv> to_nv(const Headers& headers) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(headers.size());
+  for (const Header& h : headers) {
+    nv.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.name.data())),
+                  const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.value.data())),
+                  h.name.size(), h.value.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nv;
+}
+
+// One write per pass of at most this much of nghttp2's output (frames coalesced).
+constexpr size_t kWriteBatchBytes = 64 << 10;
+constexpr size_t kReadBufferBytes = 16 << 10;
+// Between the server's shutdown notice and its final GOAWAY: a generous round trip.
+constexpr rt::Duration kShutdownNoticeGrace = std::chrono::milliseconds(100);
+
+}  // namespace
+
+const char* close_reason_name(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::kOpen:
+      return "open";
+    case CloseReason::kPeerClosed:
+      return "peer_closed";
+    case CloseReason::kGoaway:
+      return "goaway";
+    case CloseReason::kProtocolError:
+      return "protocol_error";
+    case CloseReason::kFlooded:
+      return "flooded";
+    case CloseReason::kSocketError:
+      return "socket_error";
+    case CloseReason::kCancelled:
+      return "cancelled";
+  }
+  return "unknown";
+}
+
+// nghttp2's callbacks, each a thin step into Session or Stream state. They run inside
+// nghttp2_session_mem_recv/mem_send on the loop thread and never destroy the session.
+struct Session::Callbacks {
+  static Session& self(void* user_data) { return *static_cast<Session*>(user_data); }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Session& s = self(user_data);
+    if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+    if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      auto stream = std::make_shared<Stream>(s, frame->hd.stream_id);
+      nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
+      s.streams_.emplace(frame->hd.stream_id, std::move(stream));
+      ++s.streams_opened_;
+      return 0;
+    }
+    if (Stream* stream = s.find(frame->hd.stream_id)) {
+      stream->building_.clear();
+      stream->building_bytes_ = 0;
+    }
+    return 0;
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
+                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                       void* user_data) {
+    Session& s = self(user_data);
+    Stream* stream = s.find(frame->hd.stream_id);
+    if (stream == nullptr) return 0;
+    // nghttp2 only advertises SETTINGS_MAX_HEADER_LIST_SIZE; enforcing it is ours (RFC 7541
+    // accounting). Failing here resets just this stream.
+    stream->building_bytes_ += namelen + valuelen + 32;
+    if (stream->building_bytes_ > s.limits_.max_header_list_bytes)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    stream->building_.push_back({std::string(reinterpret_cast<const char*>(name), namelen),
+                                 std::string(reinterpret_cast<const char*>(value), valuelen)});
+    return 0;
+  }
+
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Session& s = self(user_data);
+    const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    switch (frame->hd.type) {
+      case NGHTTP2_HEADERS: {
+        auto it = s.streams_.find(frame->hd.stream_id);
+        if (it == s.streams_.end()) return 0;
+        Stream& stream = *it->second;
+        if (!stream.headers_received_) {
+          stream.headers_ = std::move(stream.building_);
+          stream.headers_received_ = true;
+          stream.headers_only_ = end_stream;
+          if (s.role_ == Role::kServer) s.spawn_handler(it->second);
+        } else {
+          stream.trailers_ = std::move(stream.building_);
+        }
+        stream.building_.clear();
+        if (end_stream) stream.inbound_ended_ = true;
+        stream.inbound_changed_.set();
+        return 0;
+      }
+      case NGHTTP2_DATA:
+        if (end_stream) {
+          if (Stream* stream = s.find(frame->hd.stream_id)) {
+            stream->inbound_ended_ = true;
+            stream->inbound_changed_.set();
+          }
+        }
+        return 0;
+      default:
+        return 0;
+    }
+  }
+
+  static int on_data_chunk_recv(nghttp2_session* session, uint8_t, int32_t stream_id,
+                                const uint8_t* data, size_t len, void* user_data) {
+    Session& s = self(user_data);
+    // The connection window is returned on receipt; the stream's when its reader takes the bytes.
+    nghttp2_session_consume_connection(session, len);
+    if (Stream* stream = s.find(stream_id)) {
+      stream->inbound_.emplace_back(reinterpret_cast<const char*>(data), len);
+      stream->inbound_changed_.set();
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                             void* user_data) {
+    Session& s = self(user_data);
+    auto it = s.streams_.find(stream_id);
+    if (it == s.streams_.end()) return 0;
+    std::shared_ptr<Stream> stream = std::move(it->second);
+    s.streams_.erase(it);
+    stream->closed_ = true;
+    stream->session_ = nullptr;  // nothing more to ask of nghttp2 for this stream
+    if (!stream->reset_by_us_ && (error_code != NGHTTP2_NO_ERROR || !stream->inbound_ended_)) {
+      stream->reset_ = true;
+      stream->reset_code_ = error_code;
+      ++s.streams_reset_by_peer_;
+    }
+    // The peer gave up on a stream we were still answering: cancel the task serving it.
+    if (stream->task_ && !stream->out_end_sent_ && !stream->reset_by_us_)
+      stream->task_->cancel("the peer reset the stream");
+    stream->inbound_changed_.set();
+    stream->send_space_.set();
+    stream->closed_event_.set();
+    return 0;
+  }
+
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    Session& s = self(user_data);
+    // A GOAWAY with an error that curfew did not submit is nghttp2 shedding a misbehaving peer
+    // (flood limits, protocol errors).
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+      s.finish(frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM ? CloseReason::kFlooded
+                                                                     : CloseReason::kProtocolError);
+    }
+    return 0;
+  }
+
+  static ssize_t read_data(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
+                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
+    auto* stream = static_cast<Stream*>(source->ptr);
+    size_t n = 0;
+    while (n < length && !stream->out_.empty()) {
+      const std::string& front = stream->out_.front();
+      const size_t take = std::min(length - n, front.size() - stream->out_offset_);
+      std::memcpy(buf + n, front.data() + stream->out_offset_, take);
+      n += take;
+      stream->out_offset_ += take;
+      if (stream->out_offset_ == front.size()) {
+        stream->out_.pop_front();
+        stream->out_offset_ = 0;
+      }
+    }
+    stream->out_bytes_ -= n;
+    if (n > 0) stream->send_space_.set();
+    if (stream->out_.empty()) {
+      if (stream->out_end_) {
+        *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (!stream->out_trailers_.empty()) {
+          *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+          auto nv = to_nv(stream->out_trailers_);
+          if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        stream->out_end_sent_ = true;
+      } else if (n == 0) {
+        stream->deferred_ = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
+    return static_cast<ssize_t>(n);
+  }
+};
+
+Session::Session(rt::Socket socket, Role role, const SessionLimits& limits)
+    : socket_(std::move(socket)), role_(role), limits_(limits) {
+  nghttp2_session_callbacks* callbacks = nullptr;
+  nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks,
+                                                            Callbacks::on_data_chunk_recv);
+  nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, Callbacks::on_frame_send);
+
+  nghttp2_option* option = nullptr;
+  nghttp2_option_new(&option);
+  nghttp2_option_set_no_auto_window_update(option, 1);
+  nghttp2_option_set_max_send_header_block_length(option, limits_.max_send_header_block_bytes);
+  nghttp2_option_set_stream_reset_rate_limit(option, limits_.reset_burst,
+                                             limits_.reset_rate_per_second);
+  nghttp2_option_set_max_continuations(option, limits_.max_continuations);
+  nghttp2_option_set_max_outbound_ack(option, limits_.max_outbound_ack);
+  nghttp2_option_set_max_settings(option, limits_.max_settings);
+  // gRPC metadata values may carry leading or trailing blanks; RFC 9113's stricter rule would
+  // reset such a stream.
+  nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(option, 1);
+
+  const int rv = role_ == Role::kServer
+                     ? nghttp2_session_server_new2(&session_, callbacks, this, option)
+                     : nghttp2_session_client_new2(&session_, callbacks, this, option);
+  nghttp2_option_del(option);
+  nghttp2_session_callbacks_del(callbacks);
+  if (rv != 0) throw std::runtime_error(std::string("nghttp2 session: ") + nghttp2_strerror(rv));
+
+  std::vector<nghttp2_settings_entry> settings = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<uint32_t>(limits_.stream_window_bytes)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, limits_.max_frame_bytes},
+  };
+  if (role_ == Role::kClient) settings.push_back({NGHTTP2_SETTINGS_ENABLE_PUSH, 0});
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        limits_.connection_window_bytes);
+}
+
+Session::~Session() {
+  detach_streams();
+  nghttp2_session_del(session_);
+}
+
+Stream* Session::find(int32_t id) noexcept {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+bool Session::accepting_streams() const noexcept {
+  if (done_ || shutting_down_) return false;
+  return role_ == Role::kServer || nghttp2_session_check_request_allowed(session_) != 0;
+}
+
+void Session::finish(CloseReason reason) noexcept {
+  if (close_reason_ == CloseReason::kOpen) close_reason_ = reason;
+  done_ = true;
+}
+
+void Session::detach_streams() noexcept {
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, stream] : streams) {
+    stream->session_ = nullptr;
+    stream->closed_ = true;
+    stream->connection_lost_ = true;
+    if (stream->task_) stream->task_->cancel("the connection was lost");
+    stream->inbound_changed_.set();
+    stream->send_space_.set();
+    stream->closed_event_.set();
+  }
+}
+
+void Session::spawn_handler(const std::shared_ptr<Stream>& stream) {
+  if (group_ == nullptr || !handler_ || group_->aborting()) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id(), NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  stream->task_.emplace(group_->spawn(handler_(stream), "h2-stream"));
+}
+
+std::shared_ptr<Stream> Session::open_stream(const Headers& headers) {
+  if (role_ != Role::kClient || !accepting_streams()) return nullptr;
+  auto stream = std::make_shared<Stream>(*this, 0);
+  nghttp2_data_provider provider{};
+  provider.source.ptr = stream.get();
+  provider.read_callback = Callbacks::read_data;
+  auto nv = to_nv(headers);
+  const int32_t id =
+      nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), &provider, stream.get());
+  if (id < 0) return nullptr;
+  stream->id_ = id;
+  stream->headers_sent_ = true;
+  streams_.emplace(id, stream);
+  ++streams_opened_;
+  kick();
+  return stream;
+}
+
+bool Session::submit_response(Stream& s, const Headers& headers, bool with_body) {
+  nghttp2_data_provider provider{};
+  provider.source.ptr = &s;
+  provider.read_callback = Callbacks::read_data;
+  auto nv = to_nv(headers);
+  const int rv = nghttp2_submit_response(session_, s.id(), nv.data(), nv.size(),
+                                         with_body ? &provider : nullptr);
+  if (rv != 0) return false;
+  s.headers_sent_ = true;
+  if (!with_body) s.out_end_sent_ = true;
+  kick();
+  return true;
+}
+
+void Session::resume(Stream& s) {
+  if (s.deferred_ && s.headers_sent_) {
+    s.deferred_ = false;
+    nghttp2_session_resume_data(session_, s.id());
+  }
+  kick();
+}
+
+void Session::consume(Stream& s, size_t bytes) {
+  nghttp2_session_consume_stream(session_, s.id(), bytes);
+  kick();
+}
+
+void Session::submit_reset(Stream& s, uint32_t error_code) {
+  nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, s.id(), error_code);
+  kick();
+}
+
+void Session::shutdown() {
+  if (done_ || shutting_down_) return;
+  shutting_down_ = true;
+  if (role_ == Role::kServer && group_ != nullptr && !group_->aborting()) {
+    nghttp2_submit_shutdown_notice(session_);
+    group_->spawn(final_goaway_later(), "h2-goaway");
+  } else {
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                          nullptr, 0);
+  }
+  kick();
+}
+
+rt::Task<void> Session::final_goaway_later() {
+  co_await rt::sleep(kShutdownNoticeGrace);
+  if (done_) co_return;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  kick();
+}
+
+rt::Task<void> Session::run(StreamHandler handler) {
+  handler_ = std::move(handler);
+  rt::TaskGroup group;
+  group_ = &group;
+  try {
+    co_await group.run(serve(group));
+  } catch (...) {
+    finish(CloseReason::kCancelled);
+    group_ = nullptr;
+    detach_streams();
+    socket_.close();
+    throw;
+  }
+  group_ = nullptr;
+  detach_streams();
+  socket_.close();
+}
+
+rt::Task<void> Session::serve(rt::TaskGroup& group) {
+  auto writer = group.spawn(write_loop(), "h2-writer");
+  co_await read_loop();
+  // The connection is over for reading: whatever is still being served has no one to answer.
+  done_ = true;
+  kick();
+  detach_streams();
+  // The writer ends by itself once it flushed, unless the peer stopped taking bytes.
+  if (!writer.done()) {
+    co_await rt::sleep(std::chrono::milliseconds(0));
+    if (!writer.done()) writer.cancel("the connection is closed");
+  }
+}
+
+rt::Task<void> Session::read_loop() {
+  std::array<char, kReadBufferBytes> buf;  // in the coroutine frame: one per connection
+  for (;;) {
+    if (done_ ||
+        (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)) {
+      finish(CloseReason::kGoaway);
+      co_return;
+    }
+    size_t n = 0;
+    try {
+      n = co_await socket_.read_some(buf);
+    } catch (const std::system_error&) {
+      finish(CloseReason::kSocketError);
+      co_return;
+    }
+    if (n == 0) {
+      finish(CloseReason::kPeerClosed);
+      co_return;
+    }
+    const ssize_t rv =
+        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf.data()), n);
+    kick();
+    if (rv < 0) {
+      // Fatal for the connection; nghttp2 has queued a GOAWAY where the protocol asks for one,
+      // and the writer flushes it before the socket closes.
+      finish(rv == NGHTTP2_ERR_FLOODED ? CloseReason::kFlooded : CloseReason::kProtocolError);
+      co_return;
+    }
+  }
+}
+
+rt::Task<void> Session::write_loop() {
+  std::string out;
+  for (;;) {
+    // Coalesce what nghttp2 has into one buffer, then one write.
+    while (out.size() < kWriteBatchBytes) {
+      const uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        finish(CloseReason::kProtocolError);
+        break;
+      }
+      if (n == 0) break;
+      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+    }
+    try {
+      std::string_view pending = out;
+      while (!pending.empty()) {
+        pending.remove_prefix(socket_.try_write(pending));
+        if (!pending.empty()) co_await socket_.watch().writable();
+      }
+    } catch (const std::system_error&) {
+      finish(CloseReason::kSocketError);
+      socket_.shutdown_both();  // the reader sees the end
+      co_return;
+    }
+    const bool more = out.size() >= kWriteBatchBytes;
+    out.clear();
+    if (more) continue;
+    if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
+      finish(CloseReason::kGoaway);
+      socket_.shutdown_both();
+      co_return;
+    }
+    if (done_) {
+      socket_.shutdown_both();
+      co_return;
+    }
+    want_write_.clear();
+    co_await want_write_.wait();
+  }
+}
+
+}  // namespace curfew::h2

@@ -1,0 +1,119 @@
+// Session: one HTTP/2 connection on nghttp2 1.52 (Debian's, with the rapid-reset and
+// CONTINUATION fixes), driven by the runtime's epoll loop. Server role: serves a caller's
+// connection, one task per stream. Client role: carries curfew's streams to one upstream.
+//
+//   h2::Session session(std::move(socket), h2::Role::kServer, limits);
+//   co_await session.run([](std::shared_ptr<h2::Stream> s) -> rt::Task<void> { ... });
+//
+// run() reads the socket into nghttp2 (mem_recv) and writes what nghttp2 produces (mem_send,
+// coalesced into one write per pass), until the connection ends. Flow control is the
+// application's: the connection window is returned as bytes arrive, a stream's only when its
+// reader takes them (Stream::read), so a slow reader throttles its writer end to end.
+//
+// Loop thread only. The Session must outlive run(); streams may outlive it (detached).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "h2/header.h"
+#include "h2/limits.h"
+#include "h2/stream.h"
+#include "runtime/event.h"
+#include "runtime/socket.h"
+#include "runtime/task.h"
+#include "runtime/task_group.h"
+
+struct nghttp2_session;
+
+namespace curfew::h2 {
+
+enum class Role { kServer, kClient };
+
+// Serves one stream of a server session; spawned when its request headers are complete and
+// cancelled when the peer resets the stream or the connection is lost.
+using StreamHandler = std::function<rt::Task<void>(std::shared_ptr<Stream>)>;
+
+// Why a session ended, for metrics and logs.
+enum class CloseReason {
+  kOpen,           // still running
+  kPeerClosed,     // the peer closed the connection (EOF)
+  kGoaway,         // GOAWAY exchanged and the last stream finished
+  kProtocolError,  // nghttp2 found the peer's bytes invalid (it sends GOAWAY itself)
+  kFlooded,        // nghttp2's flood limits (SETTINGS, PING ACKs, resets, CONTINUATION)
+  kSocketError,    // read or write failed
+  kCancelled,      // run() was cancelled (curfew stopping)
+};
+const char* close_reason_name(CloseReason reason) noexcept;
+
+class Session {
+ public:
+  Session(rt::Socket socket, Role role, const SessionLimits& limits);
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session();
+
+  // Serves the connection until it ends (server role: `handler` for each stream; client role:
+  // pass nullptr). Returns normally however the connection ended (close_reason() says how);
+  // cancelling it closes the connection at once and cancels every stream task.
+  rt::Task<void> run(StreamHandler handler);
+
+  // Client role: opens a stream with these request headers (pseudo-headers first); its body
+  // follows with Stream::write/end. Null when the session accepts no new stream (GOAWAY, closed,
+  // stream ids exhausted).
+  std::shared_ptr<Stream> open_stream(const Headers& headers);
+
+  // Graceful close: GOAWAY with the last stream id processed; streams already open finish, no
+  // new ones start. Server role: a shutdown notice first, the final GOAWAY one round trip later.
+  void shutdown();
+
+  // Streams that are open.
+  size_t open_streams() const noexcept { return streams_.size(); }
+  // New streams may be opened (client) or are accepted (server).
+  bool accepting_streams() const noexcept;
+  CloseReason close_reason() const noexcept { return close_reason_; }
+  const std::string& peer() const noexcept { return socket_.peer(); }
+  // Streams the peer reset since the session began (rapid-reset accounting).
+  uint64_t streams_reset_by_peer() const noexcept { return streams_reset_by_peer_; }
+  uint64_t streams_opened() const noexcept { return streams_opened_; }
+
+ private:
+  friend class Stream;
+  struct Callbacks;  // nghttp2's C callbacks (session.cc)
+
+  rt::Task<void> serve(rt::TaskGroup& group);
+  rt::Task<void> read_loop();
+  rt::Task<void> write_loop();
+  rt::Task<void> final_goaway_later();
+  // Wakes the writer: nghttp2 may have something to send.
+  void kick() noexcept { want_write_.set(); }
+  void finish(CloseReason reason) noexcept;
+  void detach_streams() noexcept;
+  Stream* find(int32_t id) noexcept;
+  void spawn_handler(const std::shared_ptr<Stream>& stream);
+
+  // Stream operations (stream.cc calls these).
+  bool submit_response(Stream& s, const Headers& headers, bool with_body);
+  void resume(Stream& s);
+  void consume(Stream& s, size_t bytes);
+  void submit_reset(Stream& s, uint32_t error_code);
+
+  rt::Socket socket_;
+  Role role_;
+  SessionLimits limits_;
+  nghttp2_session* session_ = nullptr;
+  StreamHandler handler_;
+  rt::TaskGroup* group_ = nullptr;  // while run() runs
+  std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  rt::Event want_write_;
+  bool done_ = false;
+  bool shutting_down_ = false;
+  CloseReason close_reason_ = CloseReason::kOpen;
+  uint64_t streams_reset_by_peer_ = 0;
+  uint64_t streams_opened_ = 0;
+};
+
+}  // namespace curfew::h2
