@@ -1,5 +1,6 @@
 #include "sidecar/sidecar.h"
 
+#include "sidecar/internal/h2_listener_server.h"
 #include "sidecar/internal/listener_server.h"
 #include "sidecar/internal/routing.h"
 
@@ -29,6 +30,9 @@ absl::Status reloadable(const config::Config& before, const config::Config& afte
     }
   }
   // It shapes the worker threads, which live as long as the process.
+  if (before.data_path != after.data_path) {
+    return absl::FailedPreconditionError("data_path changed; restart curfew to apply it");
+  }
   if (before.busy_poll != after.busy_poll) {
     return absl::FailedPreconditionError("busy_poll changed; restart curfew to apply it");
   }
@@ -45,6 +49,13 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
   auto sidecar = std::unique_ptr<Sidecar>(new Sidecar());
   sidecar->routing_ = *routing;
   for (const config::Listener& l : (*routing)->config.listeners) {
+    if ((*routing)->config.data_path == config::DataPath::kNghttp2) {
+      H2ListenerServer::Options options{workers, observer, &sidecar->shutting_down_};
+      auto listener = H2ListenerServer::start(*routing, l.name, options);
+      if (!listener.ok()) return listener.status();
+      sidecar->listeners_.push_back(std::move(*listener));
+      continue;
+    }
     ListenerServer::Options options{workers, (*routing)->config.busy_poll, observer,
                                     &sidecar->shutting_down_};
     auto listener = ListenerServer::start(*routing, l.name, options);

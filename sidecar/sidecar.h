@@ -16,8 +16,8 @@
 
 namespace curfew::sidecar {
 
-class ListenerServer;  // sidecar/internal/listener_server.h
-struct Routing;        // sidecar/internal/routing.h
+class ServingListener;  // sidecar/internal/serving_listener.h
+struct Routing;         // sidecar/internal/routing.h
 
 class Sidecar {
  public:
@@ -51,7 +51,7 @@ class Sidecar {
 
   mutable std::mutex mu_;  // guards routing_ (reload vs. readers of the admin side)
   std::shared_ptr<const Routing> routing_;
-  std::vector<std::unique_ptr<ListenerServer>> listeners_;
+  std::vector<std::unique_ptr<ServingListener>> listeners_;
   std::atomic<bool> shutting_down_{false};
 };
 

@@ -33,6 +33,7 @@
 #include "runtime/task_group.h"
 #include "sidecar/call_report.h"
 #include "sidecar/internal/routing.h"
+#include "sidecar/internal/serving_listener.h"
 #include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
@@ -74,7 +75,7 @@ class CallSlots {
   std::shared_ptr<ConcurrencyLimit> route_;
 };
 
-class ListenerServer {
+class ListenerServer final : public ServingListener {
  public:
   struct Options {
     int workers = 1;
@@ -86,13 +87,13 @@ class ListenerServer {
   // Binds the listener called `name` of `routing` and starts serving it.
   static absl::StatusOr<std::unique_ptr<ListenerServer>> start(
       std::shared_ptr<const Routing> routing, const std::string& name, Options options);
-  ~ListenerServer();
+  ~ListenerServer() override;
 
-  const std::string& name() const noexcept { return name_; }
-  int port() const noexcept { return port_; }
+  const std::string& name() const noexcept override { return name_; }
+  int port() const noexcept override { return port_; }
 
   // Future calls use `routing`; calls in flight keep theirs. Thread-safe.
-  void set_routing(std::shared_ptr<const Routing> routing);
+  void set_routing(std::shared_ptr<const Routing> routing) override;
 
   // Calls holding a slot of the listener's concurrency limit now (admitted, not yet finished).
   int calls_in_flight() const noexcept { return listener_limit_.in_flight(); }
@@ -103,7 +104,7 @@ class ListenerServer {
   // Stops accepting, lets calls in flight run until `deadline`, cancels the rest (their
   // upstream calls are cancelled with them), and waits until everything is done. Blocking;
   // call it from a thread that is not one of the listener's loops.
-  void shutdown(std::chrono::system_clock::time_point deadline);
+  void shutdown(std::chrono::system_clock::time_point deadline) override;
 
  private:
   // What one loop thread routes new calls with: the routing, and for each route of this

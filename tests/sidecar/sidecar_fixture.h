@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,10 @@ inline std::unique_ptr<sidecar::Sidecar> start_sidecar(const std::string& yaml,
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return nullptr;
   config->worker_threads = 2;
+  // The suite runs once per data path (tests/sidecar/CMakeLists.txt): CURFEW_TEST_DATA_PATH.
+  if (const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
+      path != nullptr && std::string(path) == "nghttp2")
+    config->data_path = config::DataPath::kNghttp2;
   auto started = sidecar::Sidecar::start(*std::move(config), observer);
   EXPECT_TRUE(started.ok()) << started.status();
   return started.ok() ? std::move(*started) : nullptr;

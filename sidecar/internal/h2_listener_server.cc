@@ -1,0 +1,190 @@
+#include "sidecar/internal/h2_listener_server.h"
+
+#include <unistd.h>
+
+#include <system_error>
+
+#include "runtime/errors.h"
+#include "runtime/sleep.h"
+#include "runtime/task_group.h"
+#include "sidecar/internal/h2_proxy_call.h"
+#include "sidecar/log.h"
+
+namespace curfew::sidecar {
+namespace {
+
+// Accept failures such as EMFILE: wait this long before trying again, so a descriptor shortage
+// does not spin the acceptor.
+constexpr rt::Duration kAcceptBackoff = std::chrono::milliseconds(50);
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
+    std::shared_ptr<const Routing> routing, const std::string& name, Options options) {
+  const config::Listener* listener = routing->listener(name);
+  if (listener == nullptr) return absl::NotFoundError("no listener named '" + name + "'");
+  auto self = std::unique_ptr<H2ListenerServer>(new H2ListenerServer());
+  self->name_ = name;
+  self->options_ = options;
+
+  h2::SessionLimits callers;
+  callers.max_concurrent_streams =
+      static_cast<uint32_t>(listener->limits.max_concurrent_streams_per_connection);
+  callers.max_header_list_bytes = static_cast<uint32_t>(listener->limits.max_metadata_bytes);
+  callers.max_send_header_block_bytes =
+      std::max<size_t>(callers.max_send_header_block_bytes, listener->limits.max_metadata_bytes);
+  self->caller_limits_ = callers;
+  h2::SessionLimits upstreams;  // an upstream's headers may be as large as what callers may send
+  upstreams.max_header_list_bytes = callers.max_header_list_bytes;
+  upstreams.max_send_header_block_bytes = callers.max_send_header_block_bytes;
+
+  self->runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{
+      .threads = options.workers, .blocking_threads = 1, .poller = rt::PollerKind::kEpoll});
+  for (int i = 0; i < options.workers; ++i) {
+    self->workers_.push_back(std::make_unique<Worker>(upstreams));
+    self->workers_.back()->routing = routing;
+  }
+  try {
+    // Registered with loop 0's epoll from this thread before the loops run (epoll_ctl is
+    // thread-safe); from then on only loop 0 touches it.
+    self->listener_.emplace(
+        rt::Listener::bind(self->runtime_->loop(0), rt::SocketAddress::parse(listener->address)));
+  } catch (const std::exception& e) {
+    return absl::UnavailableError("listener '" + name + "': cannot listen on " + listener->address +
+                                  ": " + e.what());
+  }
+  const std::string bound = self->listener_->local_address().to_string();
+  self->port_ = std::stoi(bound.substr(bound.rfind(':') + 1));
+  H2ListenerServer* raw = self.get();
+  self->thread_ =
+      std::thread([raw] { raw->runtime_->run([raw](int worker) { return raw->serve(worker); }); });
+  return self;
+}
+
+H2ListenerServer::~H2ListenerServer() {
+  if (!stopped_) shutdown(std::chrono::system_clock::now());
+}
+
+void H2ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
+  for (int i = 0; i < runtime_->threads(); ++i) {
+    runtime_->loop(i).post_threadsafe([this, i, routing] { workers_[i]->routing = routing; });
+  }
+}
+
+void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) {
+  if (stopped_) return;
+  stopped_ = true;
+  stopping_ = true;
+  for (int i = 0; i < runtime_->threads(); ++i) {
+    runtime_->loop(i).post_threadsafe([this, i] {
+      if (i == 0 && accept_) accept_->cancel("the listener is shutting down");
+      for (h2::Session* s : workers_[i]->sessions) s->shutdown();
+    });
+  }
+  // Calls in flight finish on their own until the deadline (bounded by it).
+  while (calls_in_flight() > 0 && std::chrono::system_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  runtime_->cancel("the listener is shutting down");
+  if (thread_.joinable()) thread_.join();
+  runtime_->close();
+}
+
+rt::Task<void> H2ListenerServer::serve(int worker) {
+  rt::TaskGroup group;
+  co_await group.run(serve_loop(worker, group));
+}
+
+rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group) {
+  Worker& w = *workers_[worker];  // owned by this server for the runtime's whole life
+  group.spawn(w.pool.run(), "upstream-pool");
+  if (worker == 0) accept_.emplace(group.spawn(accept_loop(std::move(*listener_)), "accept"));
+  for (;;) {  // until the shutdown cancels the loop's root
+    while (w.arrived.empty()) {
+      w.has_arrived.clear();
+      co_await w.has_arrived.wait();
+    }
+    std::vector<rt::Listener::Accepted> batch;
+    batch.swap(w.arrived);
+    for (auto& a : batch) group.spawn(serve_connection(worker, std::move(a)), "connection");
+  }
+}
+
+void H2ListenerServer::hand_over(rt::Listener::Accepted accepted) {
+  size_t target = 0;
+  for (size_t i = 1; i < workers_.size(); ++i) {
+    if (workers_[i]->connections.load(std::memory_order_relaxed) <
+        workers_[target]->connections.load(std::memory_order_relaxed))
+      target = i;
+  }
+  // Counted now, so that a burst of connections spreads before any of them started.
+  workers_[target]->connections.fetch_add(1, std::memory_order_relaxed);
+  if (target == 0) {
+    workers_[0]->arrived.push_back(std::move(accepted));
+    workers_[0]->has_arrived.set();
+    return;
+  }
+  const int fd = accepted.fd;
+  const bool posted =
+      runtime_->loop(static_cast<int>(target)).post_threadsafe([this, target, accepted]() mutable {
+        workers_[target]->arrived.push_back(std::move(accepted));
+        workers_[target]->has_arrived.set();
+      });
+  if (!posted) {
+    ::close(fd);
+    workers_[target]->connections.fetch_sub(1, std::memory_order_relaxed);
+  }
+}
+
+rt::Task<void> H2ListenerServer::accept_loop(rt::Listener listener) {
+  for (;;) {  // until the shutdown cancels it
+    std::optional<rt::Listener::Accepted> accepted;
+    try {
+      accepted = co_await listener.accept();
+    } catch (const std::system_error& e) {
+      log(LogLevel::kWarning, "curfew: listener '" + name_ + "': " + e.what());
+    }
+    if (!accepted) {
+      co_await rt::sleep(kAcceptBackoff);
+      continue;
+    }
+    hand_over(std::move(*accepted));
+  }
+}
+
+rt::Task<void> H2ListenerServer::serve_connection(int worker, rt::Listener::Accepted accepted) {
+  Worker& w = *workers_[worker];
+  rt::Loop& loop = (co_await rt::this_task{}).loop();
+  rt::Socket socket(loop, accepted.fd);
+  socket.set_peer(accepted.peer);
+  h2::Session session(std::move(socket), h2::Role::kServer, caller_limits_);
+  struct Registered {
+    Worker& w;
+    h2::Session* s;
+    ~Registered() {
+      w.sessions.erase(s);
+      w.connections.fetch_sub(1, std::memory_order_relaxed);
+    }
+  } registered{w, &session};
+  w.sessions.insert(&session);
+  if (stopping_.load(std::memory_order_relaxed)) session.shutdown();
+  co_await session.run([this, worker](std::shared_ptr<h2::Stream> stream) {
+    return call(worker, std::move(stream));
+  });
+}
+
+rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> stream) {
+  struct InFlight {
+    std::atomic<int>& n;
+    explicit InFlight(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
+    ~InFlight() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } in_flight{calls_in_flight_};
+  Worker& w = *workers_[worker];
+  H2CallContext context{.routing = w.routing,
+                        .listener = w.routing->listener(name_),
+                        .pool = &w.pool,
+                        .observer = options_.observer,
+                        .shutting_down = options_.shutting_down};
+  co_await h2_proxy_call(std::move(stream), std::move(context));
+}
+
+}  // namespace curfew::sidecar

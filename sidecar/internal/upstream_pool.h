@@ -1,0 +1,73 @@
+// UpstreamPool: one loop's HTTP/2 connections to upstream endpoints (h2::Session, client role).
+// One multiplexed connection per endpoint per loop, a new one only when it stops taking streams
+// (GOAWAY, closed, stream ids used up). Keyed by the endpoint's target string, not by a Routing:
+// a reload that keeps an endpoint keeps its connection.
+//
+// Name resolution runs on the blocking pool (getaddrinfo) for now; c-ares replaces it with the
+// endpoint-set work. Plaintext only for now: the config refuses TLS upstreams on this path.
+//
+// Loop thread only.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "h2/limits.h"
+#include "h2/session.h"
+#include "runtime/clock.h"
+#include "runtime/event.h"
+#include "runtime/task.h"
+#include "runtime/task_group.h"
+#include "sidecar/internal/upstream_target.h"
+
+namespace curfew::sidecar {
+
+// No connection to an upstream endpoint could be had; what() names the endpoint and the cause.
+class UpstreamUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class UpstreamPool {
+ public:
+  explicit UpstreamPool(h2::SessionLimits limits) : limits_(limits) {}
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  // Runs the pool's connections until cancelled (then every connection closes).
+  rt::Task<void> run();
+
+  // A connection to `endpoint` that takes new streams: the pooled one, or a new one (connecting
+  // within `connect_timeout`; concurrent callers wait for the same attempt). Throws
+  // UpstreamUnavailable.
+  rt::Task<std::shared_ptr<h2::Session>> session(const std::string& endpoint,
+                                                 rt::Duration connect_timeout);
+
+  // The :authority for `endpoint` (as gRPC would send it).
+  const std::string& authority(const std::string& endpoint);
+
+  size_t connections() const noexcept { return connections_; }
+
+ private:
+  struct Entry {
+    UpstreamTarget target;
+    std::string parse_error;
+    std::shared_ptr<h2::Session> session;
+    bool connecting = false;
+    rt::Event attempt_done;
+  };
+  Entry& entry(const std::string& endpoint);
+  rt::Task<std::shared_ptr<h2::Session>> connect(const std::string& endpoint, Entry& e,
+                                                 rt::Duration connect_timeout);
+  rt::Task<void> serve_connection(std::shared_ptr<h2::Session> session);
+
+  h2::SessionLimits limits_;
+  rt::TaskGroup* group_ = nullptr;  // while run() runs
+  // unique_ptr: an Entry stays put while the map grows (callers hold it across waits). Entries
+  // are kept for the pool's life: one per endpoint ever configured.
+  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  size_t connections_ = 0;
+};
+
+}  // namespace curfew::sidecar
