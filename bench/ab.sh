@@ -2,6 +2,7 @@
 # bench/ab.sh: two curfew binaries A/B on the same load, alternating, for before/after figures.
 #
 #   bash bench/ab.sh OLD_CURFEW NEW_CURFEW [ROUNDS=3] [CONCURRENCY=64]
+#   A_DATA_PATH=grpc B_DATA_PATH=nghttp2 bash bench/ab.sh build/release/app/curfew{,}   # one binary, two paths
 #
 # One echo server and the load generator on CPU 0, the curfew under test alone on CPU 1 (the
 # pinning of bench/run.sh), a plain unary route; each round starts each binary afresh, warms its
@@ -44,7 +45,11 @@ wait_port() {  # bounded: 10 s
 taskset -c 0 "$ECHO" --port "$P_ECHO" >"$WORK/echo.log" 2>&1 &
 PIDS+=($!)
 wait_port "$P_ECHO"
-cat >"$WORK/curfew.yaml" <<YAML
+# A_DATA_PATH / B_DATA_PATH: the config's data_path for that side (unset: the key is left out,
+# so a binary that predates it still loads the config).
+write_config() {  # write_config FILE DATA_PATH
+  cat >"$1" <<YAML
+${2:+data_path: $2}
 admin: {address: 127.0.0.1:$P_ADMIN}
 workers: 1
 listeners:
@@ -56,10 +61,14 @@ listeners:
 upstreams:
   - {name: echo, endpoints: [127.0.0.1:$P_ECHO]}
 YAML
+}
+write_config "$WORK/a.yaml" "${A_DATA_PATH:-}"
+write_config "$WORK/b.yaml" "${B_DATA_PATH:-}"
 
 for round in $(seq 1 "$ROUNDS"); do
-  for bin in "$A" "$B"; do
-    taskset -c 1 "$bin" --config "$WORK/curfew.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
+  for side in a b; do
+    if [[ $side == a ]]; then bin=$A; else bin=$B; fi
+    taskset -c 1 "$bin" --config "$WORK/$side.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
     pid=$!
     wait_port "$P_CURFEW"
     timeout 30 taskset -c 0 "$LOADGEN" --target "127.0.0.1:$P_CURFEW" --mode closed --concurrency 1 \
@@ -68,7 +77,8 @@ for round in $(seq 1 "$ROUNDS"); do
             --concurrency "$CONCURRENCY" --duration "$DURATION" --warmup 1 --pid "$pid" 2>/dev/null || true)
     kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    printf 'round %s c=%s %-50s ' "$round" "$CONCURRENCY" "$bin"
+    path_var=${side^^}_DATA_PATH
+    printf 'round %s c=%s %-40s %-8s ' "$round" "$CONCURRENCY" "$bin" "${!path_var:-}"
     echo "${out:-{\}}" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
