@@ -16,6 +16,10 @@ struct SessionLimits {
   int32_t stream_window_bytes = 1 << 20;
   // The connection's receive window (returned as bytes arrive, not as streams take them).
   int32_t connection_window_bytes = 16 << 20;
+  // Bytes received on a connection and not yet taken by its streams' readers beyond which the
+  // connection window too waits for readers: bounds one connection's buffered memory (else
+  // max_concurrent_streams × stream window).
+  size_t max_connection_buffer_bytes = 32 << 20;
   // SETTINGS_MAX_HEADER_LIST_SIZE advertised and enforced on received header blocks (RFC 7541
   // accounting: name + value + 32 per field).
   uint32_t max_header_list_bytes = 16 << 10;

@@ -86,8 +86,14 @@ struct Session::Callbacks {
     // nghttp2 only advertises SETTINGS_MAX_HEADER_LIST_SIZE; enforcing it is ours (RFC 7541
     // accounting). Failing here resets just this stream.
     stream->building_bytes_ += namelen + valuelen + 32;
-    if (stream->building_bytes_ > s.limits_.max_header_list_bytes)
+    if (stream->building_bytes_ > s.limits_.max_header_list_bytes) {
+      // nghttp2 resets the stream (INTERNAL_ERROR): our refusal, not the peer's reset.
+      stream->reset_ = true;
+      stream->reset_by_us_ = true;
+      stream->reset_code_ = NGHTTP2_INTERNAL_ERROR;
+      stream->header_list_too_large_ = true;
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
     stream->building_.push_back({std::string(reinterpret_cast<const char*>(name), namelen),
                                  std::string(reinterpret_cast<const char*>(value), valuelen)});
     return 0;
@@ -130,12 +136,22 @@ struct Session::Callbacks {
   static int on_data_chunk_recv(nghttp2_session* session, uint8_t, int32_t stream_id,
                                 const uint8_t* data, size_t len, void* user_data) {
     Session& s = self(user_data);
-    // The connection window is returned on receipt; the stream's when its reader takes the bytes.
-    nghttp2_session_consume_connection(session, len);
-    if (Stream* stream = s.find(stream_id)) {
-      stream->inbound_.emplace_back(reinterpret_cast<const char*>(data), len);
-      stream->inbound_changed_.set();
+    Stream* stream = s.find(stream_id);
+    if (stream == nullptr) {
+      nghttp2_session_consume_connection(session, len);  // nobody will read these bytes
+      return 0;
     }
+    // The connection window is returned on receipt (one slow stream must not stall the others),
+    // the stream's when its reader takes the bytes; past max_connection_buffer_bytes unread on
+    // the whole connection, the connection's too waits for readers (bounded memory).
+    s.inbound_buffered_ += len;
+    if (s.inbound_buffered_ <= s.limits_.max_connection_buffer_bytes) {
+      nghttp2_session_consume_connection(session, len);
+    } else {
+      s.connection_debt_ += len;
+    }
+    stream->inbound_.emplace_back(reinterpret_cast<const char*>(data), len);
+    stream->inbound_changed_.set();
     return 0;
   }
 
@@ -146,6 +162,8 @@ struct Session::Callbacks {
     if (it == s.streams_.end()) return 0;
     std::shared_ptr<Stream> stream = std::move(it->second);
     s.streams_.erase(it);
+    size_t unread = 0;
+    for (const std::string& chunk : stream->inbound_) unread += chunk.size();
     stream->closed_ = true;
     stream->session_ = nullptr;  // nothing more to ask of nghttp2 for this stream
     if (!stream->reset_by_us_ && (error_code != NGHTTP2_NO_ERROR || !stream->inbound_ended_)) {
@@ -159,11 +177,27 @@ struct Session::Callbacks {
     stream->inbound_changed_.set();
     stream->send_space_.set();
     stream->closed_event_.set();
+    // Its unread bytes no longer count against the connection (still readable by its task,
+    // which no longer returns them: the session has forgotten the stream).
+    if (unread > 0) s.taken(unread);
     return 0;
   }
 
-  static int on_frame_send(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
+    // Our side of a server stream is complete while the caller is still sending: the request is
+    // not wanted any more, and RST_STREAM(NO_ERROR) frees the stream (RFC 9113 §8.1) instead of
+    // leaving it open, holding a concurrency slot and buffered bytes.
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 && s.role_ == Role::kServer &&
+        (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA)) {
+      Stream* stream = s.find(frame->hd.stream_id);
+      if (stream != nullptr && !stream->inbound_ended_ && !stream->reset_) {
+        stream->reset_ = true;
+        stream->reset_by_us_ = true;
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_NO_ERROR);
+      }
+    }
     // A GOAWAY with an error that curfew did not submit is nghttp2 shedding a misbehaving peer
     // (flood limits, protocol errors).
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
@@ -197,7 +231,7 @@ struct Session::Callbacks {
           *data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
           auto nv = to_nv(stream->out_trailers_);
           if (nghttp2_submit_trailer(session, stream_id, nv.data(), nv.size()) != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets this stream, not the connection
         }
         stream->out_end_sent_ = true;
       } else if (n == 0) {
@@ -337,6 +371,15 @@ void Session::resume(Stream& s) {
 
 void Session::consume(Stream& s, size_t bytes) {
   nghttp2_session_consume_stream(session_, s.id(), bytes);
+  taken(bytes);
+}
+
+void Session::taken(size_t bytes) {
+  inbound_buffered_ -= std::min(inbound_buffered_, bytes);
+  if (connection_debt_ > 0 && inbound_buffered_ < limits_.max_connection_buffer_bytes) {
+    nghttp2_session_consume_connection(session_, connection_debt_);
+    connection_debt_ = 0;
+  }
   kick();
 }
 
@@ -390,6 +433,9 @@ rt::Task<void> Session::serve(rt::TaskGroup& group) {
   auto writer = group.spawn(write_loop(), "h2-writer");
   co_await read_loop();
   // The connection is over for reading: whatever is still being served has no one to answer.
+  // Nothing more is sent for its streams (nghttp2 stops asking for their data); a GOAWAY goes
+  // out if the socket still takes it.
+  nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
   done_ = true;
   kick();
   detach_streams();
@@ -434,6 +480,8 @@ rt::Task<void> Session::read_loop() {
 rt::Task<void> Session::write_loop() {
   std::string out;
   for (;;) {
+    // Cleared before asking nghttp2, so a kick() made while this pass writes is not lost.
+    want_write_.clear();
     // Coalesce what nghttp2 has into one buffer, then one write.
     while (out.size() < kWriteBatchBytes) {
       const uint8_t* data = nullptr;
@@ -468,8 +516,7 @@ rt::Task<void> Session::write_loop() {
       socket_.shutdown_both();
       co_return;
     }
-    want_write_.clear();
-    co_await want_write_.wait();
+    if (!want_write_.is_set()) co_await want_write_.wait();
   }
 }
 

@@ -99,6 +99,8 @@ class Session {
   bool submit_response(Stream& s, const Headers& headers, bool with_body);
   void resume(Stream& s);
   void consume(Stream& s, size_t bytes);
+  // `bytes` buffered on the connection were taken (or dropped): may return connection window.
+  void taken(size_t bytes);
   void submit_reset(Stream& s, uint32_t error_code);
 
   rt::Socket socket_;
@@ -113,6 +115,8 @@ class Session {
   bool shutting_down_ = false;
   CloseReason close_reason_ = CloseReason::kOpen;
   uint64_t streams_reset_by_peer_ = 0;
+  size_t inbound_buffered_ = 0;  // received, not yet taken by the streams' readers
+  size_t connection_debt_ = 0;   // connection window not returned yet (over the buffer limit)
   uint64_t streams_opened_ = 0;
 };
 

@@ -49,8 +49,11 @@ class Stream {
   rt::Task<std::optional<std::string>> read();
   // The trailers, once read() returned nullopt after a clean end (may be empty).
   const Headers& trailers() const noexcept { return trailers_; }
-  // The peer ended its side with END_STREAM (not a reset, not a lost connection).
-  bool ended_cleanly() const noexcept { return inbound_ended_ && !reset_ && !connection_lost_; }
+  // The peer ended its side with END_STREAM: its body is complete (a reset or a lost
+  // connection after that does not change it).
+  bool ended_cleanly() const noexcept { return inbound_ended_; }
+  // We refused the peer's header block: over SessionLimits::max_header_list_bytes.
+  bool header_list_too_large() const noexcept { return header_list_too_large_; }
 
   // --- Outbound ---
 
@@ -113,6 +116,7 @@ class Stream {
   bool reset_by_us_ = false;
   uint32_t reset_code_ = 0;
   bool connection_lost_ = false;
+  bool header_list_too_large_ = false;
   rt::Event closed_event_;
 
   // Server: the task serving this stream (cancelled when the peer resets it).

@@ -112,7 +112,15 @@ std::string SocketAddress::to_string() const {
 
 // --- Socket ---
 
-Socket::Socket(Loop& loop, int fd) : fd_(fd), watch_(std::make_unique<FdWatch>(loop, fd)) {}
+Socket::Socket(Loop& loop, int fd) : fd_(fd) {
+  try {
+    watch_ = std::make_unique<FdWatch>(loop, fd);
+  } catch (...) {
+    ::close(fd);  // taken over: closed however this ends
+    fd_ = -1;
+    throw;
+  }
+}
 
 Socket::Socket(Socket&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),

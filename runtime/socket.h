@@ -40,7 +40,8 @@ struct SocketAddress {
 class Socket {
  public:
   Socket() = default;
-  // Takes ownership of `fd` (non-blocking) and registers it on `loop`.
+  // Takes ownership of `fd` (non-blocking) and registers it on `loop` (if that fails, closes
+  // `fd` and throws std::system_error).
   Socket(Loop& loop, int fd);
   Socket(Socket&& other) noexcept;
   Socket& operator=(Socket&& other) noexcept;

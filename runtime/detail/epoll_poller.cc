@@ -68,7 +68,21 @@ int EpollPoller::wait(std::optional<Duration> timeout, int max_events) {
     ts.tv_nsec = static_cast<long>(ns % 1'000'000'000);
     tsp = &ts;
   }
-  int n = ::epoll_pwait2(epoll_fd_, events, want, tsp, nullptr);
+  int n = -1;
+  if (!no_pwait2_) {
+    n = ::epoll_pwait2(epoll_fd_, events, want, tsp, nullptr);
+    if (n < 0 && errno == ENOSYS) no_pwait2_ = true;  // Linux < 5.11: milliseconds below
+  }
+  if (no_pwait2_) {
+    // Rounded up: a timer must not fire early.
+    int ms = -1;
+    if (timeout) {
+      const auto ns = std::max<long long>(
+          0, std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count());
+      ms = static_cast<int>(std::min<long long>((ns + 999'999) / 1'000'000, 1'000'000'000));
+    }
+    n = ::epoll_wait(epoll_fd_, events, want, ms);
+  }
   if (n < 0) {
     if (errno == EINTR) return 0;
     throw sys_error("epoll_pwait2");

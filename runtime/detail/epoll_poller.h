@@ -1,6 +1,7 @@
 // EpollPoller: a loop's wait on epoll. Sources register non-blocking fds edge-triggered and are
 // told of readiness on the loop thread; an eventfd carries the wake-up for cross-thread posts.
-// Timeouts have nanosecond resolution (epoll_pwait2), so a timer is not rounded up to 1 ms.
+// Timeouts have nanosecond resolution (epoll_pwait2; before Linux 5.11 epoll_wait's
+// milliseconds, rounded up), so a timer is not rounded up to 1 ms.
 #pragma once
 
 #include <cstdint>
@@ -50,6 +51,7 @@ class EpollPoller final : public Poller {
   int wake_fd_ = -1;  // eventfd
   WakeHandler on_wake_;
   long sources_ = 0;
+  bool no_pwait2_ = false;  // the kernel has no epoll_pwait2 (before 5.11)
 };
 
 }  // namespace curfew::rt
