@@ -1,6 +1,9 @@
 #include "sidecar/internal/h2_listener_server.h"
 
+#include <netdb.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include <system_error>
 
@@ -9,6 +12,7 @@
 #include "runtime/task_group.h"
 #include "sidecar/internal/h2_proxy_call.h"
 #include "sidecar/log.h"
+#include "wire/percent_encoding.h"
 
 namespace curfew::sidecar {
 namespace {
@@ -16,6 +20,30 @@ namespace {
 // Accept failures such as EMFILE: wait this long before trying again, so a descriptor shortage
 // does not spin the acceptor.
 constexpr rt::Duration kAcceptBackoff = std::chrono::milliseconds(50);
+
+// Every address form the config accepts for a listener: an IP literal, "*" (every address, IPv6
+// and IPv4: a dual-stack socket), or a name (its first address, resolved once at start).
+rt::SocketAddress listen_address(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  const std::string host = colon == std::string::npos ? "" : address.substr(0, colon);
+  const std::string port = colon == std::string::npos ? address : address.substr(colon + 1);
+  if (host == "*" || host.empty()) return rt::SocketAddress::parse("[::]:" + port);
+  try {
+    return rt::SocketAddress::parse(address);
+  } catch (const std::invalid_argument&) {
+  }
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rv = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rv != 0)
+    throw std::invalid_argument("cannot resolve \"" + host + "\": " + ::gai_strerror(rv));
+  rt::SocketAddress out;
+  std::memcpy(&out.storage, found->ai_addr, found->ai_addrlen);
+  out.length = found->ai_addrlen;
+  ::freeaddrinfo(found);
+  return out;
+}
 
 }  // namespace
 
@@ -40,15 +68,17 @@ absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
 
   self->runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{
       .threads = options.workers, .blocking_threads = 1, .poller = rt::PollerKind::kEpoll});
+  const auto route_limits = self->route_limits_.for_listener(*listener);
   for (int i = 0; i < options.workers; ++i) {
     self->workers_.push_back(std::make_unique<Worker>(upstreams));
     self->workers_.back()->routing = routing;
+    self->workers_.back()->route_limits = route_limits;
   }
   try {
     // Registered with loop 0's epoll from this thread before the loops run (epoll_ctl is
     // thread-safe); from then on only loop 0 touches it.
     self->listener_.emplace(
-        rt::Listener::bind(self->runtime_->loop(0), rt::SocketAddress::parse(listener->address)));
+        rt::Listener::bind(self->runtime_->loop(0), listen_address(listener->address)));
   } catch (const std::exception& e) {
     return absl::UnavailableError("listener '" + name + "': cannot listen on " + listener->address +
                                   ": " + e.what());
@@ -66,8 +96,12 @@ H2ListenerServer::~H2ListenerServer() {
 }
 
 void H2ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
+  const auto route_limits = route_limits_.for_listener(*routing->listener(name_));
   for (int i = 0; i < runtime_->threads(); ++i) {
-    runtime_->loop(i).post_threadsafe([this, i, routing] { workers_[i]->routing = routing; });
+    runtime_->loop(i).post_threadsafe([this, i, routing, route_limits] {
+      workers_[i]->routing = routing;
+      workers_[i]->route_limits = route_limits;
+    });
   }
 }
 
@@ -81,8 +115,15 @@ void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) 
       for (h2::Session* s : workers_[i]->sessions) s->shutdown();
     });
   }
-  // Calls in flight finish on their own until the deadline (bounded by it).
-  while (calls_in_flight() > 0 && std::chrono::system_clock::now() < deadline)
+  // Calls in flight finish on their own until the deadline (bounded by it); connections close
+  // once their GOAWAY is out and their last stream ended, so the GOAWAY reaches every caller.
+  auto connections = [this] {
+    int n = 0;
+    for (const auto& w : workers_) n += w->connections.load(std::memory_order_relaxed);
+    return n;
+  };
+  while ((calls_in_flight() > 0 || connections() > 0) &&
+         std::chrono::system_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   runtime_->cancel("the listener is shutting down");
   if (thread_.joinable()) thread_.join();
@@ -154,9 +195,18 @@ rt::Task<void> H2ListenerServer::accept_loop(rt::Listener listener) {
 rt::Task<void> H2ListenerServer::serve_connection(int worker, rt::Listener::Accepted accepted) {
   Worker& w = *workers_[worker];
   rt::Loop& loop = (co_await rt::this_task{}).loop();
-  rt::Socket socket(loop, accepted.fd);
-  socket.set_peer(accepted.peer);
-  h2::Session session(std::move(socket), h2::Role::kServer, caller_limits_);
+  // One connection's failure to start (epoll or memory) is that connection's alone.
+  std::optional<h2::Session> session;
+  try {
+    rt::Socket socket(loop, accepted.fd);  // closes the fd if it cannot be registered
+    socket.set_peer(accepted.peer);
+    session.emplace(std::move(socket), h2::Role::kServer, caller_limits_);
+  } catch (const std::exception& e) {
+    w.connections.fetch_sub(1, std::memory_order_relaxed);
+    log(LogLevel::kWarning, "curfew: listener '" + name_ + "': connection from " + accepted.peer +
+                                " dropped: " + e.what());
+    co_return;
+  }
   struct Registered {
     Worker& w;
     h2::Session* s;
@@ -164,27 +214,65 @@ rt::Task<void> H2ListenerServer::serve_connection(int worker, rt::Listener::Acce
       w.sessions.erase(s);
       w.connections.fetch_sub(1, std::memory_order_relaxed);
     }
-  } registered{w, &session};
-  w.sessions.insert(&session);
-  if (stopping_.load(std::memory_order_relaxed)) session.shutdown();
-  co_await session.run([this, worker](std::shared_ptr<h2::Stream> stream) {
+  } registered{w, &*session};
+  w.sessions.insert(&*session);
+  if (stopping_.load(std::memory_order_relaxed)) session->shutdown();
+  co_await session->run([this, worker](std::shared_ptr<h2::Stream> stream) {
     return call(worker, std::move(stream));
   });
 }
 
 rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> stream) {
+  // Reset before its task ran (a canceller, or a rapid-reset attacker): not a call, and no
+  // upstream work starts for it.
+  if (stream->closed()) co_return;
   struct InFlight {
     std::atomic<int>& n;
     explicit InFlight(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
     ~InFlight() { n.fetch_sub(1, std::memory_order_relaxed); }
   } in_flight{calls_in_flight_};
   Worker& w = *workers_[worker];
+  const config::Listener* listener = w.routing->listener(name_);
+  // Admission: a slot of the listener's limit, then of the route's, or RESOURCE_EXHAUSTED now.
+  const std::string* path = h2::find_header(stream->headers(), ":path");
+  const config::Route* route = listener->route_for(path != nullptr ? *path : std::string());
+  std::shared_ptr<ConcurrencyLimit> route_limit =
+      route ? w.route_limits[static_cast<size_t>(route - listener->routes.data())] : nullptr;
+  if (!listener_limit_.try_acquire(listener->limits.max_concurrent_calls)) {
+    refuse(*stream, *w.routing, route, Rejection::kListenerLimit);
+    co_return;
+  }
+  if (route_limit && !route_limit->try_acquire(*route->max_concurrent_calls)) {
+    listener_limit_.release();
+    refuse(*stream, *w.routing, route, Rejection::kRouteLimit);
+    co_return;
+  }
+  CallSlots slots(&listener_limit_, std::move(route_limit));
   H2CallContext context{.routing = w.routing,
-                        .listener = w.routing->listener(name_),
+                        .listener = listener,
                         .pool = &w.pool,
                         .observer = options_.observer,
                         .shutting_down = options_.shutting_down};
   co_await h2_proxy_call(std::move(stream), std::move(context));
+}
+
+void H2ListenerServer::refuse(h2::Stream& stream, const Routing& routing,
+                              const config::Route* route, Rejection why) {
+  const config::Listener& listener = *routing.listener(name_);
+  CallReport report;
+  report.listener = &listener.name;
+  report.route = route ? &route->name : nullptr;
+  report.rejected = why;
+  report.code = grpc::StatusCode::RESOURCE_EXHAUSTED;
+  const rt::TimePoint start = rt::Clock::now();
+  if (options_.observer) options_.observer->call_started(listener.name, report.route);
+  stream.send_trailers_only(
+      {{":status", "200"},
+       {"content-type", "application/grpc"},
+       {"grpc-status", std::to_string(static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED))},
+       {"grpc-message", wire::encode_grpc_message(refusal_message(listener, route, why))}});
+  report.duration = rt::Clock::now() - start;
+  if (options_.observer) options_.observer->call_finished(report);
 }
 
 }  // namespace curfew::sidecar

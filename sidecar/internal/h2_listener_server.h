@@ -9,6 +9,8 @@
 // upstream stream) and the loops join.
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -23,6 +25,7 @@
 #include "runtime/runtime.h"
 #include "runtime/socket.h"
 #include "sidecar/call_report.h"
+#include "sidecar/internal/admission.h"
 #include "sidecar/internal/serving_listener.h"
 #include "sidecar/internal/upstream_pool.h"
 
@@ -52,7 +55,11 @@ class H2ListenerServer final : public ServingListener {
   // What one loop owns; touched only on its thread, except `connections` (read by the acceptor).
   struct Worker {
     explicit Worker(h2::SessionLimits upstream_limits) : pool(upstream_limits) {}
+    ~Worker() {
+      for (const auto& a : arrived) ::close(a.fd);  // handed over after the loop stopped
+    }
     std::shared_ptr<const Routing> routing;
+    std::vector<std::shared_ptr<ConcurrencyLimit>> route_limits;  // by route index in `routing`
     UpstreamPool pool;
     std::vector<rt::Listener::Accepted> arrived;  // handed over by the acceptor
     rt::Event has_arrived;
@@ -66,6 +73,9 @@ class H2ListenerServer final : public ServingListener {
   rt::Task<void> accept_loop(rt::Listener listener);
   rt::Task<void> serve_connection(int worker, rt::Listener::Accepted accepted);
   rt::Task<void> call(int worker, std::shared_ptr<h2::Stream> stream);
+  // Refuses a call over a concurrency limit: RESOURCE_EXHAUSTED at once, reported like any call.
+  void refuse(h2::Stream& stream, const Routing& routing, const config::Route* route,
+              Rejection why);
   void hand_over(rt::Listener::Accepted accepted);
 
   std::string name_;
@@ -80,6 +90,8 @@ class H2ListenerServer final : public ServingListener {
   std::atomic<bool> stopping_{false};
   std::atomic<int> calls_in_flight_{0};
   bool stopped_ = false;
+  ConcurrencyLimit listener_limit_;
+  RouteLimits route_limits_;
 };
 
 }  // namespace curfew::sidecar

@@ -1,5 +1,6 @@
 #include "sidecar/internal/h2_proxy_call.h"
 
+#include <limits>
 #include <string>
 
 #include "runtime/errors.h"
@@ -10,6 +11,7 @@
 #include "wire/content_type.h"
 #include "wire/grpc_timeout.h"
 #include "wire/h2_error.h"
+#include "wire/message_reader.h"
 #include "wire/metadata_rules.h"
 #include "wire/percent_encoding.h"
 #include "wire/status_mapping.h"
@@ -34,6 +36,14 @@ h2::Headers forwardable(const h2::Headers& from) {
     if (!regenerated_per_hop(h.name, h.value)) out.push_back(h);
   return out;
 }
+
+// Message boundaries only: the bytes themselves are forwarded as they are.
+class BoundarySink final : public wire::MessageSink {
+ public:
+  absl::Status on_message_header(wire::MessageHeader) override { return absl::OkStatus(); }
+  absl::Status on_message_data(std::string_view) override { return absl::OkStatus(); }
+  absl::Status on_message_end() override { return absl::OkStatus(); }
+};
 
 class H2ProxyCall {
  public:
@@ -68,6 +78,11 @@ class H2ProxyCall {
   CallReport report_;
   bool response_started_ = false;
   bool replied_ = false;
+  // Where the response stream's messages begin and end: a status must not follow a message cut
+  // short (the caller would report a broken message, not the status).
+  wire::MessageReader response_messages_{std::numeric_limits<uint32_t>::max()};
+  // Set when a request message is over the listener's max_message_bytes.
+  std::string request_refused_;
 };
 
 void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers extra) {
@@ -82,7 +97,11 @@ void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers
   h.push_back({"grpc-status", std::to_string(static_cast<int>(code))});
   if (!message.empty()) h.push_back({"grpc-message", wire::encode_grpc_message(message)});
   for (h2::Header& x : extra) h.push_back(std::move(x));
-  if (response_started_) {
+  if (response_started_ && !response_messages_.at_message_boundary()) {
+    // Part of a message went out and the rest never will: a status now would read as a broken
+    // message. A reset says the call ended without one.
+    caller_.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
+  } else if (response_started_) {
     caller_.end(std::move(h));
   } else {
     caller_.send_trailers_only(h);
@@ -276,6 +295,12 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
   UpstreamAttempt& attempt = report_.attempts.back();  // no attempt is added after this one
   const bool got_headers = co_await up.wait_headers();
   auto fail_from_stream = [&]() {
+    if (!request_refused_.empty()) {
+      attempt.code = StatusCode::CANCELLED;
+      attempt.cancelled = CancelCause::kCaller;
+      reply(StatusCode::RESOURCE_EXHAUSTED, request_refused_);
+      return;
+    }
     StatusCode code = StatusCode::UNAVAILABLE;
     std::string message = "curfew: upstream '" + route.upstream + "' connection lost";
     if (up.reset_by_peer()) {
@@ -314,6 +339,8 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     for (;;) {  // bounded by the upstream's stream: one DATA chunk per turn
       std::optional<std::string> chunk = co_await up.read();
       if (!chunk) break;
+      BoundarySink boundaries;
+      (void)response_messages_.feed(*chunk, boundaries);  // unframed: at_message_boundary() says
       if (!co_await caller_.write(std::move(*chunk))) co_return;  // the caller is gone
     }
     if (!up.ended_cleanly()) {

@@ -35,16 +35,7 @@ rt::Task<void> reject(rt::ServerCallPtr call, std::shared_ptr<const Routing> rou
   report.code = grpc::StatusCode::RESOURCE_EXHAUSTED;
   if (observer) observer->call_started(listener.name, report.route);
   ReportOnExit deliver(report, *call, observer);  // however the finish ends
-  std::string message;
-  if (why == Rejection::kRouteLimit && route != nullptr && route->max_concurrent_calls) {
-    message = "curfew: route '" + route->name + "' is at its limit of " +
-              std::to_string(*route->max_concurrent_calls) +
-              " concurrent calls (max_concurrent_calls); the call was not forwarded";
-  } else {
-    message = "curfew: listener '" + listener.name + "' is at its limit of " +
-              std::to_string(listener.limits.max_concurrent_calls) +
-              " concurrent calls (limits.max_concurrent_calls); the call was not forwarded";
-  }
+  const std::string message = refusal_message(listener, route, why);
   co_await call->finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, message));
 }
 
@@ -108,34 +99,12 @@ void ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
   }
 }
 
-size_t ListenerServer::route_limits_kept() {
-  std::lock_guard<std::mutex> lock(route_limits_mu_);
-  return route_limits_.size();
-}
+size_t ListenerServer::route_limits_kept() { return route_limits_.kept(); }
 
 ListenerServer::WorkerRouting ListenerServer::worker_routing_for(
     std::shared_ptr<const Routing> routing) {
   WorkerRouting out;
-  const config::Listener* listener = routing->listener(name_);
-  std::lock_guard<std::mutex> lock(route_limits_mu_);
-  // A route gone from the config needs its counter no more once nothing else holds it: no loop
-  // still routing with an older routing, no call holding a slot (copies are only ever taken
-  // from the map, under this mutex, or from those holders, so use_count() == 1 is final). A
-  // counter still held stays, so the route's calls count against it if it comes back.
-  std::erase_if(route_limits_, [&](const auto& entry) {
-    return entry.second.use_count() == 1 &&
-           std::none_of(listener->routes.begin(), listener->routes.end(),
-                        [&](const config::Route& r) { return r.name == entry.first; });
-  });
-  for (const config::Route& route : listener->routes) {
-    std::shared_ptr<ConcurrencyLimit> limit;
-    if (route.max_concurrent_calls) {
-      auto& slot = route_limits_[route.name];
-      if (!slot) slot = std::make_shared<ConcurrencyLimit>();
-      limit = slot;
-    }
-    out.route_limits.push_back(std::move(limit));
-  }
+  out.route_limits = route_limits_.for_listener(*routing->listener(name_));
   out.routing = std::move(routing);
   return out;
 }

@@ -131,6 +131,9 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
   for (const rt::SocketAddress& address : addresses) {
     try {
       rt::Socket socket = co_await rt::deadline(give_up, rt::connect(loop, address));
+      // Checked again after the waits: the pool may have begun shutting down meanwhile.
+      if (group_ == nullptr || group_->aborting())
+        throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
       auto session = std::make_shared<h2::Session>(std::move(socket), h2::Role::kClient, limits_);
       group_->spawn(serve_connection(session), "upstream " + endpoint);
       co_return session;

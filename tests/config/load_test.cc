@@ -101,8 +101,9 @@ TEST(UnknownKeys, TopLevelKeyIsNamedWithTheAllowedOnes) {
   const std::string yaml = with_routes(kOneRoute) + "workerz: 4\n";
   EXPECT_THAT(
       load_error(yaml),
-      HasSubstr("t.yaml:11:1: workerz: unknown key \"workerz\" (did you mean \"workers\"? "
-                "allowed: admin, listeners, upstreams, drain_timeout, workers, busy_poll)"));
+      HasSubstr(
+          "t.yaml:11:1: workerz: unknown key \"workerz\" (did you mean \"workers\"? "
+          "allowed: admin, listeners, upstreams, drain_timeout, workers, busy_poll, data_path)"));
 }
 
 TEST(UnknownKeys, RouteKeyGetsASpellingHint) {
@@ -191,6 +192,25 @@ TEST(TopLevel, BusyPoll) {
               HasSubstr("t.yaml:11:12: busy_poll: must be at most 1ms"));
   EXPECT_THAT(load_error(with_routes(kOneRoute) + "busy_poll: 50\n"),
               HasSubstr("t.yaml:11:12: busy_poll: bad duration \"50\""));
+}
+
+// data_path: grpc (the default) or nghttp2; the nghttp2 path refuses, naming the route or
+// upstream, what it does not serve yet.
+TEST(TopLevel, DataPath) {
+  auto absent = load_config_string(with_routes(kOneRoute), "t.yaml");
+  ASSERT_TRUE(absent.ok()) << absent.status();
+  EXPECT_EQ(absent->data_path, DataPath::kGrpc);
+  auto h2 = load_config_string(with_routes(kOneRoute) + "data_path: nghttp2\n", "t.yaml");
+  ASSERT_TRUE(h2.ok()) << h2.status();
+  EXPECT_EQ(h2->data_path, DataPath::kNghttp2);
+  EXPECT_THAT(load_error(with_routes(kOneRoute) + "data_path: quic\n"),
+              HasSubstr("t.yaml:11:12: data_path: must be \"grpc\" or \"nghttp2\", not \"quic\""));
+  EXPECT_THAT(
+      load_error(with_routes("      - {name: twice, match: {prefix: /}, upstream: app, retry: "
+                             "{attempts: 2, per_try_timeout: 1s, on: [UNAVAILABLE]}}\n") +
+                 "data_path: nghttp2\n"),
+      HasSubstr("route \"twice\" uses fanout, retry or mirror, which data_path: nghttp2 does "
+                "not serve yet"));
 }
 
 TEST(TopLevel, AdminAddressMustBeHostPort) {
