@@ -448,6 +448,7 @@ rt::Task<void> Session::serve(rt::TaskGroup& group) {
 
 rt::Task<void> Session::read_loop() {
   std::array<char, kReadBufferBytes> buf;  // in the coroutine frame: one per connection
+  bool drained = false;  // the last read took less than the buffer: the socket is (likely) empty
   for (;;) {
     if (done_ ||
         (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)) {
@@ -456,6 +457,10 @@ rt::Task<void> Session::read_loop() {
     }
     size_t n = 0;
     try {
+      // After a short read, wait for the next edge instead of reading again at once: that read
+      // would mostly say EAGAIN, and meanwhile the streams' tasks run and more bytes gather, so
+      // one read takes many frames (measured: ~6 reads per write without this at c=64).
+      if (drained) co_await socket_.watch().readable();
       n = co_await socket_.read_some(buf);
     } catch (const std::system_error&) {
       finish(CloseReason::kSocketError);
@@ -465,6 +470,7 @@ rt::Task<void> Session::read_loop() {
       finish(CloseReason::kPeerClosed);
       co_return;
     }
+    drained = n < buf.size();
     const ssize_t rv =
         nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf.data()), n);
     kick();
