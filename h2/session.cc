@@ -103,6 +103,12 @@ struct Session::Callbacks {
     Session& s = self(user_data);
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     switch (frame->hd.type) {
+      case NGHTTP2_SETTINGS:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && !s.peer_settings_) {
+          s.peer_settings_ = true;
+          s.ready_.set();
+        }
+        return 0;
       case NGHTTP2_HEADERS: {
         auto it = s.streams_.find(frame->hd.stream_id);
         if (it == s.streams_.end()) return 0;
@@ -305,6 +311,12 @@ bool Session::accepting_streams() const noexcept {
 void Session::finish(CloseReason reason) noexcept {
   if (close_reason_ == CloseReason::kOpen) close_reason_ = reason;
   done_ = true;
+  ready_.set();
+}
+
+rt::Task<bool> Session::wait_ready() {
+  if (!ready_.is_set()) co_await ready_.wait();
+  co_return peer_settings_ && !done_;
 }
 
 void Session::detach_streams() noexcept {

@@ -66,6 +66,10 @@ class Session {
   // stream ids exhausted).
   std::shared_ptr<Stream> open_stream(const Headers& headers);
 
+  // Waits until the peer's first SETTINGS arrived (the HTTP/2 connection is established, as
+  // gRPC counts it) or the connection ended; true in the first case. run() must be running.
+  rt::Task<bool> wait_ready();
+
   // Graceful close: GOAWAY with the last stream id processed; streams already open finish, no
   // new ones start. Server role: a shutdown notice first, the final GOAWAY one round trip later.
   void shutdown();
@@ -111,6 +115,8 @@ class Session {
   rt::TaskGroup* group_ = nullptr;  // while run() runs
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
   rt::Event want_write_;
+  rt::Event ready_;  // the peer's SETTINGS arrived, or the session ended
+  bool peer_settings_ = false;
   bool done_ = false;
   bool shutting_down_ = false;
   CloseReason close_reason_ = CloseReason::kOpen;

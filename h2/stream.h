@@ -47,6 +47,8 @@ class Stream {
   // The next chunk of body bytes, or nullopt once the body ended (END_STREAM, trailers, reset,
   // or the connection lost: see ended_cleanly()).
   rt::Task<std::optional<std::string>> read();
+  // Body bytes are waiting to be read, or the inbound side has ended: read() returns at once.
+  bool readable_now() const noexcept { return !inbound_.empty() || inbound_ended_ || closed_; }
   // The trailers, once read() returned nullopt after a clean end (may be empty).
   const Headers& trailers() const noexcept { return trailers_; }
   // The peer ended its side with END_STREAM: its body is complete (a reset or a lost

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/errors.h"
+#include "runtime/sleep.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/internal/deadline_policy.h"
@@ -53,7 +54,9 @@ class H2ProxyCall {
  private:
   rt::Task<void> serve();
   rt::Task<void> forward(const config::Route& route);
-  rt::Task<void> pump_requests(h2::Stream& up);
+  rt::Task<void> pump_requests(h2::Stream& up, std::optional<std::string> first);
+  // Checks a request chunk against max_message_bytes; false (request_refused_ set) if over.
+  bool request_chunk_allowed(std::string_view chunk);
   rt::Task<void> relay_response(const config::Route& route, h2::Stream& up);
   // Answers the caller: trailers-only before any response headers, trailers after.
   void reply(StatusCode code, const std::string& message, h2::Headers extra = {});
@@ -83,6 +86,11 @@ class H2ProxyCall {
   wire::MessageReader response_messages_{std::numeric_limits<uint32_t>::max()};
   // Set when a request message is over the listener's max_message_bytes.
   std::string request_refused_;
+  // The request stream's messages, checked against max_message_bytes as they pass.
+  std::optional<wire::MessageReader> request_messages_;
+  // The response was cut at a message boundary (a message over the limit was not forwarded):
+  // the status may follow although the reader stopped mid-message.
+  bool response_cut_at_boundary_ = false;
 };
 
 void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers extra) {
@@ -97,7 +105,8 @@ void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers
   h.push_back({"grpc-status", std::to_string(static_cast<int>(code))});
   if (!message.empty()) h.push_back({"grpc-message", wire::encode_grpc_message(message)});
   for (h2::Header& x : extra) h.push_back(std::move(x));
-  if (response_started_ && !response_messages_.at_message_boundary()) {
+  if (response_started_ && !response_cut_at_boundary_ &&
+      !response_messages_.at_message_boundary()) {
     // Part of a message went out and the rest never will: a status now would read as a broken
     // message. A reset says the call ended without one.
     caller_.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
@@ -233,6 +242,23 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
   report_.attempts.push_back(
       {.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
 
+  // The first request chunk is looked at before the upstream is called, so a message over
+  // max_message_bytes never reaches it. A unary or client-streaming caller's first DATA came
+  // with its HEADERS (already here) or within two loop passes; a caller that sends nothing first
+  // (server-speaks-first streams) is not waited for longer.
+  request_messages_.emplace(static_cast<uint32_t>(ctx_.listener->limits.max_message_bytes));
+  for (int pass = 0; pass < 2 && !caller_.readable_now(); ++pass) co_await rt::yield_now();
+  std::optional<std::string> first;
+  if (caller_.readable_now()) {
+    first = co_await caller_.read();
+    if (first && !request_chunk_allowed(*first)) {
+      report_.attempts.back().code = StatusCode::CANCELLED;
+      report_.attempts.back().cancelled = CancelCause::kCaller;
+      reply(StatusCode::RESOURCE_EXHAUSTED, request_refused_);
+      co_return;
+    }
+  }
+
   std::shared_ptr<h2::Session> session;
   std::string unavailable;
   try {
@@ -264,25 +290,51 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
   }
   // However this ends (deadline, caller gone, done), an upstream stream still open is reset:
   // the upstream stops working for a caller that no longer waits.
+  // A cancellation (the caller's, the deadline's) is measured from its request to this reset.
   struct ResetOnExit {
     h2::Stream& up;
-    ~ResetOnExit() { up.reset(static_cast<uint32_t>(wire::H2Error::kCancel)); }
-  } reset_on_exit{*up};
+    rt::TaskState& task;
+    CallReport& report;
+    ~ResetOnExit() {
+      if (up.closed()) return;
+      up.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
+      if (task.cancelling() > 0)
+        report.cancel_propagation = rt::Clock::now() - task.last_cancel_at();
+    }
+  } reset_on_exit{*up, co_await rt::this_task{}, report_};
 
   rt::TaskGroup pumps;
   co_await pumps.run([](H2ProxyCall& self, rt::TaskGroup& g, const config::Route& route,
-                        h2::Stream& up) -> rt::Task<void> {
-    auto requests = g.spawn(self.pump_requests(up), "requests");
+                        h2::Stream& up, std::optional<std::string> first) -> rt::Task<void> {
+    auto requests = g.spawn(self.pump_requests(up, std::move(first)), "requests");
     co_await self.relay_response(route, up);
     requests.cancel("the upstream answered");  // a caller still streaming is not read further
-  }(*this, pumps, route, *up));
+  }(*this, pumps, route, *up, std::move(first)));
 }
 
-rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up) {
+bool H2ProxyCall::request_chunk_allowed(std::string_view chunk) {
+  BoundarySink boundaries;
+  absl::Status s = request_messages_->feed(chunk, boundaries);
+  if (s.ok()) return true;
+  request_refused_ = s.code() == absl::StatusCode::kResourceExhausted
+                         ? "curfew: a request message is over listener '" + ctx_.listener->name +
+                               "''s limits.max_message_bytes (" + std::string(s.message()) + ")"
+                         : "curfew: " + std::string(s.message());
+  return false;
+}
+
+rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::string> first) {
+  if (first && !co_await up.write(std::move(*first))) co_return;
   // Bounded by the caller's stream: each turn takes one DATA chunk (or ends).
   for (;;) {
     std::optional<std::string> chunk = co_await caller_.read();
     if (!chunk) break;
+    if (!request_chunk_allowed(*chunk)) {
+      // Over max_message_bytes: none of that message goes upstream; the upstream stream is
+      // reset and the relay answers RESOURCE_EXHAUSTED.
+      up.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
+      co_return;
+    }
     if (!co_await up.write(std::move(*chunk)))
       co_return;  // the upstream is gone: its status says why
   }
@@ -330,23 +382,58 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
   }
   const h2::Headers* trailers = &up.headers();  // a trailers-only response
   if (!up.headers_only()) {
-    h2::Headers response = {{":status", "200"}};
-    const std::string* ct = h2::find_header(up.headers(), "content-type");
-    response.push_back({"content-type", ct != nullptr ? *ct : "application/grpc"});
-    for (h2::Header& h : forwardable(up.headers())) response.push_back(std::move(h));
-    caller_.send_headers(response);
-    response_started_ = true;
+    // The caller's response headers go with the first DATA (or the trailers): a first message
+    // over the limit can still be answered trailers-only, and nothing is lost for the caller
+    // (gRPC servers send their headers with the first message too).
+    auto start_response = [&] {
+      if (response_started_) return;
+      h2::Headers response = {{":status", "200"}};
+      const std::string* ct = h2::find_header(up.headers(), "content-type");
+      response.push_back({"content-type", ct != nullptr ? *ct : "application/grpc"});
+      for (h2::Header& h : forwardable(up.headers())) response.push_back(std::move(h));
+      caller_.send_headers(response);
+      response_started_ = true;
+    };
+    response_messages_ =
+        wire::MessageReader(static_cast<uint32_t>(ctx_.listener->limits.max_message_bytes));
     for (;;) {  // bounded by the upstream's stream: one DATA chunk per turn
       std::optional<std::string> chunk = co_await up.read();
       if (!chunk) break;
       BoundarySink boundaries;
-      (void)response_messages_.feed(*chunk, boundaries);  // unframed: at_message_boundary() says
+      const uint64_t before = response_messages_.stream_bytes();
+      if (absl::Status st = response_messages_.feed(*chunk, boundaries); !st.ok()) {
+        // The failing message's 5-byte prefix ends where the reader stopped. If it began in this
+        // chunk, what precedes it is whole messages: they go out, then the status.
+        const auto consumed = static_cast<int64_t>(response_messages_.stream_bytes() - before);
+        const int64_t start = consumed - static_cast<int64_t>(wire::kMessagePrefixBytes);
+        if (start >= 0) {
+          response_cut_at_boundary_ = true;
+          if (start > 0) {
+            start_response();
+            if (!co_await caller_.write(chunk->substr(0, static_cast<size_t>(start)))) co_return;
+          }
+        }
+        const bool too_large = st.code() == absl::StatusCode::kResourceExhausted;
+        const StatusCode code = too_large ? StatusCode::RESOURCE_EXHAUSTED : StatusCode::INTERNAL;
+        attempt.code = code;
+        attempt.won = true;
+        report_.upstream_code = code;
+        reply(code,
+              too_large
+                  ? "curfew: a response message from upstream '" + route.upstream +
+                        "' is over listener '" + ctx_.listener->name +
+                        "''s limits.max_message_bytes (" + std::string(st.message()) + ")"
+                  : "curfew: upstream '" + route.upstream + "' sent " + std::string(st.message()));
+        co_return;
+      }
+      start_response();
       if (!co_await caller_.write(std::move(*chunk))) co_return;  // the caller is gone
     }
     if (!up.ended_cleanly()) {
       fail_from_stream();
       co_return;
     }
+    start_response();  // headers and trailers both go out, even with no message between
     trailers = &up.trailers();
   }
   StatusCode code = StatusCode::UNKNOWN;

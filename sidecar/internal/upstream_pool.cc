@@ -135,8 +135,18 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       if (group_ == nullptr || group_->aborting())
         throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
       auto session = std::make_shared<h2::Session>(std::move(socket), h2::Role::kClient, limits_);
-      group_->spawn(serve_connection(session), "upstream " + endpoint);
-      co_return session;
+      auto connection = group_->spawn(serve_connection(session), "upstream " + endpoint);
+      // Connected when the upstream's SETTINGS arrived (as gRPC counts it), within the same
+      // connect_timeout: a peer that accepts TCP and never speaks HTTP/2 is not an upstream.
+      bool ready = false;
+      try {
+        ready = co_await rt::deadline(give_up, session->wait_ready());
+      } catch (const rt::TimeoutError&) {
+      }
+      if (ready) co_return session;
+      connection.cancel("no HTTP/2 SETTINGS from the upstream");
+      last_error = "no HTTP/2 SETTINGS from " + address.to_string() + " within connect_timeout";
+      break;
     } catch (const rt::TimeoutError&) {
       last_error = "connect to " + address.to_string() + " timed out";
       break;

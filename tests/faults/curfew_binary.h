@@ -162,14 +162,12 @@ inline std::vector<std::string> measurable_child_env() {
 class CurfewBinary {
  public:
   // Writes `config_text` (its admin address should be 127.0.0.1:0) to DIR/curfew.yaml and starts
-  // curfew on it; ok() once its admin server is up.
+  // curfew on it; ok() once its admin server is up. With CURFEW_TEST_DATA_PATH set (CTest runs
+  // the suites once per data path), every config written says that data_path.
   CurfewBinary(const std::filesystem::path& dir, const std::string& config_text,
                std::vector<std::string> extra_args = {}, std::string binary = default_binary())
       : config_(dir / "curfew.yaml") {
-    {
-      std::ofstream(config_.string() + ".tmp") << config_text;
-      std::filesystem::rename(config_.string() + ".tmp", config_);
-    }
+    write_config(config_text);
     std::vector<std::string> argv{binary, "--config", config_.string()};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     process_ = std::make_unique<Child>(argv, dir / "curfew.log", measurable_child_env());
@@ -195,15 +193,29 @@ class CurfewBinary {
   }
 
   bool ok() const { return admin_port_ > 0; }
+
+ private:
+  // In one step (rename), as a ConfigMap update is seen.
+  void write_config(const std::string& config_text) const {
+    std::ofstream(config_.string() + ".tmp") << data_path_line() << config_text;
+    std::filesystem::rename(config_.string() + ".tmp", config_);
+  }
+
+ public:
   int admin_port() const { return admin_port_; }
   Child& process() { return *process_; }
   const std::filesystem::path& config_path() const { return config_; }
 
   // Replaces the config file in one step and sends SIGHUP.
   void reload(const std::string& config_text) {
-    std::ofstream(config_.string() + ".tmp") << config_text;
-    std::filesystem::rename(config_.string() + ".tmp", config_);
+    write_config(config_text);
     process_->signal(SIGHUP);
+  }
+
+  // The data_path line CURFEW_TEST_DATA_PATH asks for ("" when unset).
+  static std::string data_path_line() {
+    const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
+    return path != nullptr && *path != '\0' ? "data_path: " + std::string(path) + "\n" : "";
   }
 
   std::optional<Exposition> scrape() const {

@@ -138,6 +138,7 @@ TEST(Hostile, ARetryingCallKeepsItsBudgetAcrossReloadsThatRenameTheRoute) {
         config::load_config_string(config_yaml(upstream.port(), routes(n)), "hostile.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
     config->worker_threads = 1;
+    apply_test_data_path(*config);
     ASSERT_TRUE(sidecar->reload(*std::move(config)).ok());
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 20s);
