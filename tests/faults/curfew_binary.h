@@ -197,7 +197,9 @@ class CurfewBinary {
  private:
   // In one step (rename), as a ConfigMap update is seen.
   void write_config(const std::string& config_text) const {
-    std::ofstream(config_.string() + ".tmp") << data_path_line() << config_text;
+    // A config read back from a running one already says it.
+    const bool has_path = config_text.find("data_path:") != std::string::npos;
+    std::ofstream(config_.string() + ".tmp") << (has_path ? "" : data_path_line()) << config_text;
     std::filesystem::rename(config_.string() + ".tmp", config_);
   }
 
