@@ -101,20 +101,6 @@ Config decode_config(const Value& root) {
     }
     if (config.data_path == DataPath::kNghttp2) {
       // What the nghttp2 path does not serve yet is refused here, by name, not at call time.
-      for (size_t i = 0; i < config.listeners.size(); ++i) {
-        for (size_t j = 0; j < config.listeners[i].routes.size(); ++j) {
-          const Route& route = config.listeners[i].routes[j];
-          if (route.fanout || route.retry || route.mirror) {
-            root.get("listeners")
-                .items()[i]
-                .get("routes")
-                .items()[j]
-                .fail(
-                    "route \"" + route.name +
-                    "\" uses fanout, retry or mirror, which data_path: nghttp2 does not serve yet");
-          }
-        }
-      }
       for (size_t i = 0; i < config.upstreams.size(); ++i) {
         const Upstream& upstream = config.upstreams[i];
         if (upstream.tls.enabled) {

@@ -18,7 +18,7 @@ const char* mode_name(Mode mode) { return label_of(kFanoutModeLabels, mode, "?")
 // The state the children of one fan-out share, and the rule that decides the outcome.
 class FanOut {
  public:
-  FanOut(const config::Route& route, const Upstreams& upstreams, const UnaryRequest& request,
+  FanOut(const config::Route& route, UnaryCaller& upstreams, const UnaryRequest& request,
          rt::TimePoint deadline, CallReport& report)
       : route_(route),
         fanout_(*route.fanout),
@@ -51,7 +51,7 @@ class FanOut {
 
   const config::Route& route_;
   const config::Fanout& fanout_;
-  const Upstreams& upstreams_;
+  UnaryCaller& upstreams_;
   const UnaryRequest& request_;
   rt::TimePoint deadline_;
   CallReport& report_;
@@ -66,9 +66,8 @@ class FanOut {
 
 rt::Task<void> FanOut::child(size_t i) {
   Child& c = children_[i];
-  Upstream* upstream = upstreams_.find(c.result.upstream);
   try {
-    UpstreamReply reply = co_await call_upstream(*upstream, request_, deadline_);
+    UpstreamReply reply = co_await upstreams_.call(c.result.upstream, request_, deadline_);
     c.result.status = reply.status;
     c.result.outcome =
         reply.status.ok() ? ChildResult::Outcome::kSucceeded : ChildResult::Outcome::kFailed;
@@ -208,7 +207,7 @@ bool hedge_retryable(grpc::StatusCode code) noexcept {
          code == grpc::StatusCode::ABORTED;
 }
 
-rt::Task<UpstreamReply> fan_out(const config::Route& route, const Upstreams& upstreams,
+rt::Task<UpstreamReply> fan_out(const config::Route& route, UnaryCaller& upstreams,
                                 const UnaryRequest& request, rt::TimePoint upstream_deadline,
                                 CallReport& report) {
   FanOut fan_out(route, upstreams, request, upstream_deadline, report);

@@ -32,7 +32,7 @@ bool hedge_retryable(grpc::StatusCode code) noexcept;
 
 // Runs the fan-out of `route` for `request`; children are bounded by `upstream_deadline`. Records
 // every child in `report.attempts`. Cancellation of the caller's task cancels every child.
-rt::Task<UpstreamReply> fan_out(const config::Route& route, const Upstreams& upstreams,
+rt::Task<UpstreamReply> fan_out(const config::Route& route, UnaryCaller& upstreams,
                                 const UnaryRequest& request, rt::TimePoint upstream_deadline,
                                 CallReport& report);
 

@@ -101,6 +101,7 @@ void H2ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
     runtime_->loop(i).post_threadsafe([this, i, routing, route_limits] {
       workers_[i]->routing = routing;
       workers_[i]->route_limits = route_limits;
+      workers_[i]->state.prune(*routing->listener(name_));
     });
   }
 }
@@ -131,6 +132,19 @@ void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) 
 }
 
 rt::Task<void> H2ListenerServer::serve(int worker) {
+  // Shadows (mirror copies) outlive their calls: they run in a group of their own around the
+  // connections' group, and end with the listener (cancelled at shutdown).
+  Worker& w = *workers_[worker];
+  rt::TaskGroup shadows;
+  struct Shadows {
+    WorkerState& state;
+    ~Shadows() { state.shadows = nullptr; }
+  } registered{w.state};
+  w.state.shadows = &shadows;
+  co_await shadows.run(serve_connections(worker));
+}
+
+rt::Task<void> H2ListenerServer::serve_connections(int worker) {
   rt::TaskGroup group;
   co_await group.run(serve_loop(worker, group));
 }
@@ -251,6 +265,7 @@ rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> st
   H2CallContext context{.routing = w.routing,
                         .listener = listener,
                         .pool = &w.pool,
+                        .worker = &w.state,
                         .observer = options_.observer,
                         .shutting_down = options_.shutting_down};
   co_await h2_proxy_call(std::move(stream), std::move(context));

@@ -28,6 +28,7 @@
 #include "sidecar/internal/admission.h"
 #include "sidecar/internal/serving_listener.h"
 #include "sidecar/internal/upstream_pool.h"
+#include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
 
@@ -61,6 +62,7 @@ class H2ListenerServer final : public ServingListener {
     std::shared_ptr<const Routing> routing;
     std::vector<std::shared_ptr<ConcurrencyLimit>> route_limits;  // by route index in `routing`
     UpstreamPool pool;
+    WorkerState state;                            // retry budgets, random source, shadows
     std::vector<rt::Listener::Accepted> arrived;  // handed over by the acceptor
     rt::Event has_arrived;
     std::unordered_set<h2::Session*> sessions;  // each lives in its connection task's frame
@@ -69,6 +71,7 @@ class H2ListenerServer final : public ServingListener {
 
   H2ListenerServer() = default;
   rt::Task<void> serve(int worker);
+  rt::Task<void> serve_connections(int worker);
   rt::Task<void> serve_loop(int worker, rt::TaskGroup& group);
   rt::Task<void> accept_loop(rt::Listener listener);
   rt::Task<void> serve_connection(int worker, rt::Listener::Accepted accepted);

@@ -1,13 +1,23 @@
 #include "sidecar/internal/h2_proxy_call.h"
 
 #include <limits>
+#include <map>
+#include <random>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "runtime/errors.h"
+#include "runtime/shield.h"
 #include "runtime/sleep.h"
 #include "runtime/task_group.h"
 #include "runtime/timeout.h"
 #include "sidecar/internal/deadline_policy.h"
+#include "sidecar/internal/fanout.h"
+#include "sidecar/internal/h2_unary_call.h"
+#include "sidecar/internal/proxy_call.h"
+#include "sidecar/internal/retry.h"
+#include "sidecar/internal/shadow.h"
+#include "sidecar/internal/worker_state.h"
 #include "sidecar/log.h"
 #include "wire/content_type.h"
 #include "wire/grpc_timeout.h"
@@ -38,6 +48,22 @@ h2::Headers forwardable(const h2::Headers& from) {
   return out;
 }
 
+// A message in flight when the call is interrupted goes out whole, if the caller takes it within
+// this long (as rt::ServerCall's kStuckWriteLimit on the gRPC path): then the status follows.
+constexpr rt::Duration kMessageInFlightLimit = std::chrono::seconds(1);
+
+// Stops the reader where the message in progress ends (its stream_bytes() then says where).
+class EndOfMessage final : public wire::MessageSink {
+ public:
+  absl::Status on_message_header(wire::MessageHeader) override { return absl::OkStatus(); }
+  absl::Status on_message_data(std::string_view) override { return absl::OkStatus(); }
+  absl::Status on_message_end() override {
+    ended = true;
+    return absl::CancelledError("message complete");
+  }
+  bool ended = false;
+};
+
 // Message boundaries only: the bytes themselves are forwarded as they are.
 class BoundarySink final : public wire::MessageSink {
  public:
@@ -45,6 +71,30 @@ class BoundarySink final : public wire::MessageSink {
   absl::Status on_message_data(std::string_view) override { return absl::OkStatus(); }
   absl::Status on_message_end() override { return absl::OkStatus(); }
 };
+
+// A unary request's one message, whole.
+class CollectMessages final : public wire::MessageSink {
+ public:
+  absl::Status on_message_header(wire::MessageHeader h) override {
+    ++messages;
+    compressed = h.compressed;
+    return absl::OkStatus();
+  }
+  absl::Status on_message_data(std::string_view piece) override {
+    if (messages == 1) payload.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  }
+  absl::Status on_message_end() override { return absl::OkStatus(); }
+  int messages = 0;
+  bool compressed = false;
+  std::string payload;
+};
+
+std::string base64_unpadded(std::string_view bytes) {
+  std::string out = absl::Base64Escape(absl::string_view(bytes.data(), bytes.size()));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  return out;
+}
 
 class H2ProxyCall {
  public:
@@ -54,10 +104,22 @@ class H2ProxyCall {
  private:
   rt::Task<void> serve();
   rt::Task<void> forward(const config::Route& route);
+  // Fan-out, retry and mirror routes: the one request message buffered, the policy, the reply.
+  rt::Task<void> serve_unary(const config::Route& route);
+  rt::Task<void> read_call_and_reply(const config::Route& route);
+  rt::Task<UpstreamReply> unary_policy(const config::Route& route, const UnaryRequest& request);
+  rt::Task<void> send_reply(UpstreamReply reply);
+  bool answered_by_per_try_timeout() const {
+    for (const UpstreamAttempt& a : report_.attempts)
+      if (a.won) return a.per_try_timeout;
+    return false;
+  }
   rt::Task<void> pump_requests(h2::Stream& up, std::optional<std::string> first);
   // Checks a request chunk against max_message_bytes; false (request_refused_ set) if over.
   bool request_chunk_allowed(std::string_view chunk);
   rt::Task<void> relay_response(const config::Route& route, h2::Stream& up);
+  // Forwards the rest of the response message in progress, up to its end.
+  rt::Task<void> finish_message_in_flight(h2::Stream& up);
   // Answers the caller: trailers-only before any response headers, trailers after.
   void reply(StatusCode code, const std::string& message, h2::Headers extra = {});
   void reply_deadline_exceeded();
@@ -180,6 +242,7 @@ rt::Task<void> H2ProxyCall::run() {
 
 rt::Task<void> H2ProxyCall::serve() {
   const config::Listener& listener = *ctx_.listener;
+  if (CallFaultHook hook = call_fault_hook()) hook(method_);
   const std::string* content_type = h2::find_header(caller_.headers(), "content-type");
   if (content_type == nullptr || !wire::is_grpc_content_type(*content_type)) {
     replied_ = true;
@@ -209,9 +272,14 @@ rt::Task<void> H2ProxyCall::serve() {
     co_return;
   }
   if (route_->fanout || route_->retry || route_->mirror) {
-    reply(StatusCode::UNIMPLEMENTED, "curfew: route '" + route_->name +
-                                         "' (fan-out, retry or mirror) is not served by the "
-                                         "nghttp2 data path yet");
+    try {
+      co_await serve_unary(*route_);
+    } catch (const rt::CancelledError&) {
+      const bool shutdown =
+          ctx_.shutting_down && ctx_.shutting_down->load(std::memory_order_relaxed);
+      record_cancellation(shutdown ? CancelCause::kShutdown : CancelCause::kCaller);
+      throw;
+    }
     co_return;
   }
   try {
@@ -396,38 +464,55 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     };
     response_messages_ =
         wire::MessageReader(static_cast<uint32_t>(ctx_.listener->limits.max_message_bytes));
-    for (;;) {  // bounded by the upstream's stream: one DATA chunk per turn
-      std::optional<std::string> chunk = co_await up.read();
-      if (!chunk) break;
-      BoundarySink boundaries;
-      const uint64_t before = response_messages_.stream_bytes();
-      if (absl::Status st = response_messages_.feed(*chunk, boundaries); !st.ok()) {
-        // The failing message's 5-byte prefix ends where the reader stopped. If it began in this
-        // chunk, what precedes it is whole messages: they go out, then the status.
-        const auto consumed = static_cast<int64_t>(response_messages_.stream_bytes() - before);
-        const int64_t start = consumed - static_cast<int64_t>(wire::kMessagePrefixBytes);
-        if (start >= 0) {
-          response_cut_at_boundary_ = true;
-          if (start > 0) {
-            start_response();
-            if (!co_await caller_.write(chunk->substr(0, static_cast<size_t>(start)))) co_return;
+    std::exception_ptr interrupted;
+    try {
+      for (;;) {  // bounded by the upstream's stream: one DATA chunk per turn
+        std::optional<std::string> chunk = co_await up.read();
+        if (!chunk) break;
+        BoundarySink boundaries;
+        const uint64_t before = response_messages_.stream_bytes();
+        if (absl::Status st = response_messages_.feed(*chunk, boundaries); !st.ok()) {
+          // The failing message's 5-byte prefix ends where the reader stopped. If it began in this
+          // chunk, what precedes it is whole messages: they go out, then the status.
+          const auto consumed = static_cast<int64_t>(response_messages_.stream_bytes() - before);
+          const int64_t start = consumed - static_cast<int64_t>(wire::kMessagePrefixBytes);
+          if (start >= 0) {
+            response_cut_at_boundary_ = true;
+            if (start > 0) {
+              start_response();
+              if (!co_await caller_.write(chunk->substr(0, static_cast<size_t>(start)))) co_return;
+            }
           }
+          const bool too_large = st.code() == absl::StatusCode::kResourceExhausted;
+          const StatusCode code = too_large ? StatusCode::RESOURCE_EXHAUSTED : StatusCode::INTERNAL;
+          attempt.code = code;
+          attempt.won = true;
+          report_.upstream_code = code;
+          reply(code, too_large
+                          ? "curfew: a response message from upstream '" + route.upstream +
+                                "' is over listener '" + ctx_.listener->name +
+                                "''s limits.max_message_bytes (" + std::string(st.message()) + ")"
+                          : "curfew: upstream '" + route.upstream + "' sent " +
+                                std::string(st.message()));
+          co_return;
         }
-        const bool too_large = st.code() == absl::StatusCode::kResourceExhausted;
-        const StatusCode code = too_large ? StatusCode::RESOURCE_EXHAUSTED : StatusCode::INTERNAL;
-        attempt.code = code;
-        attempt.won = true;
-        report_.upstream_code = code;
-        reply(code,
-              too_large
-                  ? "curfew: a response message from upstream '" + route.upstream +
-                        "' is over listener '" + ctx_.listener->name +
-                        "''s limits.max_message_bytes (" + std::string(st.message()) + ")"
-                  : "curfew: upstream '" + route.upstream + "' sent " + std::string(st.message()));
-        co_return;
+        start_response();
+        if (!co_await caller_.write(std::move(*chunk))) co_return;  // the caller is gone
       }
-      start_response();
-      if (!co_await caller_.write(std::move(*chunk))) co_return;  // the caller is gone
+
+    } catch (const rt::CancelledError&) {
+      // Interrupted (deadline, shutdown) with a message partly sent: it goes out whole first.
+      if (!response_started_ || response_messages_.at_message_boundary()) throw;
+      interrupted = std::current_exception();
+    }
+    if (interrupted) {
+      try {
+        co_await rt::shield(finish_message_in_flight(up), kMessageInFlightLimit,
+                            "message in flight");
+      } catch (const rt::TimeoutError&) {
+        // The caller did not take it in time: reply() resets the stream instead of a status.
+      }
+      std::rethrow_exception(interrupted);
     }
     if (!up.ended_cleanly()) {
       fail_from_stream();
@@ -456,6 +541,168 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     }
   }
   reply(code, message, forwardable(*trailers));
+}
+
+rt::Task<void> H2ProxyCall::finish_message_in_flight(h2::Stream& up) {
+  for (int turn = 0; turn < 1'000'000 && !response_messages_.at_message_boundary(); ++turn) {
+    std::optional<std::string> chunk = co_await up.read();
+    if (!chunk) co_return;
+    EndOfMessage end;
+    const uint64_t before = response_messages_.stream_bytes();
+    (void)response_messages_.feed(*chunk, end);
+    if (end.ended) {
+      response_cut_at_boundary_ = true;  // the reader stopped exactly there
+      const auto upto = static_cast<size_t>(response_messages_.stream_bytes() - before);
+      co_await caller_.write(chunk->substr(0, upto));
+      co_return;
+    }
+    if (!co_await caller_.write(std::move(*chunk))) co_return;
+  }
+}
+
+rt::Task<void> H2ProxyCall::serve_unary(const config::Route& route) {
+  bool timed_out = false;
+  try {
+    co_await rt::deadline(deadline_.deadline, read_call_and_reply(route));
+  } catch (const rt::TimeoutError&) {
+    timed_out = true;
+  }
+  if (!timed_out) co_return;
+  for (UpstreamAttempt& a : report_.attempts) {
+    if (!a.won && a.cancelled == CancelCause::kNone && a.code == StatusCode::CANCELLED)
+      a.cancelled = CancelCause::kDeadline;
+  }
+  if (!replied_) {
+    reply_deadline_exceeded();
+  } else if (report_.code != StatusCode::DEADLINE_EXCEEDED) {
+    report_.timeout = TimeoutCause::kNone;  // an answer was on its way when the deadline came
+  }
+}
+
+rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
+  wire::MessageReader reader(static_cast<uint32_t>(ctx_.listener->limits.max_message_bytes));
+  CollectMessages collect;
+  for (;;) {  // bounded by the caller's stream: one DATA chunk per turn
+    std::optional<std::string> chunk = co_await caller_.read();
+    if (!chunk) break;
+    if (absl::Status s = reader.feed(*chunk, collect); !s.ok()) {
+      reply(s.code() == absl::StatusCode::kResourceExhausted ? StatusCode::RESOURCE_EXHAUSTED
+                                                             : StatusCode::INTERNAL,
+            "curfew: " + std::string(s.message()));
+      co_return;
+    }
+    if (collect.messages > 1) {
+      reply(StatusCode::INVALID_ARGUMENT,
+            "curfew: route '" + route.name +
+                "' (fan-out, retry or mirror) serves unary calls only; got a second request "
+                "message");
+      co_return;
+    }
+  }
+  if (!caller_.ended_cleanly()) {
+    // Reset before the end of its request: an abandoned request is never sent as complete.
+    record_cancellation(CancelCause::kCaller);
+    co_return;
+  }
+  if (collect.messages == 0 || !reader.at_message_boundary()) {
+    reply(StatusCode::INVALID_ARGUMENT,
+          "curfew: route '" + route.name +
+              "' (fan-out, retry or mirror) serves unary calls; the caller half-closed without a "
+              "request message");
+    co_return;
+  }
+  // A view of the caller's metadata as the policies take it (values as they travel); the
+  // caller's Stream, which owns the strings, outlives the call.
+  std::multimap<grpc::string_ref, grpc::string_ref> metadata;
+  for (const h2::Header& h : caller_.headers()) {
+    if (!wire::is_pseudo_header(h.name)) metadata.emplace(h.name, h.value);
+  }
+  grpc::Slice slice(collect.payload);
+  const grpc::ByteBuffer message(&slice, 1);
+  const UnaryRequest request{method_, message, metadata, collect.compressed};
+  if (route.mirror &&
+      std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) < route.mirror->percent) {
+    ShadowCopy copy{.routing = ctx_.routing,
+                    .listener = &ctx_.listener->name,
+                    .route = &route.name,
+                    .upstream = &route.mirror->upstream,
+                    .method = method_,
+                    .message = message,
+                    .deadline = deadline_.upstream_deadline,
+                    .compressed = collect.compressed,
+                    .pool = ctx_.pool};
+    for (const h2::Header& h : caller_.headers()) {
+      if (!wire::is_pseudo_header(h.name)) copy.metadata.emplace_back(h.name, h.value);
+    }
+    report_.shadow_skipped = !start_shadow(*ctx_.worker, std::move(copy), ctx_.observer);
+  }
+  co_await send_reply(co_await unary_policy(route, request));
+}
+
+rt::Task<UpstreamReply> H2ProxyCall::unary_policy(const config::Route& route,
+                                                  const UnaryRequest& request) {
+  H2UnaryCaller caller(*ctx_.pool, ctx_.routing->config);
+  report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
+  if (route.fanout) {
+    co_return co_await fan_out(route, caller, request, deadline_.upstream_deadline, report_);
+  }
+  report_.upstream = &route.upstream;
+  if (route.retry) {
+    // Owned here for the whole call: the worker's map may rehash or be pruned meanwhile.
+    const std::shared_ptr<RetryBudget> budget =
+        ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
+    co_return co_await call_with_retries(route, caller, request, deadline_.upstream_deadline,
+                                         *budget, ctx_.worker->random, report_);
+  }
+  report_.attempts.push_back(
+      {.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
+  const size_t index = report_.attempts.size() - 1;
+  UpstreamReply reply = co_await caller.call(route.upstream, request, deadline_.upstream_deadline);
+  report_.attempts[index].code = reply.status.error_code();
+  report_.attempts[index].won = true;
+  co_return reply;
+}
+
+rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
+  report_.upstream_code = r.status.error_code();
+  StatusCode code = r.status.error_code();
+  std::string message = r.status.error_message();
+  if (code == StatusCode::DEADLINE_EXCEEDED) {
+    if (upstream_deadline_was_ours()) {
+      report_.timeout = timeout_cause();
+      // A fan-out keeps its aggregated status (per-child details); a single call says whose
+      // deadline it was.
+      if (!report_.fanout_mode) message = deadline_message();
+    } else {
+      report_.timeout =
+          answered_by_per_try_timeout() ? TimeoutCause::kPerTry : TimeoutCause::kUpstream;
+    }
+  }
+  h2::Headers trailers;
+  for (auto& [k, v] : r.trailing_metadata) trailers.push_back({k, v});
+  if (!r.status.error_details().empty())
+    trailers.push_back({"grpc-status-details-bin", base64_unpadded(r.status.error_details())});
+  if (code == StatusCode::OK || !r.initial_metadata.empty()) {
+    h2::Headers headers = {{":status", "200"}, {"content-type", "application/grpc"}};
+    for (auto& [k, v] : r.initial_metadata) headers.push_back({k, v});
+    caller_.send_headers(headers);
+    response_started_ = true;
+  }
+  if (code == StatusCode::OK) {
+    std::vector<grpc::Slice> slices;
+    std::string body;
+    std::string payload;
+    if (r.response.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices)
+        payload.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    wire::append_message_prefix(body, false, static_cast<uint32_t>(payload.size()));
+    body += payload;
+    // The whole message (response_messages_ never sees it, so a deadline meanwhile still sends
+    // a status after it), then the trailers.
+    if (!co_await caller_.write(std::move(body))) co_return;  // the caller is gone
+  }
+  reply(code, message, std::move(trailers));
 }
 
 }  // namespace

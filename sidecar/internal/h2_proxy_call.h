@@ -12,8 +12,8 @@
 //     (wire/status_mapping.h); a request reaches the upstream as complete only when the caller
 //     ended it with END_STREAM.
 //
-// Routes with a fan-out, retries or a mirror are not served on this path yet (the config
-// refuses them with data_path: nghttp2).
+// Routes with a fan-out, retries or a mirror buffer the one request message and run the same
+// policies as the gRPC path (fanout.h, retry.h, shadow.h) over H2UnaryCaller.
 #pragma once
 
 #include <atomic>
@@ -27,11 +27,14 @@
 
 namespace curfew::sidecar {
 
+class WorkerState;
+
 struct H2CallContext {
   std::shared_ptr<const Routing> routing;  // the routing this call keeps for its whole life
   const config::Listener* listener;        // inside `routing`
   UpstreamPool* pool;                      // the loop's connections; outlives the call
-  CallObserver* observer = nullptr;        // may be null
+  WorkerState* worker;  // the loop's retry budgets, random source and shadows; outlives the call
+  CallObserver* observer = nullptr;  // may be null
   const std::atomic<bool>* shutting_down = nullptr;
 };
 

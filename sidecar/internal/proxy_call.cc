@@ -446,8 +446,9 @@ rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
                                                 const UnaryRequest& request) {
   const Upstreams& upstreams = *ctx_.routing->upstreams;
   report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
+  GrpcUnaryCaller caller(upstreams);
   if (route.fanout) {
-    co_return co_await fan_out(route, upstreams, request, deadline_.upstream_deadline, report_);
+    co_return co_await fan_out(route, caller, request, deadline_.upstream_deadline, report_);
   }
   Upstream& upstream = *upstreams.find(route.upstream);
   report_.upstream = &route.upstream;
@@ -455,7 +456,7 @@ rt::Task<UpstreamReply> ProxyCall::unary_policy(const config::Route& route,
     // Owned here for the whole call: the worker's map may rehash or be pruned meanwhile.
     const std::shared_ptr<RetryBudget> budget =
         ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
-    co_return co_await call_with_retries(route, upstream, request, deadline_.upstream_deadline,
+    co_return co_await call_with_retries(route, caller, request, deadline_.upstream_deadline,
                                          *budget, ctx_.worker->random, report_);
   }
   report_.attempts.push_back(
@@ -501,6 +502,10 @@ rt::Task<void> ProxyCall::send_reply(UpstreamReply reply) {
 }
 
 }  // namespace
+
+CallFaultHook call_fault_hook() noexcept {
+  return g_call_fault_hook.load(std::memory_order_relaxed);
+}
 
 void set_call_fault_hook_for_testing(CallFaultHook hook) {
   g_call_fault_hook.store(hook, std::memory_order_relaxed);

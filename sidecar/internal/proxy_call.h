@@ -45,5 +45,7 @@ rt::Task<void> proxy_call(rt::ServerCallPtr call, ProxyContext context);
 // is that call's fault. Null (the default) in production.
 using CallFaultHook = void (*)(const std::string& method);
 void set_call_fault_hook_for_testing(CallFaultHook hook);
+// The hook set (null in production); both data paths call it.
+CallFaultHook call_fault_hook() noexcept;
 
 }  // namespace curfew::sidecar

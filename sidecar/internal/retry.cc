@@ -48,7 +48,7 @@ bool RetryBudget::try_acquire(rt::TimePoint now) noexcept {
   return true;
 }
 
-rt::Task<UpstreamReply> call_with_retries(const config::Route& route, Upstream& upstream,
+rt::Task<UpstreamReply> call_with_retries(const config::Route& route, UnaryCaller& upstreams,
                                           const UnaryRequest& request, rt::TimePoint deadline,
                                           RetryBudget& budget, std::minstd_rand& random,
                                           CallReport& report) {
@@ -60,7 +60,7 @@ rt::Task<UpstreamReply> call_with_retries(const config::Route& route, Upstream& 
     report.attempts.push_back(
         {.upstream = &route.upstream,
          .role = attempt == 0 ? UpstreamAttempt::Role::kPrimary : UpstreamAttempt::Role::kRetry});
-    UpstreamReply reply = co_await call_upstream(upstream, request, try_deadline);
+    UpstreamReply reply = co_await upstreams.call(route.upstream, request, try_deadline);
     const grpc::StatusCode code = reply.status.error_code();
     UpstreamAttempt& record = report.attempts[index];
     record.code = code;

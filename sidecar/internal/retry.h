@@ -39,7 +39,7 @@ class RetryBudget {
 // `retry.on` (or a per-try timeout); the backoff before try n is uniform in [0, min(max, base *
 // 2^n)], or the server's grpc-retry-pushback-ms (a negative or malformed value stops retrying).
 // Each try is recorded in report.attempts.
-rt::Task<UpstreamReply> call_with_retries(const config::Route& route, Upstream& upstream,
+rt::Task<UpstreamReply> call_with_retries(const config::Route& route, UnaryCaller& upstreams,
                                           const UnaryRequest& request, rt::TimePoint deadline,
                                           RetryBudget& budget, std::minstd_rand& random,
                                           CallReport& report);

@@ -1,5 +1,7 @@
 #include "sidecar/internal/shadow.h"
 
+#include "sidecar/internal/h2_unary_call.h"
+
 #include <utility>
 
 #include "runtime/errors.h"
@@ -41,14 +43,15 @@ rt::Task<void> shadow_call(ShadowSlot slot, ShadowCopy copy, CallObserver* obser
     // A view of the owned metadata as gRPC's request type; `copy` outlives every use of it.
     std::multimap<grpc::string_ref, grpc::string_ref> metadata;
     for (const auto& [k, v] : copy.metadata) metadata.emplace(k, v);
-    const UnaryRequest request{copy.method, copy.message, metadata};
-    Upstream* upstream = copy.routing->upstreams->find(*copy.upstream);
-    if (upstream != nullptr) {
-      UpstreamReply reply = co_await call_upstream(*upstream, request, copy.deadline);
-      attempt.code = reply.status.error_code();
+    const UnaryRequest request{copy.method, copy.message, metadata, copy.compressed};
+    std::unique_ptr<UnaryCaller> caller;
+    if (copy.pool != nullptr) {
+      caller = std::make_unique<H2UnaryCaller>(*copy.pool, copy.routing->config);
     } else {
-      attempt.code = grpc::StatusCode::UNAVAILABLE;
+      caller = std::make_unique<GrpcUnaryCaller>(*copy.routing->upstreams);
     }
+    UpstreamReply reply = co_await caller->call(*copy.upstream, request, copy.deadline);
+    attempt.code = reply.status.error_code();
   } catch (const rt::CancelledError&) {
     attempt.code = grpc::StatusCode::CANCELLED;
     attempt.cancelled = CancelCause::kShutdown;

@@ -20,6 +20,7 @@
 
 namespace curfew::sidecar {
 
+class UpstreamPool;
 class WorkerState;
 
 inline constexpr int kMaxShadowsInFlight = 256;  // per worker thread
@@ -34,6 +35,10 @@ struct ShadowCopy {
   grpc::ByteBuffer message;  // shares the caller's slices (reference-counted)
   std::vector<std::pair<std::string, std::string>> metadata;
   rt::TimePoint deadline{};
+  bool compressed = false;
+  // The nghttp2 path's connections of the worker (which outlive its shadows); null on the gRPC
+  // path, whose channels `routing` holds.
+  UpstreamPool* pool = nullptr;
 };
 
 // Starts `copy` on the calling loop thread's worker, detached from the caller's call. False

@@ -36,4 +36,16 @@ rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& re
   co_return reply;
 }
 
+rt::Task<UpstreamReply> GrpcUnaryCaller::call(const std::string& upstream,
+                                              const UnaryRequest& request, rt::TimePoint deadline) {
+  Upstream* u = upstreams_.find(upstream);
+  if (u == nullptr) {  // never for names a validated config refers to
+    UpstreamReply reply;
+    reply.status =
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "curfew: no upstream named '" + upstream + "'");
+    co_return reply;
+  }
+  co_return co_await call_upstream(*u, request, deadline);
+}
+
 }  // namespace curfew::sidecar

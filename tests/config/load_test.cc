@@ -205,12 +205,20 @@ TEST(TopLevel, DataPath) {
   EXPECT_EQ(h2->data_path, DataPath::kNghttp2);
   EXPECT_THAT(load_error(with_routes(kOneRoute) + "data_path: quic\n"),
               HasSubstr("t.yaml:11:12: data_path: must be \"grpc\" or \"nghttp2\", not \"quic\""));
+  // Served on the nghttp2 path too: a retry route.
+  EXPECT_TRUE(load_config_string(with_routes("      - {name: twice, match: {prefix: /}, upstream: "
+                                             "app, retry: {attempts: 2, per_try_timeout: 1s, on: "
+                                             "[UNAVAILABLE]}}\n") +
+                                     "data_path: nghttp2\n",
+                                 "t.yaml")
+                  .ok());
+  // Not yet: TLS upstreams, named.
   EXPECT_THAT(
-      load_error(with_routes("      - {name: twice, match: {prefix: /}, upstream: app, retry: "
-                             "{attempts: 2, per_try_timeout: 1s, on: [UNAVAILABLE]}}\n") +
-                 "data_path: nghttp2\n"),
-      HasSubstr("route \"twice\" uses fanout, retry or mirror, which data_path: nghttp2 does "
-                "not serve yet"));
+      load_error("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: [{name: r, "
+                 "match: {prefix: /}, upstream: secure}]}\nupstreams:\n  - {name: "
+                 "secure, endpoints: [127.0.0.1:1], tls: {enabled: true}}\ndata_path: "
+                 "nghttp2\n"),
+      HasSubstr("upstream \"secure\" uses TLS, which data_path: nghttp2 does not serve yet"));
 }
 
 TEST(TopLevel, AdminAddressMustBeHostPort) {

@@ -51,6 +51,7 @@ std::unique_ptr<sidecar::Sidecar> start_with(const std::string& yaml, int worker
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return nullptr;
   config->worker_threads = workers;  // one loop: every call shares the same worker state
+  apply_test_data_path(*config);
   auto started = sidecar::Sidecar::start(*std::move(config), observer);
   EXPECT_TRUE(started.ok()) << started.status();
   return started.ok() ? std::move(*started) : nullptr;

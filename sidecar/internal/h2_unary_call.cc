@@ -1,0 +1,193 @@
+#include "sidecar/internal/h2_unary_call.h"
+
+#include <limits>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "runtime/errors.h"
+#include "runtime/timeout.h"
+#include "sidecar/internal/metadata.h"
+#include "wire/grpc_timeout.h"
+#include "wire/h2_error.h"
+#include "wire/message_reader.h"
+#include "wire/percent_encoding.h"
+#include "wire/status_mapping.h"
+
+namespace curfew::sidecar {
+namespace {
+
+using grpc::StatusCode;
+
+// Collects one response's messages (a unary reply has one).
+class Collect final : public wire::MessageSink {
+ public:
+  absl::Status on_message_header(wire::MessageHeader h) override {
+    ++messages;
+    compressed = h.compressed;
+    payload.clear();
+    return absl::OkStatus();
+  }
+  absl::Status on_message_data(std::string_view piece) override {
+    payload.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  }
+  absl::Status on_message_end() override { return absl::OkStatus(); }
+  int messages = 0;
+  bool compressed = false;
+  std::string payload;
+};
+
+std::string bytes_of(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& s : slices)
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+// The application's header fields (as the gRPC path reports metadata), values as they travel.
+Metadata metadata_of(const h2::Headers& headers) {
+  Metadata out;
+  for (const h2::Header& h : headers) {
+    if (!is_hop_by_hop(grpc::string_ref(h.name.data(), h.name.size())))
+      out.emplace_back(h.name, h.value);
+  }
+  return out;
+}
+
+UpstreamReply failure(StatusCode code, std::string message) {
+  UpstreamReply reply;
+  reply.status = grpc::Status(code, std::move(message));
+  return reply;
+}
+
+rt::Task<UpstreamReply> exchange(h2::Stream& up, std::string body, const std::string& name) {
+  co_await up.write(std::move(body));
+  up.end();
+  if (!co_await up.wait_headers()) {
+    if (up.reset_by_peer()) {
+      co_return failure(static_cast<StatusCode>(wire::grpc_code_from_h2_error(up.reset_code())),
+                        "upstream '" + name + "' reset the stream (HTTP/2 error " +
+                            std::to_string(up.reset_code()) + ")");
+    }
+    co_return failure(StatusCode::UNAVAILABLE, "upstream '" + name + "' connection lost");
+  }
+  UpstreamReply reply;
+  const std::string* status = h2::find_header(up.headers(), ":status");
+  const int http_status = status != nullptr ? std::atoi(status->c_str()) : 0;
+  if (http_status != 200 && h2::find_header(up.headers(), "grpc-status") == nullptr) {
+    co_return failure(static_cast<StatusCode>(wire::grpc_code_from_http_status(http_status)),
+                      "upstream '" + name + "' answered HTTP " + std::to_string(http_status));
+  }
+  const h2::Headers* trailers = &up.headers();
+  Collect collect;
+  if (!up.headers_only()) {
+    reply.initial_metadata = metadata_of(up.headers());
+    wire::MessageReader reader(std::numeric_limits<uint32_t>::max());
+    for (;;) {  // bounded by the upstream's stream
+      std::optional<std::string> chunk = co_await up.read();
+      if (!chunk) break;
+      if (absl::Status s = reader.feed(*chunk, collect); !s.ok()) {
+        co_return failure(StatusCode::INTERNAL,
+                          "upstream '" + name + "' sent " + std::string(s.message()));
+      }
+    }
+    if (!up.ended_cleanly()) {
+      if (up.reset_by_peer()) {
+        co_return failure(static_cast<StatusCode>(wire::grpc_code_from_h2_error(up.reset_code())),
+                          "upstream '" + name + "' reset the stream");
+      }
+      co_return failure(StatusCode::UNAVAILABLE, "upstream '" + name + "' connection lost");
+    }
+    trailers = &up.trailers();
+  }
+  StatusCode code = StatusCode::UNKNOWN;
+  if (const std::string* s = h2::find_header(*trailers, "grpc-status")) {
+    auto parsed = wire::parse_grpc_status(*s);
+    if (parsed.ok()) code = static_cast<StatusCode>(*parsed);
+  }
+  std::string message;
+  if (const std::string* m = h2::find_header(*trailers, "grpc-message"))
+    message = wire::decode_grpc_message(*m);
+  std::string details;
+  if (const std::string* d = h2::find_header(*trailers, "grpc-status-details-bin"))
+    absl::Base64Unescape(*d, &details);
+  reply.trailing_metadata = metadata_of(*trailers);
+  if (const std::string* p = h2::find_header(*trailers, "grpc-retry-pushback-ms"))
+    reply.retry_pushback_ms = *p;
+  if (code == StatusCode::OK && collect.messages != 1) {
+    co_return failure(StatusCode::INTERNAL, "upstream '" + name + "' answered a unary call with " +
+                                                std::to_string(collect.messages) + " messages");
+  }
+  if (collect.compressed) {
+    co_return failure(StatusCode::INTERNAL,
+                      "upstream '" + name + "' compressed its reply although asked not to");
+  }
+  grpc::Slice slice(collect.payload);
+  reply.response = grpc::ByteBuffer(&slice, 1);
+  reply.status =
+      details.empty() ? grpc::Status(code, message) : grpc::Status(code, message, details);
+  co_return reply;
+}
+
+}  // namespace
+
+rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
+                                            const UnaryRequest& request, rt::TimePoint deadline) {
+  const config::Upstream* config = config_.find_upstream(upstream);
+  if (config == nullptr || config->endpoints.empty())
+    co_return failure(StatusCode::UNAVAILABLE, "curfew: no upstream named '" + upstream + "'");
+  static thread_local unsigned next_endpoint = 0;  // loop thread: round robin over endpoints
+  const std::string& endpoint = config->endpoints[next_endpoint++ % config->endpoints.size()];
+  if (rt::Clock::now() >= deadline)
+    co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+
+  std::shared_ptr<h2::Session> session;
+  try {
+    session = co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout));
+  } catch (const UpstreamUnavailable& e) {
+    co_return failure(StatusCode::UNAVAILABLE, e.what());
+  } catch (const rt::TimeoutError&) {
+    co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+  }
+  h2::Headers headers = {{":method", "POST"},
+                         {":scheme", "http"},
+                         {":path", request.method},
+                         {":authority", pool_.authority(endpoint)},
+                         {"te", "trailers"},
+                         {"content-type", "application/grpc"},
+                         {"user-agent", "curfew/" CURFEW_VERSION},
+                         {"grpc-accept-encoding", "identity"},
+                         {"grpc-timeout", wire::format_grpc_timeout(deadline - rt::Clock::now())}};
+  for (const auto& [k, v] : request.metadata) {
+    if (!is_hop_by_hop(k))
+      headers.push_back({std::string(k.data(), k.size()), std::string(v.data(), v.size())});
+  }
+  if (request.compressed) {
+    for (const auto& [k, v] : request.metadata) {
+      if (std::string_view(k.data(), k.size()) == "grpc-encoding")
+        headers.push_back({"grpc-encoding", std::string(v.data(), v.size())});
+    }
+  }
+  std::shared_ptr<h2::Stream> up = session->open_stream(headers);
+  if (!up) {
+    co_return failure(StatusCode::UNAVAILABLE,
+                      "upstream endpoint \"" + endpoint + "\" refused a new stream");
+  }
+  struct ResetOnExit {
+    h2::Stream& up;
+    ~ResetOnExit() { up.reset(static_cast<uint32_t>(wire::H2Error::kCancel)); }
+  } reset_on_exit{*up};
+  const std::string payload = bytes_of(request.message);
+  std::string body;
+  wire::append_message_prefix(body, request.compressed, static_cast<uint32_t>(payload.size()));
+  body += payload;
+  try {
+    co_return co_await rt::deadline(deadline, exchange(*up, std::move(body), upstream));
+  } catch (const rt::TimeoutError&) {
+  }
+  co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+}
+
+}  // namespace curfew::sidecar

@@ -1,0 +1,31 @@
+// H2UnaryCaller: the unary policies' upstream call (UnaryCaller) on the nghttp2 data path: one
+// buffered request message on a stream of the loop's UpstreamPool, the whole response read
+// back. A buffering route asks the upstream for an uncompressed reply (grpc-accept-encoding:
+// identity): fan-out merges replies, which compressed bytes would defeat.
+//
+// On this path metadata values are kept as they travel: a -bin value stays base64, in the
+// request (UnaryRequest::metadata) and in the reply (UpstreamReply's metadata). The status's
+// binary details are decoded (grpc::Status holds them so).
+#pragma once
+
+#include <string>
+
+#include "config/config.h"
+#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/upstream_pool.h"
+
+namespace curfew::sidecar {
+
+class H2UnaryCaller final : public UnaryCaller {
+ public:
+  // `pool` (the loop's) and `config` (inside the call's Routing) outlive the caller.
+  H2UnaryCaller(UpstreamPool& pool, const config::Config& config) : pool_(pool), config_(config) {}
+  rt::Task<UpstreamReply> call(const std::string& upstream, const UnaryRequest& request,
+                               rt::TimePoint deadline) override;
+
+ private:
+  UpstreamPool& pool_;
+  const config::Config& config_;
+};
+
+}  // namespace curfew::sidecar
