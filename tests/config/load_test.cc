@@ -212,6 +212,11 @@ TEST(TopLevel, DataPath) {
                                      "data_path: nghttp2\n",
                                  "t.yaml")
                   .ok());
+  // A metadata limit nghttp2 cannot keep: one header field over 64 KiB ends the connection.
+  EXPECT_THAT(load_error("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    limits: "
+                         "{max_metadata_bytes: 100000}\n    routes:\n" +
+                         std::string(kOneRoute) + std::string(kUpstreams) + "data_path: nghttp2\n"),
+              HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
   // Not yet: TLS upstreams, named.
   EXPECT_THAT(
       load_error("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: [{name: r, "
