@@ -33,6 +33,15 @@ struct SessionLimits {
   // work), not by this bucket.
   uint64_t reset_burst = 10000;
   uint64_t reset_rate_per_second = 10000;
+  // curfew's own rapid-reset rule (CVE-2023-44487), on top of nghttp2's bucket: among the last
+  // `rapid_reset_window` streams a caller opened, once `rapid_reset_min_streams` were reset by
+  // it before curfew did any work for them (their task had not run) and they are at least
+  // `rapid_reset_percent` of the streams opened, the connection is closed with GOAWAY
+  // ENHANCE_YOUR_CALM. A legitimate caller cancels calls curfew is already serving: those do not
+  // count, however many of its deadlines expire.
+  uint32_t rapid_reset_window = 1000;
+  uint32_t rapid_reset_min_streams = 200;
+  uint32_t rapid_reset_percent = 50;
   // CONTINUATION frames after one HEADERS (CVE-2024-28182).
   size_t max_continuations = 8;
   // Queued outbound SETTINGS/PING ACKs before the peer is treated as flooding.

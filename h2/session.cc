@@ -68,6 +68,10 @@ struct Session::Callbacks {
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
+      if (++s.window_opened_ > s.limits_.rapid_reset_window) {  // a new window begins
+        s.window_opened_ = 1;
+        s.window_early_resets_ = 0;
+      }
       return 0;
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
@@ -176,6 +180,7 @@ struct Session::Callbacks {
       stream->reset_ = true;
       stream->reset_code_ = error_code;
       ++s.streams_reset_by_peer_;
+      if (s.role_ == Role::kServer && !stream->work_started_) s.early_reset();
     }
     // The peer gave up on a stream we were still answering: cancel the task serving it.
     if (stream->task_ && !stream->out_end_sent_ && !stream->reset_by_us_)
@@ -306,6 +311,20 @@ Stream* Session::find(int32_t id) noexcept {
 bool Session::accepting_streams() const noexcept {
   if (done_ || shutting_down_) return false;
   return role_ == Role::kServer || nghttp2_session_check_request_allowed(session_) != 0;
+}
+
+void Session::early_reset() noexcept {
+  ++streams_reset_before_work_;
+  ++window_early_resets_;
+  if (window_early_resets_ >= limits_.rapid_reset_min_streams &&
+      uint64_t{window_early_resets_} * 100 >=
+          uint64_t{window_opened_} * limits_.rapid_reset_percent &&
+      close_reason_ == CloseReason::kOpen) {
+    // GOAWAY ENHANCE_YOUR_CALM, then the connection closes (the writer flushes it).
+    close_reason_ = CloseReason::kRapidReset;
+    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
+    kick();
+  }
 }
 
 void Session::finish(CloseReason reason) noexcept {

@@ -44,6 +44,7 @@ enum class CloseReason {
   kGoaway,         // GOAWAY exchanged and the last stream finished
   kProtocolError,  // nghttp2 found the peer's bytes invalid (it sends GOAWAY itself)
   kFlooded,        // nghttp2's flood limits (SETTINGS, PING ACKs, resets, CONTINUATION)
+  kRapidReset,     // curfew's rapid-reset rule (SessionLimits::rapid_reset_*)
   kSocketError,    // read or write failed
   kCancelled,      // run() was cancelled (curfew stopping)
 };
@@ -83,6 +84,8 @@ class Session {
   // Streams the peer reset since the session began (rapid-reset accounting).
   uint64_t streams_reset_by_peer() const noexcept { return streams_reset_by_peer_; }
   uint64_t streams_opened() const noexcept { return streams_opened_; }
+  // Streams the peer reset before curfew did any work for them.
+  uint64_t streams_reset_before_work() const noexcept { return streams_reset_before_work_; }
 
  private:
   friend class Stream;
@@ -95,6 +98,8 @@ class Session {
   // Wakes the writer: nghttp2 may have something to send.
   void kick() noexcept { want_write_.set(); }
   void finish(CloseReason reason) noexcept;
+  // The peer reset a stream before any work was done for it: the rapid-reset rule.
+  void early_reset() noexcept;
   void detach_streams() noexcept;
   Stream* find(int32_t id) noexcept;
   void spawn_handler(const std::shared_ptr<Stream>& stream);
@@ -124,6 +129,9 @@ class Session {
   size_t inbound_buffered_ = 0;  // received, not yet taken by the streams' readers
   size_t connection_debt_ = 0;   // connection window not returned yet (over the buffer limit)
   uint64_t streams_opened_ = 0;
+  uint64_t streams_reset_before_work_ = 0;
+  uint32_t window_opened_ = 0;  // the rapid-reset rule's window (SessionLimits)
+  uint32_t window_early_resets_ = 0;
 };
 
 }  // namespace curfew::h2

@@ -74,6 +74,10 @@ class Stream {
 
   // --- State ---
 
+  // The task serving this stream has begun its work (server role): a reset from now on is an
+  // ordinary cancellation, not one counted by the rapid-reset rule (SessionLimits).
+  void note_work_started() noexcept { work_started_ = true; }
+
   // Waits until the stream is closed on both sides (or reset, or the connection lost).
   rt::Task<void> wait_closed();
   bool closed() const noexcept { return closed_; }
@@ -119,6 +123,7 @@ class Stream {
   uint32_t reset_code_ = 0;
   bool connection_lost_ = false;
   bool header_list_too_large_ = false;
+  bool work_started_ = false;
   rt::Event closed_event_;
 
   // Server: the task serving this stream (cancelled when the peer resets it).

@@ -240,6 +240,7 @@ rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> st
   // Reset before its task ran (a canceller, or a rapid-reset attacker): not a call, and no
   // upstream work starts for it.
   if (stream->closed()) co_return;
+  stream->note_work_started();
   struct InFlight {
     std::atomic<int>& n;
     explicit InFlight(std::atomic<int>& c) : n(c) { n.fetch_add(1, std::memory_order_relaxed); }
