@@ -384,7 +384,7 @@ function schemaSync(schemaFile, configDir) {
   const sets = [];
   for (const f of fs.readdirSync(configDir).filter((n) => n.endsWith('.cc'))) {
     const text = fs.readFileSync(path.join(configDir, f), 'utf8');
-    for (const m of text.matchAll(/expect_keys\(\{([^}]*)\}\)/g)) {
+    for (const m of text.matchAll(/expect_keys\(\s*\{([^}]*)\}\s*\)/g)) {
       sets.push({file: f, keys: [...m[1].matchAll(/"([^"]+)"/g)].map((k) => k[1])});
     }
   }
