@@ -47,6 +47,8 @@ const char* close_reason_name(CloseReason reason) noexcept {
       return "protocol_error";
     case CloseReason::kFlooded:
       return "flooded";
+    case CloseReason::kRapidReset:
+      return "rapid_reset";
     case CloseReason::kSocketError:
       return "socket_error";
     case CloseReason::kCancelled:
@@ -183,8 +185,8 @@ struct Session::Callbacks {
       if (s.role_ == Role::kServer && !stream->work_started_) s.early_reset();
     }
     // The peer gave up on a stream we were still answering: cancel the task serving it.
-    if (stream->task_ && !stream->out_end_sent_ && !stream->reset_by_us_)
-      stream->task_->cancel("the peer reset the stream");
+    if (stream->task_.valid() && !stream->out_end_sent_ && !stream->reset_by_us_)
+      stream->task_.cancel("the peer reset the stream");
     stream->inbound_changed_.set();
     stream->send_space_.set();
     stream->closed_event_.set();
@@ -219,13 +221,16 @@ struct Session::Callbacks {
   }
 
   static ssize_t read_data(nghttp2_session* session, int32_t stream_id, uint8_t* buf, size_t length,
-                           uint32_t* data_flags, nghttp2_data_source* source, void*) {
-    auto* stream = static_cast<Stream*>(source->ptr);
+                           uint32_t* data_flags, nghttp2_data_source*, void* user_data) {
+    // Looked up, not taken from the data source: a stream detached from the session (the
+    // connection ended for reading) may still be asked for data by a last mem_send.
+    Stream* stream = self(user_data).find(stream_id);
+    if (stream == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     size_t n = 0;
     while (n < length && !stream->out_.empty()) {
       const std::string& front = stream->out_.front();
       const size_t take = std::min(length - n, front.size() - stream->out_offset_);
-      std::memcpy(buf + n, front.data() + stream->out_offset_, take);
+      std::copy_n(front.data() + stream->out_offset_, take, reinterpret_cast<char*>(buf) + n);
       n += take;
       stream->out_offset_ += take;
       if (stream->out_offset_ == front.size()) {
@@ -345,7 +350,7 @@ void Session::detach_streams() noexcept {
     stream->session_ = nullptr;
     stream->closed_ = true;
     stream->connection_lost_ = true;
-    if (stream->task_) stream->task_->cancel("the connection was lost");
+    if (stream->task_.valid()) stream->task_.cancel("the connection was lost");
     stream->inbound_changed_.set();
     stream->send_space_.set();
     stream->closed_event_.set();
@@ -357,7 +362,7 @@ void Session::spawn_handler(const std::shared_ptr<Stream>& stream) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, stream->id(), NGHTTP2_REFUSED_STREAM);
     return;
   }
-  stream->task_.emplace(group_->spawn(handler_(stream), "h2-stream"));
+  stream->task_ = group_->spawn(handler_(stream), "h2-stream");
 }
 
 std::shared_ptr<Stream> Session::open_stream(const Headers& headers) {

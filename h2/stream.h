@@ -127,7 +127,7 @@ class Stream {
   rt::Event closed_event_;
 
   // Server: the task serving this stream (cancelled when the peer resets it).
-  std::optional<rt::TaskHandle<void>> task_;
+  rt::TaskHandle<void> task_;  // invalid until spawned
 };
 
 }  // namespace curfew::h2

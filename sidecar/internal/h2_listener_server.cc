@@ -112,7 +112,7 @@ void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) 
   stopping_ = true;
   for (int i = 0; i < runtime_->threads(); ++i) {
     runtime_->loop(i).post_threadsafe([this, i] {
-      if (i == 0 && accept_) accept_->cancel("the listener is shutting down");
+      if (i == 0 && accept_.valid()) accept_.cancel("the listener is shutting down");
       for (h2::Session* s : workers_[i]->sessions) s->shutdown();
     });
   }
@@ -152,7 +152,7 @@ rt::Task<void> H2ListenerServer::serve_connections(int worker) {
 rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group) {
   Worker& w = *workers_[worker];  // owned by this server for the runtime's whole life
   group.spawn(w.pool.run(), "upstream-pool");
-  if (worker == 0) accept_.emplace(group.spawn(accept_loop(std::move(*listener_)), "accept"));
+  if (worker == 0) accept_ = group.spawn(accept_loop(std::move(*listener_)), "accept");
   for (;;) {  // until the shutdown cancels the loop's root
     while (w.arrived.empty()) {
       w.has_arrived.clear();

@@ -88,7 +88,7 @@ class H2ListenerServer final : public ServingListener {
   std::unique_ptr<rt::Runtime> runtime_;
   std::vector<std::unique_ptr<Worker>> workers_;  // [i]: loop i
   std::optional<rt::Listener> listener_;          // moved into loop 0's accept task at start
-  std::optional<rt::TaskHandle<void>> accept_;    // loop 0 only
+  rt::TaskHandle<void> accept_;                   // loop 0 only
   std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> calls_in_flight_{0};

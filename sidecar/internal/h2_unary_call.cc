@@ -56,9 +56,9 @@ Metadata metadata_of(const h2::Headers& headers) {
   return out;
 }
 
-UpstreamReply failure(StatusCode code, std::string message) {
+UpstreamReply failure(StatusCode code, const std::string& message) {
   UpstreamReply reply;
-  reply.status = grpc::Status(code, std::move(message));
+  reply.status = grpc::Status(code, message);
   return reply;
 }
 
