@@ -17,6 +17,7 @@
 #include "sidecar/internal/proxy_call.h"
 #include "sidecar/internal/retry.h"
 #include "sidecar/internal/shadow.h"
+#include "sidecar/internal/unary_policy.h"
 #include "sidecar/internal/worker_state.h"
 #include "sidecar/log.h"
 #include "wire/content_type.h"
@@ -642,25 +643,8 @@ rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
 rt::Task<UpstreamReply> H2ProxyCall::unary_policy(const config::Route& route,
                                                   const UnaryRequest& request) {
   H2UnaryCaller caller(*ctx_.pool, ctx_.routing->config);
-  report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
-  if (route.fanout) {
-    co_return co_await fan_out(route, caller, request, deadline_.upstream_deadline, report_);
-  }
-  report_.upstream = &route.upstream;
-  if (route.retry) {
-    // Owned here for the whole call: the worker's map may rehash or be pruned meanwhile.
-    const std::shared_ptr<RetryBudget> budget =
-        ctx_.worker->retry_budget(route.name, route.retry->budget_ratio);
-    co_return co_await call_with_retries(route, caller, request, deadline_.upstream_deadline,
-                                         *budget, ctx_.worker->random, report_);
-  }
-  report_.attempts.push_back(
-      {.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
-  const size_t index = report_.attempts.size() - 1;
-  UpstreamReply reply = co_await caller.call(route.upstream, request, deadline_.upstream_deadline);
-  report_.attempts[index].code = reply.status.error_code();
-  report_.attempts[index].won = true;
-  co_return reply;
+  co_return co_await run_unary_policy(route, caller, request, deadline_.deadline,
+                                      deadline_.upstream_deadline, *ctx_.worker, report_);
 }
 
 rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
