@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 #include <vector>
@@ -70,10 +71,7 @@ struct Session::Callbacks {
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
-      if (++s.window_opened_ > s.limits_.rapid_reset_window) {  // a new window begins
-        s.window_opened_ = 1;
-        s.window_early_resets_ = 0;
-      }
+      s.count_in_reset_window();
       return 0;
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
@@ -332,6 +330,20 @@ void Session::early_reset() noexcept {
   }
 }
 
+void Session::idle_reset() noexcept {
+  // A stream opened and reset at once, for the rapid-reset rule: a flood of such resets is
+  // caught as one of HEADERS and RST_STREAM pairs is.
+  count_in_reset_window();
+  early_reset();
+}
+
+void Session::count_in_reset_window() noexcept {
+  if (++window_opened_ > limits_.rapid_reset_window) {  // a new window begins
+    window_opened_ = 1;
+    window_early_resets_ = 0;
+  }
+}
+
 void Session::finish(CloseReason reason) noexcept {
   if (close_reason_ == CloseReason::kOpen) close_reason_ = reason;
   done_ = true;
@@ -507,8 +519,17 @@ rt::Task<void> Session::read_loop() {
       co_return;
     }
     drained = n < buf.size();
-    const ssize_t rv =
-        nghttp2_session_mem_recv(session_, reinterpret_cast<const uint8_t*>(buf.data()), n);
+    ssize_t rv = 0;
+    auto deliver = [&](std::span<const uint8_t> bytes) {
+      rv = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
+      return rv >= 0;
+    };
+    const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(buf.data()), n);
+    if (role_ == Role::kServer) {
+      idle_resets_.feed(bytes, deliver, [this] { idle_reset(); });
+    } else {
+      deliver(bytes);
+    }
     kick();
     if (rv < 0) {
       // Fatal for the connection; nghttp2 has queued a GOAWAY where the protocol asks for one,

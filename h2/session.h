@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "h2/header.h"
+#include "h2/internal/idle_reset_filter.h"
 #include "h2/limits.h"
 #include "h2/stream.h"
 #include "runtime/event.h"
@@ -100,6 +101,10 @@ class Session {
   void finish(CloseReason reason) noexcept;
   // The peer reset a stream before any work was done for it: the rapid-reset rule.
   void early_reset() noexcept;
+  // The caller reset a stream it had not opened yet (IdleResetFilter held the reset back).
+  void idle_reset() noexcept;
+  // A stream the caller opened, in the rapid-reset rule's window.
+  void count_in_reset_window() noexcept;
   void detach_streams() noexcept;
   Stream* find(int32_t id) noexcept;
   void spawn_handler(const std::shared_ptr<Stream>& stream);
@@ -119,6 +124,7 @@ class Session {
   StreamHandler handler_;
   rt::TaskGroup* group_ = nullptr;  // while run() runs
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
+  internal::IdleResetFilter idle_resets_;  // server role
   rt::Event want_write_;
   rt::Event ready_;  // the peer's SETTINGS arrived, or the session ended
   bool peer_settings_ = false;
