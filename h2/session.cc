@@ -257,8 +257,8 @@ struct Session::Callbacks {
   }
 };
 
-Session::Session(rt::Socket socket, Role role, const SessionLimits& limits)
-    : socket_(std::move(socket)), role_(role), limits_(limits) {
+Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionLimits& limits)
+    : transport_(std::move(transport)), role_(role), limits_(limits) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::on_begin_headers);
@@ -469,12 +469,12 @@ rt::Task<void> Session::run(StreamHandler handler) {
     finish(CloseReason::kCancelled);
     group_ = nullptr;
     detach_streams();
-    socket_.close();
+    transport_->close();
     throw;
   }
   group_ = nullptr;
   detach_streams();
-  socket_.close();
+  transport_->close();
 }
 
 rt::Task<void> Session::serve(rt::TaskGroup& group) {
@@ -508,8 +508,8 @@ rt::Task<void> Session::read_loop() {
       // After a short read, wait for the next edge instead of reading again at once: that read
       // would mostly say EAGAIN, and meanwhile the streams' tasks run and more bytes gather, so
       // one read takes many frames (measured: ~6 reads per write without this at c=64).
-      if (drained) co_await socket_.watch().readable();
-      n = co_await socket_.read_some(buf);
+      if (drained) co_await transport_->readable();
+      n = co_await transport_->read_some(buf);
     } catch (const std::system_error&) {
       finish(CloseReason::kSocketError);
       co_return;
@@ -559,12 +559,12 @@ rt::Task<void> Session::write_loop() {
     try {
       std::string_view pending = out;
       while (!pending.empty()) {
-        pending.remove_prefix(socket_.try_write(pending));
-        if (!pending.empty()) co_await socket_.watch().writable();
+        pending.remove_prefix(transport_->try_write(pending));
+        if (!pending.empty()) co_await transport_->writable();
       }
     } catch (const std::system_error&) {
       finish(CloseReason::kSocketError);
-      socket_.shutdown_both();  // the reader sees the end
+      transport_->shutdown_both();  // the reader sees the end
       co_return;
     }
     const bool more = out.size() >= kWriteBatchBytes;
@@ -572,11 +572,11 @@ rt::Task<void> Session::write_loop() {
     if (more) continue;
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
       finish(CloseReason::kGoaway);
-      socket_.shutdown_both();
+      transport_->shutdown_both();
       co_return;
     }
     if (done_) {
-      socket_.shutdown_both();
+      transport_->shutdown_both();
       co_return;
     }
     if (!want_write_.is_set()) co_await want_write_.wait();

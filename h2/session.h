@@ -5,10 +5,10 @@
 //   h2::Session session(std::move(socket), h2::Role::kServer, limits);
 //   co_await session.run([](std::shared_ptr<h2::Stream> s) -> rt::Task<void> { ... });
 //
-// run() reads the socket into nghttp2 (mem_recv) and writes what nghttp2 produces (mem_send,
-// coalesced into one write per pass), until the connection ends. Flow control is the
-// application's: the connection window is returned as bytes arrive, a stream's only when its
-// reader takes them (Stream::read), so a slow reader throttles its writer end to end.
+// run() reads the transport (h2/transport.h: a socket, or TLS) into nghttp2 (mem_recv) and writes
+// what nghttp2 produces (mem_send, coalesced into one write per pass), until the connection ends.
+// Flow control is the application's: the connection window is returned as bytes arrive, a stream's
+// only when its reader takes them (Stream::read), so a slow reader throttles its writer end to end.
 //
 // Loop thread only. The Session must outlive run(); streams may outlive it (detached).
 #pragma once
@@ -23,6 +23,7 @@
 #include "h2/internal/idle_reset_filter.h"
 #include "h2/limits.h"
 #include "h2/stream.h"
+#include "h2/transport.h"
 #include "runtime/event.h"
 #include "runtime/socket.h"
 #include "runtime/task.h"
@@ -53,7 +54,10 @@ const char* close_reason_name(CloseReason reason) noexcept;
 
 class Session {
  public:
-  Session(rt::Socket socket, Role role, const SessionLimits& limits);
+  Session(std::unique_ptr<Transport> transport, Role role, const SessionLimits& limits);
+  // On a plain socket.
+  Session(rt::Socket socket, Role role, const SessionLimits& limits)
+      : Session(std::make_unique<SocketTransport>(std::move(socket)), role, limits) {}
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
   ~Session();
@@ -81,7 +85,7 @@ class Session {
   // New streams may be opened (client) or are accepted (server).
   bool accepting_streams() const noexcept;
   CloseReason close_reason() const noexcept { return close_reason_; }
-  const std::string& peer() const noexcept { return socket_.peer(); }
+  const std::string& peer() const noexcept { return transport_->peer(); }
   // Streams the peer reset since the session began (rapid-reset accounting).
   uint64_t streams_reset_by_peer() const noexcept { return streams_reset_by_peer_; }
   uint64_t streams_opened() const noexcept { return streams_opened_; }
@@ -117,7 +121,7 @@ class Session {
   void taken(size_t bytes);
   void submit_reset(Stream& s, uint32_t error_code);
 
-  rt::Socket socket_;
+  std::unique_ptr<Transport> transport_;
   Role role_;
   SessionLimits limits_;
   nghttp2_session* session_ = nullptr;
