@@ -106,7 +106,10 @@ struct CallReport {
   std::optional<FanoutMode> fanout_mode;  // set for a fan-out route; unset for a plain route
   bool fanout_failed = false;             // the fan-out group as a whole failed
   int retries = 0;                        // retries made (attempts beyond the first)
-  bool retry_budget_exhausted = false;    // a retry was wanted but the retry budget refused it
+  // The upstream refused the call's stream unprocessed (REFUSED_STREAM, or above a GOAWAY's
+  // last stream id) and curfew sent it again on another stream: not a retry, no attempt added.
+  int transparent_retries = 0;
+  bool retry_budget_exhausted = false;  // a retry was wanted but the retry budget refused it
 
   // Overload: set when curfew refused the call at once because the listener's
   // limits.max_concurrent_calls or the route's max_concurrent_calls was reached. Then code is

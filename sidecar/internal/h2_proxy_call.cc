@@ -4,6 +4,8 @@
 #include <map>
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "runtime/errors.h"
@@ -15,6 +17,7 @@
 #include "sidecar/internal/fanout.h"
 #include "sidecar/internal/h2_unary_call.h"
 #include "sidecar/internal/proxy_call.h"
+#include "sidecar/internal/request_replay.h"
 #include "sidecar/internal/retry.h"
 #include "sidecar/internal/shadow.h"
 #include "sidecar/internal/unary_policy.h"
@@ -52,6 +55,8 @@ h2::Headers forwardable(const h2::Headers& from) {
 // A message in flight when the call is interrupted goes out whole, if the caller takes it within
 // this long (as rt::ServerCall's kStuckWriteLimit on the gRPC path): then the status follows.
 constexpr rt::Duration kMessageInFlightLimit = std::chrono::seconds(1);
+// A stream the upstream refused unprocessed is sent again once, as gRPC does (gRFC A6).
+constexpr int kTransparentRetries = 1;
 
 // Stops the reader where the message in progress ends (its stream_bytes() then says where).
 class EndOfMessage final : public wire::MessageSink {
@@ -115,10 +120,20 @@ class H2ProxyCall {
       if (a.won) return a.per_try_timeout;
     return false;
   }
-  rt::Task<void> pump_requests(h2::Stream& up, std::optional<std::string> first);
+  // Opens the call's stream to `endpoint`; null after answering the caller UNAVAILABLE.
+  rt::Task<std::shared_ptr<h2::Stream>> open_upstream(const config::Route& route,
+                                                      const std::string& endpoint);
+  // One upstream stream: the request pumped up, the response relayed down. True when the
+  // upstream refused the stream unprocessed and `may_retry`: nothing was answered yet.
+  rt::Task<bool> exchange(const config::Route& route, h2::Stream& up,
+                          std::optional<std::string> first, bool replaying, RequestReplay& replay,
+                          bool may_retry);
+  rt::Task<void> pump_requests(h2::Stream& up, std::optional<std::string> first, bool replaying,
+                               RequestReplay& replay);
   // Checks a request chunk against max_message_bytes; false (request_refused_ set) if over.
   bool request_chunk_allowed(std::string_view chunk);
-  rt::Task<void> relay_response(const config::Route& route, h2::Stream& up);
+  rt::Task<bool> relay_response(const config::Route& route, h2::Stream& up, RequestReplay& replay,
+                                bool may_retry);
   // Forwards the rest of the response message in progress, up to its end.
   rt::Task<void> finish_message_in_flight(h2::Stream& up);
   // Answers the caller: trailers-only before any response headers, trailers after.
@@ -328,15 +343,32 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
     }
   }
 
-  std::shared_ptr<h2::Session> session;
-  std::string unavailable;
-  try {
-    session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout);
-  } catch (const UpstreamUnavailable& e) {
-    unavailable = e.what();
+  RequestReplay replay;
+  for (int attempt = 0;; ++attempt) {  // bounded: kTransparentRetries
+    std::shared_ptr<h2::Stream> up = co_await open_upstream(route, endpoint);
+    if (!up) co_return;  // answered UNAVAILABLE
+    const bool may_retry = attempt < kTransparentRetries;
+    const bool refused = co_await exchange(route, *up, std::exchange(first, std::nullopt),
+                                           attempt > 0, replay, may_retry);
+    if (!refused) co_return;
+    ++report_.transparent_retries;
   }
-  std::shared_ptr<h2::Stream> up;
-  if (session) {
+}
+
+rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::Route& route,
+                                                                 const std::string& endpoint) {
+  const config::Upstream* upstream = ctx_.routing->config.find_upstream(route.upstream);
+  std::string unavailable;
+  // Twice at most: a connection that stopped taking streams (GOAWAY) between the pool's answer
+  // and open_stream is replaced by the pool on the second turn.
+  for (int turn = 0; turn < 2; ++turn) {
+    std::shared_ptr<h2::Session> session;
+    try {
+      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout);
+    } catch (const UpstreamUnavailable& e) {
+      unavailable = e.what();
+      break;
+    }
     h2::Headers headers = {{":method", "POST"},
                            {":scheme", "http"},
                            {":path", method_},
@@ -347,16 +379,19 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
                            {"grpc-timeout", wire::format_grpc_timeout(deadline_.upstream_deadline -
                                                                       rt::Clock::now())}};
     for (h2::Header& h : forwardable(caller_.headers())) headers.push_back(std::move(h));
-    up = session->open_stream(headers);
-    if (!up) unavailable = "upstream endpoint \"" + endpoint + "\" refused a new stream";
+    if (auto up = session->open_stream(headers)) co_return up;
+    unavailable = "upstream endpoint \"" + endpoint + "\" refused a new stream";
   }
-  if (!up) {
-    report_.attempts.back().code = StatusCode::UNAVAILABLE;
-    report_.upstream_code = StatusCode::UNAVAILABLE;
-    reply(StatusCode::UNAVAILABLE,
-          "curfew: upstream '" + route.upstream + "' unavailable: " + unavailable);
-    co_return;
-  }
+  report_.attempts.back().code = StatusCode::UNAVAILABLE;
+  report_.upstream_code = StatusCode::UNAVAILABLE;
+  reply(StatusCode::UNAVAILABLE,
+        "curfew: upstream '" + route.upstream + "' unavailable: " + unavailable);
+  co_return nullptr;
+}
+
+rt::Task<bool> H2ProxyCall::exchange(const config::Route& route, h2::Stream& up,
+                                     std::optional<std::string> first, bool replaying,
+                                     RequestReplay& replay, bool may_retry) {
   // However this ends (deadline, caller gone, done), an upstream stream still open is reset:
   // the upstream stops working for a caller that no longer waits.
   // A cancellation (the caller's, the deadline's) is measured from its request to this reset.
@@ -370,15 +405,21 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
       if (task.cancelling() > 0)
         report.cancel_propagation = rt::Clock::now() - task.last_cancel_at();
     }
-  } reset_on_exit{*up, co_await rt::this_task{}, report_};
+  } reset_on_exit{up, co_await rt::this_task{}, report_};
 
+  bool refused = false;
   rt::TaskGroup pumps;
   co_await pumps.run([](H2ProxyCall& self, rt::TaskGroup& g, const config::Route& route,
-                        h2::Stream& up, std::optional<std::string> first) -> rt::Task<void> {
-    auto requests = g.spawn(self.pump_requests(up, std::move(first)), "requests");
-    co_await self.relay_response(route, up);
-    requests.cancel("the upstream answered");  // a caller still streaming is not read further
-  }(*this, pumps, route, *up, std::move(first)));
+                        h2::Stream& up, std::optional<std::string> first, bool replaying,
+                        RequestReplay& replay, bool may_retry, bool& refused) -> rt::Task<void> {
+    auto requests =
+        g.spawn(self.pump_requests(up, std::move(first), replaying, replay), "requests");
+    refused = co_await self.relay_response(route, up, replay, may_retry);
+    // A caller still streaming is not read further; after a refusal, what the pump took from
+    // the caller is in `replay` (recorded before each write), for the next stream.
+    requests.cancel(refused ? "the upstream refused the stream" : "the upstream answered");
+  }(*this, pumps, route, up, std::move(first), replaying, replay, may_retry, refused));
+  co_return refused;
 }
 
 bool H2ProxyCall::request_chunk_allowed(std::string_view chunk) {
@@ -392,8 +433,19 @@ bool H2ProxyCall::request_chunk_allowed(std::string_view chunk) {
   return false;
 }
 
-rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::string> first) {
-  if (first && !co_await up.write(std::move(*first))) co_return;
+rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::string> first,
+                                          bool replaying, RequestReplay& replay) {
+  if (replaying) {
+    // A copy: `replay` keeps its chunks for as long as the stream may still be refused.
+    const std::vector<std::string> again = replay.chunks();
+    for (const std::string& chunk : again) {
+      if (!co_await up.write(chunk)) co_return;
+    }
+  }
+  if (first) {
+    replay.record(*first);
+    if (!co_await up.write(std::move(*first))) co_return;
+  }
   // Bounded by the caller's stream: each turn takes one DATA chunk (or ends).
   for (;;) {
     std::optional<std::string> chunk = co_await caller_.read();
@@ -404,6 +456,7 @@ rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::str
       up.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
       co_return;
     }
+    replay.record(*chunk);  // before the write's wait: a cancel there loses nothing
     if (!co_await up.write(std::move(*chunk)))
       co_return;  // the upstream is gone: its status says why
   }
@@ -412,9 +465,14 @@ rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::str
   if (caller_.ended_cleanly()) up.end();
 }
 
-rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Stream& up) {
+rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Stream& up,
+                                           RequestReplay& replay, bool may_retry) {
   UpstreamAttempt& attempt = report_.attempts.back();  // no attempt is added after this one
   const bool got_headers = co_await up.wait_headers();
+  if (!got_headers && may_retry && replay.available() && request_refused_.empty() &&
+      up.reset_by_peer() && up.reset_code() == static_cast<uint32_t>(wire::H2Error::kRefusedStream))
+    co_return true;  // never processed upstream (RFC 9113 §8.7): the call goes on another stream
+  replay.stop();
   auto fail_from_stream = [&]() {
     if (!request_refused_.empty()) {
       attempt.code = StatusCode::CANCELLED;
@@ -436,7 +494,7 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
   };
   if (!got_headers) {
     fail_from_stream();
-    co_return;
+    co_return false;
   }
   const std::string* status = h2::find_header(up.headers(), ":status");
   const int http_status = status != nullptr ? std::atoi(status->c_str()) : 0;
@@ -447,7 +505,7 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     report_.upstream_code = code;
     reply(code,
           "curfew: upstream '" + route.upstream + "' answered HTTP " + std::to_string(http_status));
-    co_return;
+    co_return false;
   }
   const h2::Headers* trailers = &up.headers();  // a trailers-only response
   if (!up.headers_only()) {
@@ -481,7 +539,8 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
             response_cut_at_boundary_ = true;
             if (start > 0) {
               start_response();
-              if (!co_await caller_.write(chunk->substr(0, static_cast<size_t>(start)))) co_return;
+              if (!co_await caller_.write(chunk->substr(0, static_cast<size_t>(start))))
+                co_return false;
             }
           }
           const bool too_large = st.code() == absl::StatusCode::kResourceExhausted;
@@ -495,10 +554,10 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
                                 "''s limits.max_message_bytes (" + std::string(st.message()) + ")"
                           : "curfew: upstream '" + route.upstream + "' sent " +
                                 std::string(st.message()));
-          co_return;
+          co_return false;
         }
         start_response();
-        if (!co_await caller_.write(std::move(*chunk))) co_return;  // the caller is gone
+        if (!co_await caller_.write(std::move(*chunk))) co_return false;  // the caller is gone
       }
 
     } catch (const rt::CancelledError&) {
@@ -517,7 +576,7 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     }
     if (!up.ended_cleanly()) {
       fail_from_stream();
-      co_return;
+      co_return false;
     }
     start_response();  // headers and trailers both go out, even with no message between
     trailers = &up.trailers();
@@ -542,6 +601,7 @@ rt::Task<void> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     }
   }
   reply(code, message, forwardable(*trailers));
+  co_return false;
 }
 
 rt::Task<void> H2ProxyCall::finish_message_in_flight(h2::Stream& up) {

@@ -1,6 +1,7 @@
 #include "sidecar/internal/h2_unary_call.h"
 
 #include <limits>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -62,10 +63,16 @@ UpstreamReply failure(StatusCode code, const std::string& message) {
   return reply;
 }
 
-rt::Task<UpstreamReply> exchange(h2::Stream& up, std::string body, const std::string& name) {
+// The call on one stream; nullopt when the upstream refused the stream unprocessed
+// (REFUSED_STREAM, or above a GOAWAY's last stream id: RFC 9113 §8.7), so it may be sent again.
+rt::Task<std::optional<UpstreamReply>> exchange(h2::Stream& up, std::string body,
+                                                const std::string& name) {
   co_await up.write(std::move(body));
   up.end();
   if (!co_await up.wait_headers()) {
+    if (up.reset_by_peer() &&
+        up.reset_code() == static_cast<uint32_t>(wire::H2Error::kRefusedStream))
+      co_return std::nullopt;
     if (up.reset_by_peer()) {
       co_return failure(static_cast<StatusCode>(wire::grpc_code_from_h2_error(up.reset_code())),
                         "upstream '" + name + "' reset the stream (HTTP/2 error " +
@@ -143,14 +150,6 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   if (rt::Clock::now() >= deadline)
     co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
 
-  std::shared_ptr<h2::Session> session;
-  try {
-    session = co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout));
-  } catch (const UpstreamUnavailable& e) {
-    co_return failure(StatusCode::UNAVAILABLE, e.what());
-  } catch (const rt::TimeoutError&) {
-    co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
-  }
   h2::Headers headers = {{":method", "POST"},
                          {":scheme", "http"},
                          {":path", request.method},
@@ -159,7 +158,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
                          {"content-type", "application/grpc"},
                          {"user-agent", "curfew/" CURFEW_VERSION},
                          {"grpc-accept-encoding", "identity"},
-                         {"grpc-timeout", wire::format_grpc_timeout(deadline - rt::Clock::now())}};
+                         {"grpc-timeout", ""}};  // set for each stream, from the deadline
+  const size_t timeout_header = headers.size() - 1;
   for (const auto& [k, v] : request.metadata) {
     if (!is_hop_by_hop(k))
       headers.push_back({std::string(k.data(), k.size()), std::string(v.data(), v.size())});
@@ -170,24 +170,43 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
         headers.push_back({"grpc-encoding", std::string(v.data(), v.size())});
     }
   }
-  std::shared_ptr<h2::Stream> up = session->open_stream(headers);
-  if (!up) {
-    co_return failure(StatusCode::UNAVAILABLE,
-                      "upstream endpoint \"" + endpoint + "\" refused a new stream");
-  }
-  struct ResetOnExit {
-    h2::Stream& up;
-    ~ResetOnExit() { up.reset(static_cast<uint32_t>(wire::H2Error::kCancel)); }
-  } reset_on_exit{*up};
   const std::string payload = bytes_of(request.message);
-  std::string body;
-  wire::append_message_prefix(body, request.compressed, static_cast<uint32_t>(payload.size()));
-  body += payload;
-  try {
-    co_return co_await rt::deadline(deadline, exchange(*up, std::move(body), upstream));
-  } catch (const rt::TimeoutError&) {
+  // A stream refused unprocessed is sent again once on another stream, as gRPC does (gRFC A6);
+  // a connection that stopped taking streams between the pool's answer and open_stream is
+  // replaced the same way.
+  std::string refused;
+  for (int turn = 0; turn < 2; ++turn) {
+    std::shared_ptr<h2::Session> session;
+    try {
+      session = co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout));
+    } catch (const UpstreamUnavailable& e) {
+      co_return failure(StatusCode::UNAVAILABLE, e.what());
+    } catch (const rt::TimeoutError&) {
+      co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+    }
+    headers[timeout_header].value = wire::format_grpc_timeout(deadline - rt::Clock::now());
+    std::shared_ptr<h2::Stream> up = session->open_stream(headers);
+    if (!up) {
+      refused = "upstream endpoint \"" + endpoint + "\" refused a new stream";
+      continue;
+    }
+    struct ResetOnExit {
+      h2::Stream& up;
+      ~ResetOnExit() { up.reset(static_cast<uint32_t>(wire::H2Error::kCancel)); }
+    } reset_on_exit{*up};
+    std::string body;
+    wire::append_message_prefix(body, request.compressed, static_cast<uint32_t>(payload.size()));
+    body += payload;
+    try {
+      std::optional<UpstreamReply> reply =
+          co_await rt::deadline(deadline, exchange(*up, std::move(body), upstream));
+      if (reply) co_return *std::move(reply);
+      refused = "upstream '" + upstream + "' refused the stream (HTTP/2 REFUSED_STREAM)";
+    } catch (const rt::TimeoutError&) {
+      co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+    }
   }
-  co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+  co_return failure(StatusCode::UNAVAILABLE, refused);
 }
 
 }  // namespace curfew::sidecar
