@@ -1,20 +1,37 @@
 #!/usr/bin/env bash
-# bench/run.sh: curfew against a direct call and against nginx (grpc_pass), same load for all.
+# bench/run.sh: curfew against a direct call and against three other HTTP/2 proxies carrying gRPC
+# (nghttpx, HAProxy and nginx's grpc_pass), the same load for all.
 #
-#   bash bench/run.sh            # installs nginx / nghttp2-client if missing, builds, runs, prints
+#   bash bench/run.sh            # installs the peers and h2load if missing, builds, runs, prints
+#   TARGETS="nghttpx curfew-h2" bash bench/run.sh                  # only these targets
 #
 # Environment (all optional): DURATION=5 WARMUP=1 (seconds per case), OPEN_RATE=2000 (calls/s of
 # the open-loop case), IDLE_STREAMS=10000, PIN=1 (0: no taskset), BUILD_DIR=build/release,
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
-# e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs).
+# e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs),
+# TARGETS (the targets to run, space-separated, in the order given; default: all of them, i.e.
+# "direct nghttpx haproxy nginx curfew curfew-h2 curfew-bp").
 #
-# Targets: direct, nginx, curfew, and curfew-bp (the same curfew with busy_poll: 0.05ms; unary
-# cases only; BUSY_POLL_TARGET=0 leaves it out, the default with CURFEW_BIN).
+# Targets:
+#   direct     the load generator calls the echo server itself (no proxy)
+#   nghttpx    nghttp2's proxy (Debian nghttp2-proxy), cleartext HTTP/2 both ways, --workers=1
+#   haproxy    HAProxy (Debian haproxy, 2.6), `mode http`, HTTP/2 both ways, nbthread 1
+#              (bench/haproxy.cfg)
+#   nginx      nginx's grpc_pass, one worker process (bench/nginx.conf)
+#   curfew     curfew with `workers: 1` on its default data path (gRPC C-core both ways)
+#   curfew-h2  the same curfew and config with `data_path: nghttp2` (curfew's own HTTP/2
+#              connections); left out when the curfew binary does not accept that key
+#   curfew-bp  the same curfew with busy_poll: 0.05ms; unary cases only; BUSY_POLL_TARGET=0 leaves
+#              it out of the default list (the default with CURFEW_BIN)
+# The peers run as their packages ship them, only configured for this benchmark: loopback,
+# one core's worth of threads, stream limits and timeouts large enough for every case.
+# Cases a target cannot serve (fan-out: a curfew route feature) show as "n/a" with the reason.
 #
 # Pinning (PIN=1, the default; the machine has 2 cores): the load generator and the upstream echo
-# server share CPU 0; the proxy under test (curfew with `workers: 1`, or nginx with one worker
-# process) gets CPU 1 to itself. Every case therefore gives the client side the same CPU and each
-# proxy exactly one core; "direct" runs with CPU 1 idle.
+# server share CPU 0; the proxy under test (curfew with `workers: 1`, nginx with one worker
+# process, nghttpx with one worker, HAProxy with one thread) gets CPU 1 to itself. Every case
+# therefore gives the client side the same CPU and each proxy exactly one core; "direct" runs with
+# CPU 1 idle. All the proxies are started together and sit idle while another one is measured.
 #
 # Everything listens on 127.0.0.1 only; every case is bounded in time (the load generator stops
 # itself); every process started here is stopped by its PID on exit.
@@ -32,14 +49,25 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 # curfew-bp needs a curfew that knows busy_poll: off by default for another CURFEW_BIN.
 if [[ -n ${CURFEW_BIN:-} ]]; then BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-0}; else BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-1}; fi
-CURFEW_BP_PID=""
-UNARY_TARGETS=(direct nginx curfew)
-if [[ $BUSY_POLL_TARGET == 1 ]]; then UNARY_TARGETS+=(curfew-bp); fi
+DEFAULT_TARGETS="direct nghttpx haproxy nginx curfew curfew-h2"
+if [[ $BUSY_POLL_TARGET == 1 ]]; then DEFAULT_TARGETS+=" curfew-bp"; fi
+read -r -a SELECTED <<<"${TARGETS:-$DEFAULT_TARGETS}"
+for t in "${SELECTED[@]}"; do
+  case $t in
+    direct | nghttpx | haproxy | nginx | curfew | curfew-h2 | curfew-bp) ;;
+    *) echo "bench: unknown target \"$t\" in TARGETS (known: direct nghttpx haproxy nginx curfew curfew-h2 curfew-bp)"; exit 2 ;;
+  esac
+done
+selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
+# The targets of each kind of case, in TARGETS order. curfew-bp runs the unary cases only.
+UNARY_TARGETS=("${SELECTED[@]}")
 
 # ---- dependencies and build ---------------------------------------------------------------------
 missing=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
-command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client)
+if selected nginx; then command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || missing+=(nginx); fi
+if selected nghttpx; then command -v nghttpx >/dev/null 2>&1 || missing+=(nghttp2-proxy); fi
+if selected haproxy; then command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || missing+=(haproxy); fi
+if [[ $H2LOAD == 1 ]]; then command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client); fi
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 if ((${#missing[@]})); then
@@ -49,6 +77,8 @@ if ((${#missing[@]})); then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+NGHTTPX=$(command -v nghttpx || echo /usr/sbin/nghttpx)
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 PY=/usr/bin/python3
 
 if [[ $SKIP_BUILD != 1 ]]; then
@@ -67,13 +97,19 @@ ECHO=$ROOT/$BUILD_DIR/bench/bench_echo_server
 
 # ---- processes ----------------------------------------------------------------------------------
 WORK=$(mktemp -d /tmp/curfew-bench.XXXXXX)
-STARTED=()
-cleanup() {
+STARTED=()  # every process running now that this script started (children of proxies too)
+# Stops everything in STARTED by PID: TERM, up to 5 s, then KILL.
+stop_all() {
+  local pid
   for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${STARTED[@]}"; do
-    for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done
+  STARTED=()
+}
+cleanup() {
+  stop_all
   if [[ $KEEP == 1 ]]; then echo "bench: logs kept in $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -86,10 +122,11 @@ else
   PIN_PROXY=()
 fi
 
-read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN P_CURFEW_BP P_ADMIN_BP < <("$PY" - <<'EOF'
+read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN P_CURFEW_BP P_ADMIN_BP P_CURFEW_H2 P_ADMIN_H2 \
+  P_NGHTTPX P_HAPROXY < <("$PY" - <<'EOF'
 import socket
 socks = []
-for _ in range(9):
+for _ in range(13):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
@@ -105,19 +142,26 @@ wait_port() {  # bounded: 10 s
 
 ulimit -n 65536 2>/dev/null || true
 
-start_all() {
-  "${PIN_LOAD[@]}" "$ECHO" --port "$P_ECHO" --port "$P_A" --port "$P_B" --port "$P_C" --slow-ms 1000 \
-    >"$WORK/echo.log" 2>&1 &
-  ECHO_PID=$!
-  STARTED+=($ECHO_PID)
-  wait_port "$P_ECHO" echo
+# The child processes of PID (nginx's worker, nghttpx's worker process), waiting up to 5 s for
+# the first one to appear: the listening socket is open before the workers are forked.
+children_of() {
+  local kids=""
+  for _ in $(seq 1 50); do
+    kids=$(pgrep -P "$1" || true)
+    [[ -n $kids ]] && break
+    sleep 0.1
+  done
+  echo $kids
+}
 
-  cat >"$WORK/curfew.yaml" <<EOF
-admin: {address: 127.0.0.1:$P_ADMIN}
+# curfew's config: curfew_config ADMIN_PORT PORT [EXTRA_TOP_LEVEL_LINE].
+curfew_config() {
+  cat <<EOF
+admin: {address: 127.0.0.1:$1}
 workers: 1
 listeners:
   - name: bench
-    address: 127.0.0.1:$P_CURFEW
+    address: 127.0.0.1:$2
     default_timeout: 60s
     routes:
       # 20% case: no deadline from the caller; this route's timeout cuts the slow calls.
@@ -132,64 +176,144 @@ upstreams:
   - {name: a, endpoints: [127.0.0.1:$P_A]}
   - {name: b, endpoints: [127.0.0.1:$P_B]}
   - {name: c, endpoints: [127.0.0.1:$P_C]}
+${3:-}
 EOF
-  "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
-  CURFEW_PID=$!
-  STARTED+=($CURFEW_PID)
-  wait_port "$P_CURFEW" curfew
+}
+curfew_config "$P_ADMIN" "$P_CURFEW" >"$WORK/curfew.yaml"
+# The same config with busy polling (a worker polls 50 µs after each event instead of sleeping).
+curfew_config "$P_ADMIN_BP" "$P_CURFEW_BP" "busy_poll: 0.05ms" >"$WORK/curfew-bp.yaml"
+# The same config on curfew's own HTTP/2 connections.
+curfew_config "$P_ADMIN_H2" "$P_CURFEW_H2" "data_path: nghttp2" >"$WORK/curfew-h2.yaml"
+if selected curfew-h2 && ! "$CURFEW" --check-config "$WORK/curfew-h2.yaml" >"$WORK/check-h2.log" 2>&1; then
+  echo "bench: $CURFEW does not accept data_path: nghttp2 ($(tail -n 1 "$WORK/check-h2.log")); curfew-h2 left out"
+  read -r -a SELECTED <<<"$(for t in "${SELECTED[@]}"; do [[ $t == curfew-h2 ]] || printf '%s ' "$t"; done)"
+  UNARY_TARGETS=("${SELECTED[@]}")
+fi
+# The targets of the other cases: curfew-bp runs the unary cases only; PROXIES: all but direct.
+STREAM_TARGETS=()
+PROXIES=()
+for t in "${SELECTED[@]}"; do
+  [[ $t == curfew-bp ]] && continue
+  STREAM_TARGETS+=("$t")
+  [[ $t == direct ]] || PROXIES+=("$t")
+done
 
-  # The same curfew with busy polling (config busy_poll: a worker polls 50 µs after each event
-  # instead of sleeping): target "curfew-bp". Same core as the other proxies; idle while others run.
-  if [[ $BUSY_POLL_TARGET == 1 ]]; then
-    sed -e "s|127.0.0.1:$P_ADMIN}|127.0.0.1:$P_ADMIN_BP}|" -e "s|127.0.0.1:$P_CURFEW\$|127.0.0.1:$P_CURFEW_BP|" \
-      "$WORK/curfew.yaml" >"$WORK/curfew-bp.yaml"
-    echo "busy_poll: 0.05ms" >>"$WORK/curfew-bp.yaml"
+start_all() {
+  "${PIN_LOAD[@]}" "$ECHO" --port "$P_ECHO" --port "$P_A" --port "$P_B" --port "$P_C" --slow-ms 1000 \
+    >"$WORK/echo.log" 2>&1 &
+  ECHO_PID=$!
+  STARTED+=("$ECHO_PID")
+  wait_port "$P_ECHO" echo
+
+  if selected curfew; then
+    "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew.yaml" --log-level warning >"$WORK/curfew.log" 2>&1 &
+    CURFEW_PID=$!
+    STARTED+=("$CURFEW_PID")
+    wait_port "$P_CURFEW" curfew
+  fi
+
+  # Target "curfew-bp": same core as the other proxies; idle while others run.
+  if selected curfew-bp; then
     "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-bp.yaml" --log-level warning >"$WORK/curfew-bp.log" 2>&1 &
     CURFEW_BP_PID=$!
-    STARTED+=($CURFEW_BP_PID)
+    STARTED+=("$CURFEW_BP_PID")
     wait_port "$P_CURFEW_BP" curfew-bp
   fi
 
-  mkdir -p "$WORK/nginx"
-  sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
-    bench/nginx.conf >"$WORK/nginx/nginx.conf"
-  "${PIN_PROXY[@]}" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" \
-    >"$WORK/nginx/stdout.log" 2>&1 &
-  NGINX_PID=$!
-  STARTED+=($NGINX_PID)
-  wait_port "$P_NGINX" nginx
-  NGINX_PIDS=("$NGINX_PID" $(pgrep -P "$NGINX_PID" || true))
+  # Target "curfew-h2": the same binary and config with data_path: nghttp2.
+  if selected curfew-h2; then
+    "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-h2.yaml" --log-level warning >"$WORK/curfew-h2.log" 2>&1 &
+    CURFEW_H2_PID=$!
+    STARTED+=("$CURFEW_H2_PID")
+    wait_port "$P_CURFEW_H2" curfew-h2
+  fi
+
+  if selected nginx; then
+    mkdir -p "$WORK/nginx"
+    sed -e "s|@PREFIX@|$WORK/nginx|g" -e "s|@PORT@|$P_NGINX|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
+      bench/nginx.conf >"$WORK/nginx/nginx.conf"
+    "${PIN_PROXY[@]}" "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" \
+      >"$WORK/nginx/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    STARTED+=("$NGINX_PID")
+    wait_port "$P_NGINX" nginx
+    # shellcheck disable=SC2207  # PIDs: one word each
+    NGINX_PIDS=("$NGINX_PID" $(children_of "$NGINX_PID"))
+    STARTED+=("${NGINX_PIDS[@]:1}")
+  fi
+
+  # nghttpx: a main process and one worker process (--workers=1: one worker thread). Cleartext
+  # HTTP/2 in (no-tls) and out (proto=h2). --conf=/dev/null: not /etc/nghttpx/nghttpx.conf; no
+  # access log unless asked for; streams without timeouts of their own (the idle case holds them;
+  # every case is bounded here); no Via / X-Forwarded-Proto / Server rewriting, which only add
+  # header bytes; 1,000 streams per caller connection, as nginx.
+  if selected nghttpx; then
+    mkdir -p "$WORK/nghttpx"
+    "${PIN_PROXY[@]}" "$NGHTTPX" --conf=/dev/null \
+      "--frontend=127.0.0.1,$P_NGHTTPX;no-tls" "--backend=127.0.0.1,$P_ECHO;;proto=h2" --workers=1 \
+      --pid-file="$WORK/nghttpx/nghttpx.pid" --errorlog-file="$WORK/nghttpx/error.log" --log-level=WARN \
+      --frontend-http2-max-concurrent-streams=1000 \
+      --frontend-http2-read-timeout=300s --stream-read-timeout=0 --stream-write-timeout=0 \
+      --backend-read-timeout=300s --backend-write-timeout=300s \
+      --no-via --no-add-x-forwarded-proto --no-server-rewrite \
+      >"$WORK/nghttpx/stdout.log" 2>&1 &
+    NGHTTPX_PID=$!
+    STARTED+=("$NGHTTPX_PID")
+    wait_port "$P_NGHTTPX" nghttpx
+    # shellcheck disable=SC2207  # PIDs: one word each
+    NGHTTPX_PIDS=("$NGHTTPX_PID" $(children_of "$NGHTTPX_PID"))
+    STARTED+=("${NGHTTPX_PIDS[@]:1}")
+  fi
+
+  # HAProxy in the foreground (-db): one process, one thread (bench/haproxy.cfg).
+  if selected haproxy; then
+    mkdir -p "$WORK/haproxy"
+    sed -e "s|@PREFIX@|$WORK/haproxy|g" -e "s|@PORT@|$P_HAPROXY|g" -e "s|@UPSTREAM_PORT@|$P_ECHO|g" \
+      bench/haproxy.cfg >"$WORK/haproxy/haproxy.cfg"
+    "${PIN_PROXY[@]}" "$HAPROXY" -db -f "$WORK/haproxy/haproxy.cfg" >"$WORK/haproxy/stdout.log" 2>&1 &
+    HAPROXY_PID=$!
+    STARTED+=("$HAPROXY_PID")
+    wait_port "$P_HAPROXY" haproxy
+  fi
 }
 
-stop_all() {
-  for pid in "$ECHO_PID" "$CURFEW_PID" ${CURFEW_BP_PID:+"$CURFEW_BP_PID"} "${NGINX_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "$ECHO_PID" "$CURFEW_PID" ${CURFEW_BP_PID:+"$CURFEW_BP_PID"} "$NGINX_PID"; do
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  done
+# The processes of a target (what the load generator's --pid measures).
+pids_of() {
+  case $1 in
+    direct) ;;
+    curfew) echo "$CURFEW_PID" ;;
+    curfew-bp) echo "$CURFEW_BP_PID" ;;
+    curfew-h2) echo "$CURFEW_H2_PID" ;;
+    nginx) echo "${NGINX_PIDS[@]}" ;;
+    nghttpx) echo "${NGHTTPX_PIDS[@]}" ;;
+    haproxy) echo "$HAPROXY_PID" ;;
+  esac
+}
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+# rss_kb TARGET: VmRSS of all its processes.
+rss_kb() {
+  local total=0 p
+  for p in $(pids_of "$1"); do total=$((total + $(kb "$p" VmRSS))); done
+  echo "$total"
 }
 
 start_all
 sleep 1
-kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-CURFEW_IDLE_KB=$(kb "$CURFEW_PID" VmRSS)
-NGINX_IDLE_KB=0
-for p in "${NGINX_PIDS[@]}"; do NGINX_IDLE_KB=$((NGINX_IDLE_KB + $(kb "$p" VmRSS))); done
+IDLE_KB_ARGS=()
+for t in "${PROXIES[@]}"; do IDLE_KB_ARGS+=(--idle-kb "$t=$(rss_kb "$t")"); done
 
 # ---- cases --------------------------------------------------------------------------------------
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 pid_args() {
-  case $1 in
-    direct) ;;
-    curfew) echo "--pid $CURFEW_PID" ;;
-    curfew-bp) echo "--pid $CURFEW_BP_PID" ;;
-    nginx) for p in "${NGINX_PIDS[@]}"; do printf -- '--pid %s ' "$p"; done ;;
-  esac
+  local p
+  for p in $(pids_of "$1"); do printf -- '--pid %s ' "$p"; done
 }
 port_of() {
   case $1 in
-    direct) echo "$P_ECHO" ;; curfew) echo "$P_CURFEW" ;; curfew-bp) echo "$P_CURFEW_BP" ;; nginx) echo "$P_NGINX" ;;
+    direct) echo "$P_ECHO" ;; curfew) echo "$P_CURFEW" ;; curfew-bp) echo "$P_CURFEW_BP" ;;
+    curfew-h2) echo "$P_CURFEW_H2" ;; nginx) echo "$P_NGINX" ;; nghttpx) echo "$P_NGHTTPX" ;;
+    haproxy) echo "$P_HAPROXY" ;;
   esac
 }
 
@@ -203,7 +327,12 @@ run_case() {
              --duration "$DURATION" --warmup "$WARMUP" $(pid_args "$target") "$@" 2>"$WORK/loadgen.err"); then :; fi
   if [[ -z $out ]]; then out='{"error":"load generator failed"}'; fi
   echo "{\"scenario\":\"$scenario\",\"target\":\"$target\",\"result\":$out}" >>"$RESULTS"
-  printf '  %-28s %-7s %s\n' "$scenario" "$target" "$(echo "$out" | cut -c1-150)"
+  printf '  %-28s %-9s %s\n' "$scenario" "$target" "$(echo "$out" | cut -c1-150)"
+}
+# na_case SCENARIO TARGET WHY: a case this target cannot serve; the table says "n/a" and why.
+na_case() {
+  echo "{\"scenario\":\"$1\",\"target\":\"$2\",\"result\":{\"na\":\"$3\"}}" >>"$RESULTS"
+  printf '  %-28s %-9s n/a: %s\n' "$1" "$2" "$3"
 }
 
 # Memory first, on fresh processes (a heap grown by the load cases would hide the cost). The
@@ -212,13 +341,15 @@ run_case() {
 echo "bench: ${IDLE_STREAMS} idle streams"
 # Connect the proxies' upstream channels first (a few calls): curfew dials lazily, and 10,000
 # calls landing on a channel still connecting can see its connect timeout under load.
-for t in curfew nginx; do
+for t in "${PROXIES[@]}"; do
   timeout 60 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$t")" --mode closed --concurrency 1 \
     --calls 20 --duration 10 --warmup 0 >/dev/null 2>&1 || true
 done
-run_case "${IDLE_STREAMS} idle streams" direct --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2 \
-  --pid "$ECHO_PID"
-for t in curfew nginx; do
+if selected direct; then
+  run_case "${IDLE_STREAMS} idle streams" direct --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2 \
+    --pid "$ECHO_PID"
+fi
+for t in "${PROXIES[@]}"; do
   sleep 1
   run_case "${IDLE_STREAMS} idle streams" "$t" --mode idle --streams "$IDLE_STREAMS" --channels 20 --hold 2
 done
@@ -233,25 +364,37 @@ echo "bench: cases (${DURATION}s each after ${WARMUP}s warm-up)"
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
-for t in direct nginx curfew; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
+for t in "${STREAM_TARGETS[@]}"; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
 # The same 20% of calls go to a method that answers after 1 s: the caller's own 10 ms deadline
-# cuts them when calling direct or through nginx; through curfew the caller sends no deadline and
-# the route's 10 ms timeout cuts them (curfew answers DEADLINE_EXCEEDED and cancels upstream).
-for t in direct nginx; do
-  run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 --slow-deadline-ms 10
+# cuts them when calling direct or through nghttpx, HAProxy or nginx; through curfew the caller
+# sends no deadline and the route's 10 ms timeout cuts them (curfew answers DEADLINE_EXCEEDED and
+# cancels upstream).
+for t in "${STREAM_TARGETS[@]}"; do
+  case $t in
+    curfew | curfew-h2) run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 ;;
+    *) run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 --slow-deadline-ms 10 ;;
+  esac
 done
-run_case "20% hit deadline c=64" curfew --mode closed --concurrency 64 --slow-fraction 0.2
-run_case "fan-out all x3 c=64" curfew --mode closed --concurrency 64 --method /bench.Fan/Unary
+for t in "${STREAM_TARGETS[@]}"; do
+  case $t in
+    curfew | curfew-h2) run_case "fan-out all x3 c=64" "$t" --mode closed --concurrency 64 --method /bench.Fan/Unary ;;
+    direct) na_case "fan-out all x3 c=64" "$t" "no proxy, nothing fans out" ;;
+    *) na_case "fan-out all x3 c=64" "$t" "fan-out (one call to 3 upstreams, replies merged) is a curfew route feature" ;;
+  esac
+done
 
 sleep 2
-CURFEW_AFTER_KB=$(kb "$CURFEW_PID" VmRSS)
+AFTER_KB_ARGS=()
+for t in curfew curfew-h2; do
+  if selected "$t"; then AFTER_KB_ARGS+=(--after-kb "$t=$(rss_kb "$t")"); fi
+done
 
 # ---- h2load: a second opinion on unary c=64 ------------------------------------------------------
 H2=$WORK/h2load.txt
 : >"$H2"
 if [[ $H2LOAD == 1 ]]; then
   "$PY" -c 'import sys; sys.stdout.buffer.write(b"\0\0\0\0\x40" + b"x" * 64)' >"$WORK/request.bin"
-  for t in direct nginx curfew; do
+  for t in "${STREAM_TARGETS[@]}"; do
     rps=$(timeout 60 "${PIN_LOAD[@]}" h2load -D "$(awk "BEGIN {print int($DURATION * 1000)}")ms" \
             --warm-up-time "$(awk "BEGIN {print int($WARMUP * 1000)}")ms" -c 1 -m 64 \
             -d "$WORK/request.bin" -H 'content-type: application/grpc' -H 'te: trailers' \
@@ -264,7 +407,6 @@ fi
 # ---- the table ----------------------------------------------------------------------------------
 mkdir -p "$BUILD_DIR/bench"
 cp "$RESULTS" "$BUILD_DIR/bench/results.jsonl"
-"$PY" bench/table.py "$RESULTS" --curfew-idle-kb "$CURFEW_IDLE_KB" --curfew-after-kb "$CURFEW_AFTER_KB" \
-  --nginx-idle-kb "$NGINX_IDLE_KB" --h2load "$H2" --pinned "$PIN" \
+"$PY" bench/table.py "$RESULTS" "${IDLE_KB_ARGS[@]}" "${AFTER_KB_ARGS[@]}" --h2load "$H2" --pinned "$PIN" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw results: $BUILD_DIR/bench/results.jsonl"

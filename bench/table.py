@@ -1,8 +1,18 @@
 #!/usr/bin/env python3
-"""Prints bench/run.sh's results as one table (Markdown), with the ratios curfew/direct and
-curfew/nginx of every scenario, then checks the targets of issue 7."""
+"""Prints bench/run.sh's results as one table (Markdown), with the ratios of each curfew target
+(curfew, curfew-h2, curfew-bp) to direct and to the other proxies (nghttpx, HAProxy, nginx) in every
+scenario, then checks the targets of issue 7 and issue 16."""
 import argparse
 import json
+
+# Row order: the references first, then curfew's targets.
+TARGETS = ("direct", "nghttpx", "haproxy", "nginx", "curfew", "curfew-h2", "curfew-bp")
+PEERS = ("nghttpx", "haproxy", "nginx")
+# Ratio rows: each curfew target against these (curfew-bp: as before, direct and nginx only).
+RATIO_REFS = {"curfew": ("direct",) + PEERS, "curfew-h2": ("direct",) + PEERS,
+              "curfew-bp": ("direct", "nginx")}
+IDLE_NOTES = {"nginx": "master + worker", "nghttpx": "main + worker process",
+              "haproxy": "one process", "curfew": "", "curfew-h2": "data_path: nghttp2"}
 
 CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED",
               12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
@@ -11,13 +21,16 @@ CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
-    ap.add_argument("--curfew-idle-kb", type=int, default=0)
-    ap.add_argument("--curfew-after-kb", type=int, default=0)
-    ap.add_argument("--nginx-idle-kb", type=int, default=0)
+    # TARGET=KB: a proxy's RSS once started, before any call (repeatable).
+    ap.add_argument("--idle-kb", action="append", default=[])
+    # TARGET=KB: its RSS idle again after all the load cases (repeatable).
+    ap.add_argument("--after-kb", action="append", default=[])
     ap.add_argument("--h2load", default="")
     ap.add_argument("--pinned", default="1")
     ap.add_argument("--load", default="")
     a = ap.parse_args()
+    idle_kb = {k: int(v) for k, v in (x.split("=", 1) for x in a.idle_kb)}
+    after_kb = {k: int(v) for k, v in (x.split("=", 1) for x in a.after_kb)}
 
     rows = [json.loads(line) for line in open(a.results) if line.strip()]
     by = {}
@@ -57,9 +70,12 @@ def main():
     for sc in order:
         group = by[sc]
         if "idle streams" in sc:
-            for t in ("direct", "nginx", "curfew"):
+            for t in TARGETS:
                 res = group.get(t)
                 if not res:
+                    continue
+                if "na" in res:
+                    out.append([sc, t, "n/a", "", "", "", "", "", "", res["na"]])
                     continue
                 if "error" in res:
                     out.append([sc, t, "–", "", "", "", "", "", "", res["error"]])
@@ -71,17 +87,20 @@ def main():
                             f"{res['established']}/{res['streams']} open; RSS {res['rss_before_kb'] / 1024:.1f}"
                             f" → {res['rss_with_streams_kb'] / 1024:.1f} MB = {per / 1024:.2f} KiB/stream"])
             continue
-        cur = group.get("curfew", {})
-        fan_missing = (sc.startswith("fan-out") and not cur.get("ok") and
-                       any(int(c) == 12 for c in cur.get("codes", {})))
-        for t in ("direct", "nginx", "curfew", "curfew-bp"):
+        def fan_missing(res):  # a curfew built without fan-out answers UNIMPLEMENTED
+            return (sc.startswith("fan-out") and not res.get("ok") and
+                    any(int(c) == 12 for c in res.get("codes", {})))
+        for t in TARGETS:
             res = group.get(t)
             if res is None:
+                continue
+            if "na" in res:
+                out.append([sc, t, "n/a", "", "", "", "", "", "", res["na"]])
                 continue
             if "error" in res:
                 out.append([sc, t, "–", "", "", "", "", "", "", res["error"]])
                 continue
-            if t == "curfew" and fan_missing:
+            if t.startswith("curfew") and fan_missing(res):
                 out.append([sc, t, "n/a (fan-out not built)", "", "", "", "", "", "", notes_of(res)])
                 continue
             proxy = t != "direct"
@@ -89,15 +108,14 @@ def main():
                         fmt(res["p99_us"]), fmt(res["p999_us"]),
                         fmt(res["proxy_cpu_s_per_1k"], 3) if proxy else "–",
                         fmt(res["proxy_hwm_kb"] / 1024, 1) if proxy else "–", notes_of(res)])
-        if fan_missing or "curfew" not in group or "error" in cur:
-            continue
-        for name in ("curfew", "curfew-bp"):
+        facts[sc] = group
+        for name, refs in RATIO_REFS.items():
             mine = group.get(name)
-            if not mine or "error" in mine:
+            if not mine or "error" in mine or "na" in mine or fan_missing(mine):
                 continue
-            for ref in ("direct", "nginx"):
+            for ref in refs:
                 r = group.get(ref)
-                if not r or "error" in r:
+                if not r or "error" in r or "na" in r:
                     continue
                 proxy = ref != "direct"
                 out.append([sc, f"{name}/{ref}", ratio(mine["rps"], r["rps"]),
@@ -105,11 +123,14 @@ def main():
                             ratio(mine["p99_us"], r["p99_us"]), ratio(mine["p999_us"], r["p999_us"]),
                             ratio(mine["proxy_cpu_s_per_1k"], r["proxy_cpu_s_per_1k"]) if proxy else "–",
                             ratio(mine["proxy_hwm_kb"], r["proxy_hwm_kb"]) if proxy else "–", ""])
-        facts[sc] = group
-    out.append(["idle (no calls yet)", "curfew", "–", "", "", "", "", "", fmt(a.curfew_idle_kb / 1024, 1),
-                f"after all cases, idle again: {a.curfew_after_kb / 1024:.1f} MB"])
-    out.append(["idle (no calls yet)", "nginx", "–", "", "", "", "", "", fmt(a.nginx_idle_kb / 1024, 1),
-                "master + worker"])
+    for t in TARGETS:
+        if t not in idle_kb:
+            continue
+        notes = [IDLE_NOTES.get(t, "")]
+        if t in after_kb:
+            notes.append(f"after all cases, idle again: {after_kb[t] / 1024:.1f} MB")
+        out.append(["idle (no calls yet)", t, "–", "", "", "", "", "", fmt(idle_kb[t] / 1024, 1),
+                    "; ".join(n for n in notes if n)])
 
     widths = [max(len(str(r[i])) for r in out) for i in range(len(head))]
     def line(r):
@@ -132,15 +153,18 @@ def main():
             h2 = {}
         if h2:
             print("h2load (second opinion, unary, 1 connection x 64 streams): " +
-                  ", ".join(f"{t} {h2[t]} req/s" for t in ("direct", "nginx", "curfew") if t in h2))
+                  ", ".join(f"{t} {h2[t]} req/s" for t in TARGETS if t in h2))
 
     # ---- targets (issue 7) ----
     print()
     print("Targets:")
     def verdict(ok):
         return "MET" if ok else "MISSED"
+    def usable(res):
+        return bool(res) and "error" not in res and "na" not in res
+
     g64 = facts.get("unary c=64", {})
-    if g64.get("curfew") and g64.get("nginx"):
+    if usable(g64.get("curfew")) and usable(g64.get("nginx")):
         c, n = g64["curfew"], g64["nginx"]
         r = c["rps"] / n["rps"] if n["rps"] else 0
         print(f"  throughput at c=64 >= 1.3x nginx: {r:.2f}x ({c['rps']:,.0f} vs {n['rps']:,.0f} calls/s) {verdict(r >= 1.3)}")
@@ -149,19 +173,35 @@ def main():
             print(f"  CPU per call <= 0.7x nginx: {rc:.2f}x ({c['proxy_cpu_s_per_1k'] * 1000:.1f} vs "
                   f"{n['proxy_cpu_s_per_1k'] * 1000:.1f} µs CPU/call) {verdict(rc <= 0.7)}")
     g1 = facts.get("unary c=1", {})
-    if g1.get("curfew") and g1.get("direct"):
+    if usable(g1.get("curfew")) and usable(g1.get("direct")):
         added = g1["curfew"]["p50_us"] - g1["direct"]["p50_us"]
         print(f"  added median latency at c=1 <= 100 µs: +{added:.0f} µs {verdict(added <= 100)}")
         bp = g1.get("curfew-bp")
         if bp and "error" not in bp:
             added_bp = bp["p50_us"] - g1["direct"]["p50_us"]
             print(f"    with busy_poll 0.05ms (curfew-bp): +{added_bp:.0f} µs {verdict(added_bp <= 100)}")
-    idle_mb = a.curfew_idle_kb / 1024
-    print(f"  idle RSS <= 20 MB: {idle_mb:.1f} MB {verdict(idle_mb <= 20)} (idle again after all the load: "
-          f"{a.curfew_after_kb / 1024:.1f} MB, the allocator keeps what the peak took)")
+    if "curfew" in idle_kb:
+        idle_mb = idle_kb["curfew"] / 1024
+        again = (f" (idle again after all the load: {after_kb['curfew'] / 1024:.1f} MB, the allocator "
+                 "keeps what the peak took)" if "curfew" in after_kb else "")
+        print(f"  idle RSS <= 20 MB: {idle_mb:.1f} MB {verdict(idle_mb <= 20)}{again}")
     if "curfew_per_stream" in facts:
         per = facts["curfew_per_stream"] / 1024
         print(f"  <= 4 KiB per idle stream: {per:.2f} KiB {verdict(per <= 4)}")
+
+    # ---- issue 16: the nghttp2 data path against the HTTP/2 proxies, CPU per call at c=64 ----
+    for name in ("curfew-h2", "curfew"):
+        mine = g64.get(name)
+        if not usable(mine) or not mine["proxy_cpu_s_per_1k"]:
+            continue
+        us = mine["proxy_cpu_s_per_1k"] * 1000
+        for ref, limit, what in (("haproxy", 1.0, "<= HAProxy's"), ("nghttpx", 1.5, "within 1.5x nghttpx's")):
+            r = g64.get(ref)
+            if not usable(r) or not r["proxy_cpu_s_per_1k"]:
+                continue
+            q = mine["proxy_cpu_s_per_1k"] / r["proxy_cpu_s_per_1k"]
+            print(f"  {name}: CPU per call at c=64 {what}: {q:.2f}x ({us:.1f} vs "
+                  f"{r['proxy_cpu_s_per_1k'] * 1000:.1f} µs CPU/call) {verdict(q <= limit)}")
 
 
 if __name__ == "__main__":
