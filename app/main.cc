@@ -16,6 +16,7 @@
 #include "config/load.h"
 #include "metrics/admin_server.h"
 #include "metrics/call_metrics.h"
+#include "metrics/connection_metrics.h"
 #include "metrics/server_metrics.h"
 #include "runtime/process.h"
 #include "sidecar/log.h"
@@ -94,11 +95,13 @@ int serve(const std::string& path) {
   }
   // Declared in this order so that they go in reverse: the admin server (which scrapes the
   // metrics and asks the sidecar whether it is ready), then the sidecar (whose loop threads
-  // report to the call metrics), then the metrics.
+  // report to the call and connection metrics), then the metrics.
   curfew::metrics::ServerMetrics server_metrics(CURFEW_VERSION);
   curfew::metrics::CallMetrics call_metrics;
+  curfew::metrics::ConnectionMetrics connection_metrics;
   const std::string admin_address = config->admin.address;
-  auto sidecar = curfew::sidecar::Sidecar::start(*std::move(config), &call_metrics);
+  auto sidecar =
+      curfew::sidecar::Sidecar::start(*std::move(config), &call_metrics, &connection_metrics);
   if (!sidecar.ok()) {
     std::cerr << "curfew: cannot start: " << sidecar.status().message() << "\n";
     return 1;
@@ -114,7 +117,9 @@ int serve(const std::string& path) {
   };
   server_metrics.set_readiness(ready);
   auto admin = curfew::metrics::AdminServer::start(
-      {.address = admin_address, .collectables = {&server_metrics, &call_metrics}, .ready = ready});
+      {.address = admin_address,
+       .collectables = {&server_metrics, &call_metrics, &connection_metrics},
+       .ready = ready});
   if (!admin.ok()) {
     std::cerr << "curfew: cannot start: " << admin.status().message() << "\n";
     return 1;

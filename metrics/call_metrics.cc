@@ -4,19 +4,21 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <limits>
 #include <map>
-#include <type_traits>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "config/status_codes.h"
+#include "metrics/internal/family.h"
 #include "metrics/metric_families.h"
 
 namespace curfew::metrics {
 namespace {
 
+using internal::Family;
+using internal::HistogramTotals;
+using internal::LabelIndex;
 using sidecar::CallReport;
 using sidecar::CancelCause;
 using sidecar::EnumLabel;
@@ -26,35 +28,8 @@ using sidecar::UpstreamAttempt;
 // ---- label values ---------------------------------------------------------------------------
 //
 // Each enum label's values are one table (sidecar/call_report.h); the cells of a counter with
-// such a label are an array in the table's order, and the scrape walks the table.
-
-// The position of each enum value in `Table` (-1: not in it, e.g. kNone), computed at compile
-// time, so that the hot path indexes a cell without comparing any string.
-template <const auto& Table>
-struct LabelIndex {
-  using Enum = std::remove_cvref_t<decltype(Table[0].value)>;
-  static constexpr size_t kSize = std::size(Table);
-
-  static constexpr int of(Enum value) noexcept {
-    const auto v = static_cast<std::underlying_type_t<Enum>>(value);
-    return v >= 0 && static_cast<size_t>(v) < kSpan ? kIndex[static_cast<size_t>(v)] : -1;
-  }
-
- private:
-  static constexpr size_t kSpan = [] {
-    size_t span = 0;
-    for (const auto& e : Table) span = std::max(span, static_cast<size_t>(e.value) + 1);
-    return span;
-  }();
-  static constexpr std::array<int, kSpan> kIndex = [] {
-    std::array<int, kSpan> index{};
-    index.fill(-1);
-    for (size_t i = 0; i < kSize; ++i) {
-      index[static_cast<size_t>(Table[i].value)] = static_cast<int>(i);
-    }
-    return index;
-  }();
-};
+// such a label are an array in the table's order (LabelIndex, metrics/internal/family.h), and the
+// scrape walks the table.
 
 using TimeoutLabels = LabelIndex<sidecar::kTimeoutCauseLabels>;
 using CancelLabels = LabelIndex<sidecar::kCancelCauseLabels>;
@@ -424,18 +399,12 @@ void CallMetrics::call_finished(const CallReport& report) {
 
 namespace {
 
-template <size_t N>
-struct HistogramTotals {
-  std::array<uint64_t, N> buckets{};  // non-cumulative, last = +Inf
-  double sum = 0;
-
-  template <const auto& Bounds>
-  void add(const Histogram<Bounds>& h) {
-    static_assert(Histogram<Bounds>::kBounds + 1 == N);
-    for (size_t i = 0; i < N; ++i) buckets[i] += h.buckets_[i].get();
-    sum += h.sum_.get();
-  }
-};
+template <size_t N, const auto& Bounds>
+void add(HistogramTotals<N>& to, const Histogram<Bounds>& from) {
+  static_assert(Histogram<Bounds>::kBounds + 1 == N);
+  for (size_t i = 0; i < N; ++i) to.buckets[i] += from.buckets_[i].get();
+  to.sum += from.sum_.get();
+}
 
 template <size_t N>
 void add(std::array<uint64_t, N>& to, const std::array<Count, N>& from) {
@@ -481,7 +450,7 @@ struct Totals {
     lr.inflight += cells.inflight.get();
     metrics::add(lr.requests, cells.requests);
     metrics::add(lr.rejected, cells.rejected);
-    lr.duration.add(cells.duration);
+    metrics::add(lr.duration, cells.duration);
 
     if (!cells.matched.load(std::memory_order_relaxed)) return;
     lr.matched = true;
@@ -496,84 +465,13 @@ struct Totals {
     r.retry_budget_exhausted += cells.retry_budget_exhausted.get();
     r.faults += cells.faults.get();
     r.shadows_skipped += cells.shadows_skipped.get();
-    r.budget.add(cells.budget);
+    metrics::add(r.budget, cells.budget);
     for (const auto& u : cells.upstreams) {
       UpstreamTotals& ut = r.upstreams[u->upstream];
       metrics::add(ut.requests, u->requests);
       metrics::add(ut.child_failures, u->child_failures);
     }
   }
-};
-
-// The values of a series' labels: exactly as many as its family declares (a compile error
-// otherwise), in the declared order.
-template <size_t N>
-struct LabelValues {
-  LabelValues()
-    requires(N == 0)
-  = default;
-  template <typename... S>
-    requires(sizeof...(S) == N && N > 0 &&
-             (std::is_convertible_v<const S&, std::string_view> && ...))
-  LabelValues(const S&... values) : v{std::string_view(values)...} {}
-
-  std::array<std::string_view, N> v{};
-};
-
-// One family being built, from its declaration D: name, help and type from D; each series'
-// labels named as D names them.
-template <const MetricFamilyDecl& D>
-class Family {
- public:
-  using Values = LabelValues<D.labels.size()>;
-
-  Family() {
-    f_.name = D.name;
-    f_.help = D.help;
-    f_.type = D.type;
-  }
-
-  void counter(const Values& labels, uint64_t value)
-    requires(D.type == prometheus::MetricType::Counter)
-  {
-    prometheus::ClientMetric& m = series(labels);
-    m.counter.value = static_cast<double>(value);
-  }
-
-  void gauge(const Values& labels, double value)
-    requires(D.type == prometheus::MetricType::Gauge)
-  {
-    series(labels).gauge.value = value;
-  }
-
-  template <size_t N, size_t B>
-    requires(D.type == prometheus::MetricType::Histogram && B + 1 == N)
-  void histogram(const Values& labels, const HistogramTotals<N>& h, const double (&bounds)[B]) {
-    prometheus::ClientMetric& m = series(labels);
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < B; ++i) {
-      cumulative += h.buckets[i];
-      m.histogram.bucket.push_back({cumulative, bounds[i]});
-    }
-    cumulative += h.buckets[B];
-    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-    m.histogram.sample_count = cumulative;
-    m.histogram.sample_sum = h.sum;
-  }
-
-  prometheus::MetricFamily take() && { return std::move(f_); }
-
- private:
-  prometheus::ClientMetric& series(const Values& labels) {
-    prometheus::ClientMetric& m = f_.metric.emplace_back();
-    m.label.reserve(D.labels.size());
-    for (size_t i = 0; i < D.labels.size(); ++i) {
-      m.label.push_back({std::string(D.labels[i]), std::string(labels.v[i])});
-    }
-    return m;
-  }
-
-  prometheus::MetricFamily f_;
 };
 
 // Each family declared in kCallFamilies has one collector, collect(totals, family) below: an
@@ -742,7 +640,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
   Totals totals;
   for (const Shard* s : shards) {
     std::lock_guard<std::mutex> lock(s->mu);
-    totals.propagation.add(s->propagation);
+    add(totals.propagation, s->propagation);
     for (const auto& [key, cells] : s->routes) totals.add(*cells);
   }
 

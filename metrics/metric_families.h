@@ -1,11 +1,12 @@
 // Every metric family curfew exposes, declared once as data: its name, type, label names and
-// help. The code that fills the families (call_metrics.cc, server_metrics.cc), the tests and the
-// check that docs/metrics.md lists every metric (tests/metrics/dashboard_test.cc) all read these
-// declarations, so a family is added, renamed or documented in one place (cf. Envoy's
-// ALL_ROUTER_STATS).
+// help. The code that fills the families (call_metrics.cc, connection_metrics.cc,
+// server_metrics.cc), the tests and the check that docs/metrics.md lists every metric
+// (tests/metrics/dashboard_test.cc) all read these declarations, so a family is added, renamed or
+// documented in one place (cf. Envoy's ALL_ROUTER_STATS).
 //
-// The label *values* of enum labels (cause, limit, mode) are the tables in sidecar/call_report.h;
-// grpc_code's are config::kStatusCodeNames.
+// The label *values* of enum labels (cause, limit, mode) are the tables in sidecar/call_report.h,
+// those of side and reason the tables in sidecar/connection_report.h; grpc_code's are
+// config::kStatusCodeNames.
 #pragma once
 
 #include <array>
@@ -168,6 +169,39 @@ inline constexpr MetricFamilyDecl kCancelPropagation{
         "issuing the upstream cancel.",
 };
 
+// ---- per HTTP/2 connection (ConnectionMetrics; the nghttp2 data path only) -------------------
+
+inline constexpr MetricFamilyDecl kConnections{
+    .name = "curfew_connections",
+    .type = MetricType::Gauge,
+    .labels = {"side"},
+    .help =
+        "Open HTTP/2 connections, by side: caller (accepted from callers) or upstream (curfew's "
+        "own, to upstream endpoints). Only the nghttp2 data path reports connections.",
+};
+inline constexpr MetricFamilyDecl kConnectionsClosed{
+    .name = "curfew_connections_closed_total",
+    .type = MetricType::Counter,
+    .labels = {"side", "reason"},
+    .help =
+        "HTTP/2 connections closed, by side and reason: peer_closed (the peer closed it), goaway "
+        "(GOAWAY exchanged, last stream done), protocol_error (nghttp2 found the peer's bytes "
+        "invalid and sent GOAWAY), flooded (nghttp2's flood limits: SETTINGS, PING ACKs, resets, "
+        "CONTINUATION), rapid_reset (curfew's rapid-reset rule, GOAWAY ENHANCE_YOUR_CALM), "
+        "socket_error (a read or write failed), cancelled (curfew stopping). Only the nghttp2 "
+        "data path reports connections.",
+};
+inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
+    .name = "curfew_upstream_connect_failures_total",
+    .type = MetricType::Counter,
+    .labels = {"reason"},
+    .help =
+        "Failed attempts to connect to an upstream endpoint, by reason: resolve (the name did "
+        "not resolve in time), connect (TCP connect failed or timed out), tls (the TLS handshake "
+        "failed), no_settings (no HTTP/2 SETTINGS within connect_timeout). Only the nghttp2 data "
+        "path reports connections.",
+};
+
 // ---- per process (ServerMetrics) ---------------------------------------------------------------
 
 inline constexpr MetricFamilyDecl kConfigReloads{
@@ -231,6 +265,13 @@ inline constexpr const MetricFamilyDecl* kCallFamilies[] = {
     &family::kCancelPropagation,
 };
 
+// The families of ConnectionMetrics::Collect(), in the order it returns them.
+inline constexpr const MetricFamilyDecl* kConnectionFamilies[] = {
+    &family::kConnections,
+    &family::kConnectionsClosed,
+    &family::kUpstreamConnectFailures,
+};
+
 // The families of ServerMetrics::Collect().
 inline constexpr const MetricFamilyDecl* kServerFamilies[] = {
     &family::kConfigReloads,
@@ -269,9 +310,25 @@ constexpr bool valid_and_distinct(const MetricFamilyDecl* const (&families)[N]) 
   return true;
 }
 
+// No family of `a` shares its name with one of `b` (the lists are exposed side by side).
+template <size_t N, size_t M>
+constexpr bool disjoint(const MetricFamilyDecl* const (&a)[N],
+                        const MetricFamilyDecl* const (&b)[M]) {
+  for (const MetricFamilyDecl* x : a) {
+    for (const MetricFamilyDecl* y : b) {
+      if (x->name == y->name) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace family_rules
 
 static_assert(family_rules::valid_and_distinct(kCallFamilies));
 static_assert(family_rules::valid_and_distinct(kServerFamilies));
+static_assert(family_rules::valid_and_distinct(kConnectionFamilies));
+static_assert(family_rules::disjoint(kCallFamilies, kServerFamilies) &&
+              family_rules::disjoint(kCallFamilies, kConnectionFamilies) &&
+              family_rules::disjoint(kConnectionFamilies, kServerFamilies));
 
 }  // namespace curfew::metrics

@@ -1,5 +1,6 @@
 #include "sidecar/sidecar.h"
 
+#include "sidecar/internal/h2_data_plane.h"
 #include "sidecar/internal/h2_listener_server.h"
 #include "sidecar/internal/listener_server.h"
 #include "sidecar/internal/routing.h"
@@ -40,7 +41,8 @@ absl::Status reloadable(const config::Config& before, const config::Config& afte
 }
 
 absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
-                                                        CallObserver* observer) {
+                                                        CallObserver* observer,
+                                                        ConnectionObserver* connections) {
   int workers = config.worker_threads;
   if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
   auto routing = Routing::build(std::move(config));
@@ -48,9 +50,16 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
 
   auto sidecar = std::unique_ptr<Sidecar>(new Sidecar());
   sidecar->routing_ = *routing;
+  sidecar->connections_ = connections;
+  if ((*routing)->config.data_path == config::DataPath::kNghttp2) {
+    sidecar->plane_ = std::make_unique<H2DataPlane>(
+        H2DataPlane::Options{.loops = workers,
+                             .upstream_limits = upstream_session_limits((*routing)->config),
+                             .connections = connections});
+  }
   for (const config::Listener& l : (*routing)->config.listeners) {
     if ((*routing)->config.data_path == config::DataPath::kNghttp2) {
-      H2ListenerServer::Options options{workers, observer, &sidecar->shutting_down_};
+      H2ListenerServer::Options options{sidecar->plane_.get(), observer, &sidecar->shutting_down_};
       auto listener = H2ListenerServer::start(*routing, l.name, options);
       if (!listener.ok()) return listener.status();
       sidecar->listeners_.push_back(std::move(*listener));

@@ -13,8 +13,11 @@
 #include "absl/status/statusor.h"
 #include "config/config.h"
 #include "sidecar/call_report.h"
+#include "sidecar/connection_report.h"
 
 namespace curfew::sidecar {
+
+class H2DataPlane;
 
 class ServingListener;  // sidecar/internal/serving_listener.h
 struct Routing;         // sidecar/internal/routing.h
@@ -23,7 +26,8 @@ class Sidecar {
  public:
   // Opens the upstream channels and binds every listener. An error names what failed.
   static absl::StatusOr<std::unique_ptr<Sidecar>> start(config::Config config,
-                                                        CallObserver* observer = nullptr);
+                                                        CallObserver* observer = nullptr,
+                                                        ConnectionObserver* connections = nullptr);
   ~Sidecar();
 
   // Swaps in a new configuration: calls already in flight keep their route, new calls use the
@@ -51,8 +55,11 @@ class Sidecar {
 
   mutable std::mutex mu_;  // guards routing_ (reload vs. readers of the admin side)
   std::shared_ptr<const Routing> routing_;
+  // The nghttp2 data path's loops, shared by every listener: destroyed after them.
+  std::unique_ptr<H2DataPlane> plane_;
   std::vector<std::unique_ptr<ServingListener>> listeners_;
   std::atomic<bool> shutting_down_{false};
+  ConnectionObserver* connections_ = nullptr;  // the nghttp2 data path's connections; may be null
 };
 
 // OK when a reload can switch from `before` to `after`: the same listeners with the same limits,

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <cstring>
-
 #include <system_error>
+#include <thread>
 
 #include "runtime/errors.h"
 #include "runtime/sleep.h"
@@ -55,30 +55,18 @@ absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
   self->name_ = name;
   self->options_ = options;
 
-  h2::SessionLimits callers;
-  callers.max_concurrent_streams =
-      static_cast<uint32_t>(listener->limits.max_concurrent_streams_per_connection);
-  callers.max_header_list_bytes = static_cast<uint32_t>(listener->limits.max_metadata_bytes);
-  callers.max_send_header_block_bytes =
-      std::max<size_t>(callers.max_send_header_block_bytes, listener->limits.max_metadata_bytes);
-  self->caller_limits_ = callers;
-  h2::SessionLimits upstreams;  // an upstream's headers may be as large as what callers may send
-  upstreams.max_header_list_bytes = callers.max_header_list_bytes;
-  upstreams.max_send_header_block_bytes = callers.max_send_header_block_bytes;
-
-  self->runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{
-      .threads = options.workers, .blocking_threads = 1, .poller = rt::PollerKind::kEpoll});
+  self->caller_limits_ = caller_session_limits(*listener);
+  H2DataPlane& plane = *options.plane;
   const auto route_limits = self->route_limits_.for_listener(*listener);
-  for (int i = 0; i < options.workers; ++i) {
-    self->workers_.push_back(std::make_unique<Worker>(upstreams));
+  for (int i = 0; i < plane.loops(); ++i) {
+    self->workers_.push_back(std::make_unique<Worker>());
     self->workers_.back()->routing = routing;
     self->workers_.back()->route_limits = route_limits;
   }
   try {
-    // Registered with loop 0's epoll from this thread before the loops run (epoll_ctl is
-    // thread-safe); from then on only loop 0 touches it.
-    self->listener_.emplace(
-        rt::Listener::bind(self->runtime_->loop(0), listen_address(listener->address)));
+    // Registered with loop 0's epoll from this thread (epoll_ctl is thread-safe); from then on
+    // only loop 0 touches it.
+    self->listener_.emplace(rt::Listener::bind(plane.loop(0), listen_address(listener->address)));
   } catch (const std::exception& e) {
     return absl::UnavailableError("listener '" + name + "': cannot listen on " + listener->address +
                                   ": " + e.what());
@@ -86,9 +74,36 @@ absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
   const std::string bound = self->listener_->local_address().to_string();
   self->port_ = std::stoi(bound.substr(bound.rfind(':') + 1));
   H2ListenerServer* raw = self.get();
-  self->thread_ =
-      std::thread([raw] { raw->runtime_->run([raw](int worker) { return raw->serve(worker); }); });
+  for (int i = 0; i < plane.loops(); ++i) {
+    const bool started = plane.start_on(
+        i, [raw, i] { return raw->serve(i, RunningMark(raw->workers_[i]->running)); },
+        [raw, i](rt::TaskHandle<void> task) { raw->workers_[i]->task = std::move(task); });
+    if (!started) raw->workers_[i]->running = false;
+  }
   return self;
+}
+
+h2::SessionLimits caller_session_limits(const config::Listener& listener) {
+  h2::SessionLimits callers;
+  callers.max_concurrent_streams =
+      static_cast<uint32_t>(listener.limits.max_concurrent_streams_per_connection);
+  callers.max_header_list_bytes = static_cast<uint32_t>(listener.limits.max_metadata_bytes);
+  callers.max_send_header_block_bytes =
+      std::max<size_t>(callers.max_send_header_block_bytes, listener.limits.max_metadata_bytes);
+  return callers;
+}
+
+h2::SessionLimits upstream_session_limits(const config::Config& config) {
+  // An upstream's headers may be as large as what any listener accepts from its callers.
+  h2::SessionLimits upstreams;
+  for (const config::Listener& l : config.listeners) {
+    const h2::SessionLimits callers = caller_session_limits(l);
+    upstreams.max_header_list_bytes =
+        std::max(upstreams.max_header_list_bytes, callers.max_header_list_bytes);
+    upstreams.max_send_header_block_bytes =
+        std::max(upstreams.max_send_header_block_bytes, callers.max_send_header_block_bytes);
+  }
+  return upstreams;
 }
 
 H2ListenerServer::~H2ListenerServer() {
@@ -97,8 +112,8 @@ H2ListenerServer::~H2ListenerServer() {
 
 void H2ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
   const auto route_limits = route_limits_.for_listener(*routing->listener(name_));
-  for (int i = 0; i < runtime_->threads(); ++i) {
-    runtime_->loop(i).post_threadsafe([this, i, routing, route_limits] {
+  for (int i = 0; i < options_.plane->loops(); ++i) {
+    options_.plane->loop(i).post_threadsafe([this, i, routing, route_limits] {
       workers_[i]->routing = routing;
       workers_[i]->route_limits = route_limits;
       workers_[i]->state.prune(*routing->listener(name_));
@@ -110,8 +125,8 @@ void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) 
   if (stopped_) return;
   stopped_ = true;
   stopping_ = true;
-  for (int i = 0; i < runtime_->threads(); ++i) {
-    runtime_->loop(i).post_threadsafe([this, i] {
+  for (int i = 0; i < options_.plane->loops(); ++i) {
+    options_.plane->loop(i).post_threadsafe([this, i] {
       if (i == 0 && accept_.valid()) accept_.cancel("the listener is shutting down");
       for (h2::Session* s : workers_[i]->sessions) s->shutdown();
     });
@@ -126,15 +141,35 @@ void H2ListenerServer::shutdown(std::chrono::system_clock::time_point deadline) 
   while ((calls_in_flight() > 0 || connections() > 0) &&
          std::chrono::system_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  runtime_->cancel("the listener is shutting down");
-  if (thread_.joinable()) thread_.join();
-  runtime_->close();
+  stop_workers();
 }
 
-rt::Task<void> H2ListenerServer::serve(int worker) {
+void H2ListenerServer::stop_workers() {
+  for (int i = 0; i < options_.plane->loops(); ++i) {
+    const bool posted = options_.plane->loop(i).post_threadsafe([this, i] {
+      if (workers_[i]->task.valid()) workers_[i]->task.cancel("the listener is shutting down");
+    });
+    if (!posted) workers_[i]->running = false;  // the plane has stopped: nothing runs there
+  }
+  // serve(i) refers to this object: it must have ended before the listener goes. Cancellation
+  // reaches every suspended task at once (every cancelled operation completes), so this wait is
+  // short; it is logged if it is not.
+  for (int turn = 0;; ++turn) {
+    bool running = false;
+    for (const auto& w : workers_) running = running || w->running.load(std::memory_order_acquire);
+    if (!running) break;
+    if (turn > 0 && turn % 5000 == 0)
+      log(LogLevel::kWarning,
+          "curfew: listener '" + name_ + "' still waiting for its tasks to end");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+rt::Task<void> H2ListenerServer::serve(int worker, RunningMark /*in the frame*/) {
   // Shadows (mirror copies) outlive their calls: they run in a group of their own around the
   // connections' group, and end with the listener (cancelled at shutdown).
   Worker& w = *workers_[worker];
+  if (stopping_.load(std::memory_order_relaxed)) co_return;  // stopped before it began
   rt::TaskGroup shadows;
   struct Shadows {
     WorkerState& state;
@@ -150,8 +185,7 @@ rt::Task<void> H2ListenerServer::serve_connections(int worker) {
 }
 
 rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group) {
-  Worker& w = *workers_[worker];  // owned by this server for the runtime's whole life
-  group.spawn(w.pool.run(), "upstream-pool");
+  Worker& w = *workers_[worker];  // owned by this server, which outlives serve(worker)
   if (worker == 0) accept_ = group.spawn(accept_loop(std::move(*listener_)), "accept");
   for (;;) {  // until the shutdown cancels the loop's root
     while (w.arrived.empty()) {
@@ -165,28 +199,24 @@ rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group) {
 }
 
 void H2ListenerServer::hand_over(rt::Listener::Accepted accepted) {
-  size_t target = 0;
-  for (size_t i = 1; i < workers_.size(); ++i) {
-    if (workers_[i]->connections.load(std::memory_order_relaxed) <
-        workers_[target]->connections.load(std::memory_order_relaxed))
-      target = i;
-  }
-  // Counted now, so that a burst of connections spreads before any of them started.
-  workers_[target]->connections.fetch_add(1, std::memory_order_relaxed);
-  if (target == 0) {
-    workers_[0]->arrived.push_back(std::move(accepted));
-    workers_[0]->has_arrived.set();
+  H2DataPlane& plane = *options_.plane;
+  const int target = plane.take_least_loaded();
+  Worker& w = *workers_[static_cast<size_t>(target)];
+  w.connections.fetch_add(1, std::memory_order_relaxed);
+  if (target == 0) {  // this loop
+    w.arrived.push_back(std::move(accepted));
+    w.has_arrived.set();
     return;
   }
   const int fd = accepted.fd;
-  const bool posted =
-      runtime_->loop(static_cast<int>(target)).post_threadsafe([this, target, accepted]() mutable {
-        workers_[target]->arrived.push_back(std::move(accepted));
-        workers_[target]->has_arrived.set();
-      });
+  const bool posted = plane.loop(target).post_threadsafe([&w, accepted]() mutable {
+    w.arrived.push_back(std::move(accepted));
+    w.has_arrived.set();
+  });
   if (!posted) {
     ::close(fd);
-    workers_[target]->connections.fetch_sub(1, std::memory_order_relaxed);
+    w.connections.fetch_sub(1, std::memory_order_relaxed);
+    plane.connection_ended(target);
   }
 }
 
@@ -217,19 +247,28 @@ rt::Task<void> H2ListenerServer::serve_connection(int worker, rt::Listener::Acce
     session.emplace(std::move(socket), h2::Role::kServer, caller_limits_);
   } catch (const std::exception& e) {
     w.connections.fetch_sub(1, std::memory_order_relaxed);
+    options_.plane->connection_ended(worker);
     log(LogLevel::kWarning, "curfew: listener '" + name_ + "': connection from " + accepted.peer +
                                 " dropped: " + e.what());
     co_return;
   }
+  ConnectionObserver* observer = options_.plane->connection_observer();
   struct Registered {
     Worker& w;
     h2::Session* s;
+    H2DataPlane& plane;
+    int worker;
+    ConnectionObserver* observer;
     ~Registered() {
       w.sessions.erase(s);
       w.connections.fetch_sub(1, std::memory_order_relaxed);
+      plane.connection_ended(worker);
+      if (observer != nullptr)
+        observer->connection_closed(ConnectionSide::kCaller, s->close_reason());
     }
-  } registered{w, &*session};
+  } registered{w, &*session, *options_.plane, worker, observer};
   w.sessions.insert(&*session);
+  if (observer != nullptr) observer->connection_opened(ConnectionSide::kCaller);
   if (stopping_.load(std::memory_order_relaxed)) session->shutdown();
   co_await session->run([this, worker](std::shared_ptr<h2::Stream> stream) {
     return call(worker, std::move(stream));
@@ -265,7 +304,7 @@ rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> st
   CallSlots slots(&listener_limit_, std::move(route_limit));
   H2CallContext context{.routing = w.routing,
                         .listener = listener,
-                        .pool = &w.pool,
+                        .pool = &options_.plane->pool(worker),
                         .worker = &w.state,
                         .observer = options_.observer,
                         .shutting_down = options_.shutting_down};

@@ -1,12 +1,11 @@
-// H2ListenerServer: one configured listener on the nghttp2 data path. An epoll Runtime of
-// `workers` loops; loop 0 accepts and hands each connection to the loop serving the fewest
-// (SO_REUSEPORT would spread few long-lived connections unevenly); a connection is served by
-// one loop for its whole life, one task per stream (h2_proxy_call). Each loop keeps its own
-// upstream connections (UpstreamPool), which reloads keep.
+// H2ListenerServer: one configured listener on the nghttp2 data path, served by the process-wide
+// loops of an H2DataPlane. Loop 0 accepts and hands each connection to the plane's least-loaded
+// loop; a connection is served by one loop for its whole life, one task per stream
+// (h2_proxy_call), with that loop's upstream connections.
 //
 // Shutdown: GOAWAY on every connection (a shutdown notice, then the final GOAWAY), calls in
-// flight run until the deadline, then everything left is cancelled (each call resets its
-// upstream stream) and the loops join.
+// flight run until the deadline, then the listener's tasks are cancelled (each call resets its
+// upstream stream) and waited for; the plane's loops go on serving the other listeners.
 #pragma once
 
 #include <unistd.h>
@@ -15,27 +14,31 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "h2/session.h"
 #include "runtime/event.h"
-#include "runtime/runtime.h"
 #include "runtime/socket.h"
 #include "sidecar/call_report.h"
 #include "sidecar/internal/admission.h"
+#include "sidecar/internal/h2_data_plane.h"
 #include "sidecar/internal/serving_listener.h"
-#include "sidecar/internal/upstream_pool.h"
 #include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
 
+// The HTTP/2 limits of a listener's caller connections, and of the upstream connections the
+// plane's pools make for every listener of `config`.
+h2::SessionLimits caller_session_limits(const config::Listener& listener);
+h2::SessionLimits upstream_session_limits(const config::Config& config);
+
 class H2ListenerServer final : public ServingListener {
  public:
   struct Options {
-    int workers = 1;
+    H2DataPlane* plane = nullptr;      // outlives the listener
     CallObserver* observer = nullptr;  // may be null
     const std::atomic<bool>* shutting_down = nullptr;
   };
@@ -53,24 +56,41 @@ class H2ListenerServer final : public ServingListener {
   int calls_in_flight() const noexcept { return calls_in_flight_.load(std::memory_order_relaxed); }
 
  private:
-  // What one loop owns; touched only on its thread, except `connections` (read by the acceptor).
+  // This listener's share of one loop; touched only on that loop's thread, except `connections`
+  // (read by the shutdown) and `running`.
   struct Worker {
-    explicit Worker(h2::SessionLimits upstream_limits) : pool(upstream_limits) {}
     ~Worker() {
       for (const auto& a : arrived) ::close(a.fd);  // handed over after the loop stopped
     }
     std::shared_ptr<const Routing> routing;
     std::vector<std::shared_ptr<ConcurrencyLimit>> route_limits;  // by route index in `routing`
-    UpstreamPool pool;
     WorkerState state;                            // retry budgets, random source, shadows
     std::vector<rt::Listener::Accepted> arrived;  // handed over by the acceptor
     rt::Event has_arrived;
     std::unordered_set<h2::Session*> sessions;  // each lives in its connection task's frame
     std::atomic<int> connections{0};
+    rt::TaskHandle<void> task;        // serve(i), under the plane
+    std::atomic<bool> running{true};  // serve(i) has not ended (or never began)
+  };
+
+  // Clears a Worker's `running` flag when destroyed. Passed by value to serve(), it lives in the
+  // coroutine frame, so the flag clears when the frame goes: when serve() ends, and also when
+  // its task was cancelled before it started (then none of its body ever runs).
+  class RunningMark {
+   public:
+    explicit RunningMark(std::atomic<bool>& flag) : flag_(&flag) {}
+    RunningMark(RunningMark&& o) noexcept : flag_(std::exchange(o.flag_, nullptr)) {}
+    RunningMark& operator=(RunningMark&&) = delete;
+    ~RunningMark() {
+      if (flag_ != nullptr) flag_->store(false, std::memory_order_release);
+    }
+
+   private:
+    std::atomic<bool>* flag_;
   };
 
   H2ListenerServer() = default;
-  rt::Task<void> serve(int worker);
+  rt::Task<void> serve(int worker, RunningMark running);
   rt::Task<void> serve_connections(int worker);
   rt::Task<void> serve_loop(int worker, rt::TaskGroup& group);
   rt::Task<void> accept_loop(rt::Listener listener);
@@ -80,16 +100,16 @@ class H2ListenerServer final : public ServingListener {
   void refuse(h2::Stream& stream, const Routing& routing, const config::Route* route,
               Rejection why);
   void hand_over(rt::Listener::Accepted accepted);
+  // Cancels serve(i) on every loop and waits until each has ended.
+  void stop_workers();
 
   std::string name_;
   int port_ = 0;
   Options options_;
   h2::SessionLimits caller_limits_;
-  std::unique_ptr<rt::Runtime> runtime_;
-  std::vector<std::unique_ptr<Worker>> workers_;  // [i]: loop i
+  std::vector<std::unique_ptr<Worker>> workers_;  // [i]: loop i of the plane
   std::optional<rt::Listener> listener_;          // moved into loop 0's accept task at start
   rt::TaskHandle<void> accept_;                   // loop 0 only
-  std::thread thread_;
   std::atomic<bool> stopping_{false};
   std::atomic<int> calls_in_flight_{0};
   bool stopped_ = false;

@@ -75,13 +75,19 @@ rt::Task<void> UpstreamPool::run() {
 
 rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> session) {
   ++connections_;
-  try {
-    co_await session->run(nullptr);
-  } catch (...) {
-    --connections_;
-    throw;
-  }
-  --connections_;
+  // Open from the TCP connect to the end (one that never sent SETTINGS is also counted as a
+  // connect failure, no_settings).
+  if (observer_ != nullptr) observer_->connection_opened(ConnectionSide::kUpstream);
+  struct Counted {
+    UpstreamPool& pool;
+    h2::Session& session;
+    ~Counted() {
+      --pool.connections_;
+      if (pool.observer_ != nullptr)
+        pool.observer_->connection_closed(ConnectionSide::kUpstream, session.close_reason());
+    }
+  } counted{*this, *session};
+  co_await session->run(nullptr);
 }
 
 rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& endpoint,
@@ -124,7 +130,11 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
     try {
       addresses = co_await rt::deadline(give_up, resolve_off_loop(e.target.host, e.target.port));
     } catch (const rt::TimeoutError&) {
+      connect_failed(ConnectFailure::kResolve);
       throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": resolving timed out");
+    } catch (const UpstreamUnavailable&) {
+      connect_failed(ConnectFailure::kResolve);
+      throw;
     }
   }
   std::string last_error = "no address";
@@ -145,12 +155,15 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       }
       if (ready) co_return session;
       connection.cancel("no HTTP/2 SETTINGS from the upstream");
+      connect_failed(ConnectFailure::kNoSettings);
       last_error = "no HTTP/2 SETTINGS from " + address.to_string() + " within connect_timeout";
       break;
     } catch (const rt::TimeoutError&) {
+      connect_failed(ConnectFailure::kConnect);
       last_error = "connect to " + address.to_string() + " timed out";
       break;
     } catch (const std::system_error& err) {
+      connect_failed(ConnectFailure::kConnect);
       last_error = err.what();
     }
   }

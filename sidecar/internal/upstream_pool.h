@@ -19,6 +19,7 @@
 #include "runtime/event.h"
 #include "runtime/task.h"
 #include "runtime/task_group.h"
+#include "sidecar/connection_report.h"
 #include "sidecar/internal/upstream_target.h"
 
 namespace curfew::sidecar {
@@ -31,7 +32,8 @@ class UpstreamUnavailable : public std::runtime_error {
 
 class UpstreamPool {
  public:
-  explicit UpstreamPool(h2::SessionLimits limits) : limits_(limits) {}
+  explicit UpstreamPool(h2::SessionLimits limits, ConnectionObserver* observer = nullptr)
+      : limits_(limits), observer_(observer) {}
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
@@ -61,8 +63,12 @@ class UpstreamPool {
   rt::Task<std::shared_ptr<h2::Session>> connect(const std::string& endpoint, Entry& e,
                                                  rt::Duration connect_timeout);
   rt::Task<void> serve_connection(std::shared_ptr<h2::Session> session);
+  void connect_failed(ConnectFailure why) const {
+    if (observer_ != nullptr) observer_->upstream_connect_failed(why);
+  }
 
   h2::SessionLimits limits_;
+  ConnectionObserver* observer_;    // may be null
   rt::TaskGroup* group_ = nullptr;  // while run() runs
   // unique_ptr: an Entry stays put while the map grows (callers hold it across waits). Entries
   // are kept for the pool's life: one per endpoint ever configured.

@@ -12,6 +12,7 @@
 #include "config/status_codes.h"
 #include "exposition.h"
 #include "metrics/call_metrics.h"
+#include "metrics/connection_metrics.h"
 #include "metrics/metric_families.h"
 #include "metrics/server_metrics.h"
 
@@ -32,8 +33,10 @@ Dashboard load() {
 std::set<std::string> exposed_families() {
   std::set<std::string> names;
   metrics::CallMetrics calls;
+  metrics::ConnectionMetrics connections;
   metrics::ServerMetrics server("x");
   for (const auto& f : calls.Collect()) names.insert(f.name);
+  for (const auto& f : connections.Collect()) names.insert(f.name);
   for (const auto& f : server.Collect()) names.insert(f.name);
   return names;
 }
@@ -124,10 +127,13 @@ TEST(Dashboard, QueriesNameOnlyMetricsCurfewExposes) {
   EXPECT_GE(checked, 20);
 }
 
-// Every family curfew declares (metrics/metric_families.h): the per-call ones, then the process's.
+// Every family curfew declares (metrics/metric_families.h): the per-call ones, the connections',
+// then the process's.
 std::vector<const metrics::MetricFamilyDecl*> declared_families() {
   std::vector<const metrics::MetricFamilyDecl*> all(std::begin(metrics::kCallFamilies),
                                                     std::end(metrics::kCallFamilies));
+  all.insert(all.end(), std::begin(metrics::kConnectionFamilies),
+             std::end(metrics::kConnectionFamilies));
   all.insert(all.end(), std::begin(metrics::kServerFamilies), std::end(metrics::kServerFamilies));
   return all;
 }
@@ -175,7 +181,8 @@ TEST(Dashboard, EveryExposedMetricIsDocumented) {
   // What curfew exposes is what it declares.
   EXPECT_EQ(exposed_families(), declared);
 
-  // The label values of the enum labels, from their tables (sidecar/call_report.h, config).
+  // The label values of the enum labels, from their tables (sidecar/call_report.h,
+  // sidecar/connection_report.h, config).
   auto labels_of = [](const auto& table) {
     std::vector<std::string> out;
     for (const auto& e : table) out.push_back(e.label);
@@ -184,9 +191,27 @@ TEST(Dashboard, EveryExposedMetricIsDocumented) {
   for (const std::string& row :
        {"| `mode` | " + backquoted_list(labels_of(sidecar::kFanoutModeLabels)) + " |",
         "| `limit` | " + backquoted_list(labels_of(sidecar::kRejectionLabels)) + " |",
+        "| `side` | " + backquoted_list(labels_of(sidecar::kConnectionSideLabels)) + " |",
         "| `grpc_code` | the canonical status code name: " +
             backquoted_list(config::kStatusCodeNames) + " "}) {
     EXPECT_NE(docs.find(row), std::string::npos) << "docs/metrics.md has no row starting " << row;
+  }
+  // `reason` differs by metric: each value is in its metric's row.
+  auto row_of = [&docs](std::string_view family) {
+    const size_t start = docs.find("| `" + std::string(family) + "` |");
+    return start == std::string::npos ? std::string()
+                                      : docs.substr(start, docs.find('\n', start) - start);
+  };
+  const std::string closed = row_of(metrics::family::kConnectionsClosed.name);
+  for (const std::string& reason : labels_of(sidecar::kCloseReasonLabels)) {
+    EXPECT_NE(closed.find("`" + reason + "`"), std::string::npos)
+        << "the docs' row of curfew_connections_closed_total does not name reason " << reason;
+  }
+  const std::string failures = row_of(metrics::family::kUpstreamConnectFailures.name);
+  for (const std::string& reason : labels_of(sidecar::kConnectFailureLabels)) {
+    EXPECT_NE(failures.find("`" + reason + "`"), std::string::npos)
+        << "the docs' row of curfew_upstream_connect_failures_total does not name reason "
+        << reason;
   }
 }
 

@@ -1,0 +1,67 @@
+#include "sidecar/internal/h2_data_plane.h"
+
+#include <utility>
+
+namespace curfew::sidecar {
+
+H2DataPlane::H2DataPlane(Options options) : options_(options) {
+  runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{
+      .threads = options.loops, .blocking_threads = 1, .poller = rt::PollerKind::kEpoll});
+  for (int i = 0; i < options.loops; ++i)
+    loops_.push_back(std::make_unique<LoopState>(options.upstream_limits, options.connections));
+  thread_ = std::thread([this] { runtime_->run([this](int i) { return root(i); }); });
+}
+
+H2DataPlane::~H2DataPlane() {
+  runtime_->cancel("curfew is stopping");
+  if (thread_.joinable()) thread_.join();
+  runtime_->close();
+}
+
+bool H2DataPlane::start_on(int i, std::function<rt::Task<void>()> make,
+                           std::function<void(rt::TaskHandle<void>)> started) {
+  LoopState& l = *loops_[static_cast<size_t>(i)];
+  {
+    std::lock_guard lock(l.mu);
+    l.starts.push_back({std::move(make), std::move(started)});
+  }
+  // The event is the loop's to set; a root not running yet finds the start when it begins.
+  return runtime_->loop(i).post_threadsafe([&l] { l.has_starts.set(); });
+}
+
+int H2DataPlane::take_least_loaded() noexcept {
+  size_t target = 0;
+  for (size_t i = 1; i < loops_.size(); ++i) {
+    if (loops_[i]->connections.load(std::memory_order_relaxed) <
+        loops_[target]->connections.load(std::memory_order_relaxed))
+      target = i;
+  }
+  loops_[target]->connections.fetch_add(1, std::memory_order_relaxed);
+  return static_cast<int>(target);
+}
+
+rt::Task<void> H2DataPlane::root(int i) {
+  LoopState& l = *loops_[static_cast<size_t>(i)];  // owned by the plane for the runtime's life
+  rt::TaskGroup group;
+  co_await group.run([](LoopState& l, rt::TaskGroup& group) -> rt::Task<void> {
+    group.spawn(l.pool.run(), "upstream-pool");
+    for (;;) {  // until the plane stops (cancellation)
+      std::vector<Start> starts;
+      {
+        std::lock_guard lock(l.mu);
+        starts.swap(l.starts);
+      }
+      for (Start& s : starts) s.started(group.spawn(s.make(), "listener"));
+      if (starts.empty()) {
+        l.has_starts.clear();
+        std::lock_guard lock(l.mu);
+        if (!l.starts.empty()) continue;  // pushed between the swap and the clear
+      } else {
+        continue;
+      }
+      co_await l.has_starts.wait();
+    }
+  }(l, group));
+}
+
+}  // namespace curfew::sidecar
