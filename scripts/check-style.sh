@@ -30,7 +30,7 @@ fi
 
 # Sources only (headers are linted through them, .clang-tidy's HeaderFilterRegex); generated,
 # fuzz and test files excluded: tests may do on purpose what the checks warn about.
-lintable() { grep -E '^(app|runtime|sidecar|metrics|config|wire|h2)/.*\.cc$' || true; }
+lintable() { grep -E '^(app|runtime|sidecar|metrics|config|wire|h2|tls|dns)/.*\.cc$' || true; }
 if [[ ${1:-} == --all ]]; then
   mapfile -t tidy < <(printf '%s\n' "${cxx[@]}" | lintable)
 else

@@ -15,6 +15,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libnghttp2-dev                         # the data path's HTTP/2 (Debian's 1.52, security-patched)
   libc-ares-dev                          # upstream name resolution off the loop threads
+  dnsmasq-base                           # tests/dns: a real DNS server, run unprivileged per test
   libssl-dev                             # upstream TLS (OpenSSL 3)
 )
 

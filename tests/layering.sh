@@ -27,6 +27,8 @@ forbid app 'sidecar/internal/|runtime/detail/|config/internal/' 'the app uses pu
 forbid runtime 'wire/' 'the runtime knows nothing of gRPC framing'
 forbid runtime 'h2/' 'the runtime knows nothing of HTTP/2'
 forbid h2 'sidecar/|config/|metrics/|app/|wire/|grpc/|grpcpp/' 'h2 is HTTP/2 only'
+forbid tls 'sidecar/|config/|metrics/|app/|wire/|grpc/|grpcpp/' 'tls is a transport only'
+forbid dns 'sidecar/|config/|metrics/|app/|wire/|h2/|tls/' 'dns resolves names only'
 # wire/: every quoted include is wire/ or absl/, every bracketed one a standard header (no '/',
 # no '.h': <cstdint>, not <grpc/grpc.h> or <nghttp2/nghttp2.h>).
 hits=$(git ls-files 'wire/*.cc' 'wire/*.h' | xargs grep -nE '^#include ' 2>/dev/null |
