@@ -119,13 +119,6 @@ Config decode_config(const Value& root) {
       // What the nghttp2 path does not serve yet is refused here, by name, not at call time.
       for (size_t i = 0; i < config.upstreams.size(); ++i) {
         const Upstream& upstream = config.upstreams[i];
-        if (upstream.tls.enabled) {
-          root.get("upstreams")
-              .items()[i]
-              .get("tls")
-              .fail("upstream \"" + upstream.name +
-                    "\" uses TLS, which data_path: nghttp2 does not serve yet");
-        }
         for (const std::string& endpoint : upstream.endpoints) {
           if (endpoint.starts_with("vsock:")) {
             root.get("upstreams")

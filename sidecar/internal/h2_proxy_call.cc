@@ -358,19 +358,20 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
 rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::Route& route,
                                                                  const std::string& endpoint) {
   const config::Upstream* upstream = ctx_.routing->config.find_upstream(route.upstream);
+  const UpstreamTls* tls = ctx_.routing->tls_for(route.upstream);  // in the call's Routing
   std::string unavailable;
   // Twice at most: a connection that stopped taking streams (GOAWAY) between the pool's answer
   // and open_stream is replaced by the pool on the second turn.
   for (int turn = 0; turn < 2; ++turn) {
     std::shared_ptr<h2::Session> session;
     try {
-      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout);
+      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout, tls);
     } catch (const UpstreamUnavailable& e) {
       unavailable = e.what();
       break;
     }
     h2::Headers headers = {{":method", "POST"},
-                           {":scheme", "http"},
+                           {":scheme", tls != nullptr ? "https" : "http"},
                            {":path", method_},
                            {":authority", ctx_.pool->authority(endpoint)},
                            {"te", "trailers"},
@@ -702,7 +703,7 @@ rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
 
 rt::Task<UpstreamReply> H2ProxyCall::unary_policy(const config::Route& route,
                                                   const UnaryRequest& request) {
-  H2UnaryCaller caller(*ctx_.pool, ctx_.routing->config);
+  H2UnaryCaller caller(*ctx_.pool, *ctx_.routing);
   co_return co_await run_unary_policy(route, caller, request, deadline_.deadline,
                                       deadline_.upstream_deadline, *ctx_.worker, report_);
 }

@@ -142,7 +142,8 @@ rt::Task<std::optional<UpstreamReply>> exchange(h2::Stream& up, std::string body
 
 rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
                                             const UnaryRequest& request, rt::TimePoint deadline) {
-  const config::Upstream* config = config_.find_upstream(upstream);
+  const config::Upstream* config = routing_.config.find_upstream(upstream);
+  const UpstreamTls* tls = routing_.tls_for(upstream);
   if (config == nullptr || config->endpoints.empty())
     co_return failure(StatusCode::UNAVAILABLE, "curfew: no upstream named '" + upstream + "'");
   static thread_local unsigned next_endpoint = 0;  // loop thread: round robin over endpoints
@@ -151,7 +152,7 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
     co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
 
   h2::Headers headers = {{":method", "POST"},
-                         {":scheme", "http"},
+                         {":scheme", tls != nullptr ? "https" : "http"},
                          {":path", request.method},
                          {":authority", pool_.authority(endpoint)},
                          {"te", "trailers"},
@@ -178,7 +179,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   for (int turn = 0; turn < 2; ++turn) {
     std::shared_ptr<h2::Session> session;
     try {
-      session = co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout));
+      session =
+          co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout, tls));
     } catch (const UpstreamUnavailable& e) {
       co_return failure(StatusCode::UNAVAILABLE, e.what());
     } catch (const rt::TimeoutError&) {

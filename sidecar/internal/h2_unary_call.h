@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "sidecar/internal/routing.h"
 #include "sidecar/internal/upstream_call.h"
 #include "sidecar/internal/upstream_pool.h"
 
@@ -18,14 +19,14 @@ namespace curfew::sidecar {
 
 class H2UnaryCaller final : public UnaryCaller {
  public:
-  // `pool` (the loop's) and `config` (inside the call's Routing) outlive the caller.
-  H2UnaryCaller(UpstreamPool& pool, const config::Config& config) : pool_(pool), config_(config) {}
+  // `pool` (the loop's) and `routing` (the call's) outlive the caller.
+  H2UnaryCaller(UpstreamPool& pool, const Routing& routing) : pool_(pool), routing_(routing) {}
   rt::Task<UpstreamReply> call(const std::string& upstream, const UnaryRequest& request,
                                rt::TimePoint deadline) override;
 
  private:
   UpstreamPool& pool_;
-  const config::Config& config_;
+  const Routing& routing_;
 };
 
 }  // namespace curfew::sidecar

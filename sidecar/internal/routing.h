@@ -4,10 +4,13 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "absl/status/statusor.h"
 #include "config/config.h"
+#include "sidecar/internal/upstream_tls.h"
 #include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
@@ -15,10 +18,14 @@ namespace curfew::sidecar {
 struct Routing {
   config::Config config;
   std::shared_ptr<const Upstreams> upstreams;
+  // The nghttp2 path's TLS per upstream name (upstreams with tls.enabled only).
+  std::unordered_map<std::string, std::shared_ptr<const UpstreamTls>> tls;
 
   // Opens the upstream channels of `config`.
   static absl::StatusOr<std::shared_ptr<const Routing>> build(config::Config config);
 
+  // The TLS of the upstream called `name`, or nullptr (plaintext).
+  const UpstreamTls* tls_for(const std::string& name) const;
   // The listener called `name`, or nullptr.
   const config::Listener* listener(std::string_view name) const;
 };

@@ -46,7 +46,7 @@ rt::Task<void> shadow_call(ShadowSlot slot, ShadowCopy copy, CallObserver* obser
     const UnaryRequest request{copy.method, copy.message, metadata, copy.compressed};
     std::unique_ptr<UnaryCaller> caller;
     if (copy.pool != nullptr) {
-      caller = std::make_unique<H2UnaryCaller>(*copy.pool, copy.routing->config);
+      caller = std::make_unique<H2UnaryCaller>(*copy.pool, *copy.routing);
     } else {
       caller = std::make_unique<GrpcUnaryCaller>(*copy.routing->upstreams);
     }

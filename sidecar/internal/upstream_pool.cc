@@ -1,47 +1,34 @@
 #include "sidecar/internal/upstream_pool.h"
 
-#include <netdb.h>
-
 #include <cstring>
 #include <system_error>
 #include <vector>
 
+#include "dns/resolver.h"
 #include "runtime/errors.h"
 #include "runtime/loop.h"
 #include "runtime/socket.h"
 #include "runtime/timeout.h"
-#include "runtime/to_thread.h"
+#include "tls/handshake_error.h"
+#include "tls/tls_transport.h"
 
 namespace curfew::sidecar {
 namespace {
 
-// getaddrinfo on the blocking pool: owns its inputs (the awaiting task may be gone when it runs).
-std::vector<rt::SocketAddress> resolve(std::string host, std::string port) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  const int rv = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
-  if (rv != 0) throw UpstreamUnavailable("resolving " + host + ": " + ::gai_strerror(rv));
-  std::vector<rt::SocketAddress> out;
-  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
-    rt::SocketAddress address;
-    std::memcpy(&address.storage, a->ai_addr, a->ai_addrlen);
-    address.length = a->ai_addrlen;
-    out.push_back(address);
-  }
-  ::freeaddrinfo(found);
-  return out;
-}
-
-rt::Task<std::vector<rt::SocketAddress>> resolve_off_loop(std::string host, std::string port) {
-  co_return co_await rt::to_thread([host, port] { return resolve(host, port); });
+// The host a certificate is verified against when the target names no DNS name: the address
+// of the authority ("127.0.0.1:443" -> "127.0.0.1", "[::1]:443" -> "[::1]"); "localhost" for
+// unix sockets, as gRPC does.
+std::string authority_host(const std::string& authority) {
+  if (authority.starts_with('[')) return authority.substr(0, authority.find(']') + 1);
+  const size_t colon = authority.rfind(':');
+  if (colon != std::string::npos && authority.find(':') == colon) return authority.substr(0, colon);
+  return authority;
 }
 
 }  // namespace
 
-UpstreamPool::Entry& UpstreamPool::entry(const std::string& endpoint) {
-  auto& slot = entries_[endpoint];
+UpstreamPool::Entry& UpstreamPool::entry(const std::string& endpoint, const UpstreamTls* tls) {
+  auto& slot = entries_[tls == nullptr ? endpoint : endpoint + '\n' + tls->key];
   if (!slot) {
     slot = std::make_unique<Entry>();
     auto parsed = parse_upstream_target(endpoint);
@@ -91,9 +78,15 @@ rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> sessi
 }
 
 rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& endpoint,
-                                                             rt::Duration connect_timeout) {
+                                                             rt::Duration connect_timeout,
+                                                             const UpstreamTls* tls) {
   // `e` stays put across the waits below: entries are heap nodes never erased (see entries_).
-  Entry& e = entry(endpoint);
+  Entry& e = entry(endpoint, tls);
+  if (tls != nullptr && (!e.tls || e.tls->context != tls->context)) {
+    // The newest configuration's context (same settings; the files may have been rotated): the
+    // next connection uses it. Shared: a connection being made keeps the one it started with.
+    e.tls = std::shared_ptr<const UpstreamTls>(std::make_shared<UpstreamTls>(*tls));
+  }
   if (!e.parse_error.empty()) throw UpstreamUnavailable(e.parse_error);
   for (int turn = 0; turn < 3; ++turn) {  // bounded: each turn waits for one connect attempt
     if (e.session && e.session->accepting_streams()) co_return e.session;
@@ -127,15 +120,25 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
   const rt::TimePoint give_up = rt::Clock::now() + connect_timeout;
   std::vector<rt::SocketAddress> addresses = e.target.addresses;
   if (e.target.needs_resolution()) {
+    // c-ares bounds the lookup itself (the blocking thread is not cancelled); the deadline lets
+    // this connect give up at once.
+    const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout);
+    absl::StatusOr<dns::Answer> answer = absl::DeadlineExceededError("resolving timed out");
     try {
-      addresses = co_await rt::deadline(give_up, resolve_off_loop(e.target.host, e.target.port));
+      answer = co_await rt::deadline(
+          give_up,
+          dns::resolve_off_loop({.host = e.target.host,
+                                 .port = e.target.port,
+                                 .server = e.target.dns_server,
+                                 .timeout = std::max(budget, std::chrono::milliseconds(1))}));
     } catch (const rt::TimeoutError&) {
-      connect_failed(ConnectFailure::kResolve);
-      throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": resolving timed out");
-    } catch (const UpstreamUnavailable&) {
-      connect_failed(ConnectFailure::kResolve);
-      throw;
     }
+    if (!answer.ok()) {
+      connect_failed(ConnectFailure::kResolve);
+      throw UpstreamUnavailable("upstream endpoint \"" + endpoint +
+                                "\": " + std::string(answer.status().message()));
+    }
+    addresses = std::move(answer->addresses);
   }
   std::string last_error = "no address";
   for (const rt::SocketAddress& address : addresses) {
@@ -144,7 +147,11 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       // Checked again after the waits: the pool may have begun shutting down meanwhile.
       if (group_ == nullptr || group_->aborting())
         throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
-      auto session = std::make_shared<h2::Session>(std::move(socket), h2::Role::kClient, limits_);
+      std::unique_ptr<h2::Transport> transport = co_await secure(e, std::move(socket), give_up);
+      if (group_ == nullptr || group_->aborting())
+        throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
+      auto session =
+          std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits_);
       auto connection = group_->spawn(serve_connection(session), "upstream " + endpoint);
       // Connected when the upstream's SETTINGS arrived (as gRPC counts it), within the same
       // connect_timeout: a peer that accepts TCP and never speaks HTTP/2 is not an upstream.
@@ -162,12 +169,27 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       connect_failed(ConnectFailure::kConnect);
       last_error = "connect to " + address.to_string() + " timed out";
       break;
+    } catch (const tls::HandshakeError& err) {
+      connect_failed(ConnectFailure::kTls);
+      last_error = err.what();
     } catch (const std::system_error& err) {
       connect_failed(ConnectFailure::kConnect);
       last_error = err.what();
     }
   }
   throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": " + last_error);
+}
+
+rt::Task<std::unique_ptr<h2::Transport>> UpstreamPool::secure(Entry& e, rt::Socket socket,
+                                                              rt::TimePoint give_up) {
+  if (!e.tls) co_return std::make_unique<h2::SocketTransport>(std::move(socket));
+  // A copy: the entry may get a newer context while this handshake waits.
+  const std::shared_ptr<const UpstreamTls> tls = e.tls;
+  const std::string host =
+      e.target.needs_resolution() ? e.target.host : authority_host(e.target.authority);
+  co_return co_await rt::deadline(give_up,
+                                  tls::TlsTransport::connect(std::move(socket), tls->context,
+                                                             tls->context->server_name_for(host)));
 }
 
 }  // namespace curfew::sidecar

@@ -3,8 +3,8 @@
 // (GOAWAY, closed, stream ids used up). Keyed by the endpoint's target string, not by a Routing:
 // a reload that keeps an endpoint keeps its connection.
 //
-// Name resolution runs on the blocking pool (getaddrinfo) for now; c-ares replaces it with the
-// endpoint-set work. Plaintext only for now: the config refuses TLS upstreams on this path.
+// Names resolve with c-ares on the blocking pool (dns/), within the connect timeout. With an
+// UpstreamTls, the connection runs TLS (tls/): pooled per endpoint and TLS settings.
 //
 // Loop thread only.
 #pragma once
@@ -21,6 +21,7 @@
 #include "runtime/task_group.h"
 #include "sidecar/connection_report.h"
 #include "sidecar/internal/upstream_target.h"
+#include "sidecar/internal/upstream_tls.h"
 
 namespace curfew::sidecar {
 
@@ -44,7 +45,8 @@ class UpstreamPool {
   // within `connect_timeout`; concurrent callers wait for the same attempt). Throws
   // UpstreamUnavailable.
   rt::Task<std::shared_ptr<h2::Session>> session(const std::string& endpoint,
-                                                 rt::Duration connect_timeout);
+                                                 rt::Duration connect_timeout,
+                                                 const UpstreamTls* tls = nullptr);
 
   // The :authority for `endpoint` (as gRPC would send it).
   const std::string& authority(const std::string& endpoint);
@@ -54,12 +56,16 @@ class UpstreamPool {
  private:
   struct Entry {
     UpstreamTarget target;
+    std::shared_ptr<const UpstreamTls> tls;  // the newest context for these settings; null: none
     std::string parse_error;
     std::shared_ptr<h2::Session> session;
     bool connecting = false;
     rt::Event attempt_done;
   };
-  Entry& entry(const std::string& endpoint);
+  Entry& entry(const std::string& endpoint, const UpstreamTls* tls = nullptr);
+  // The transport of a new connection: the socket itself, or TLS over it (bounded by give_up).
+  rt::Task<std::unique_ptr<h2::Transport>> secure(Entry& e, rt::Socket socket,
+                                                  rt::TimePoint give_up);
   rt::Task<std::shared_ptr<h2::Session>> connect(const std::string& endpoint, Entry& e,
                                                  rt::Duration connect_timeout);
   rt::Task<void> serve_connection(std::shared_ptr<h2::Session> session);

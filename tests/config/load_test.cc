@@ -194,8 +194,8 @@ TEST(TopLevel, BusyPoll) {
               HasSubstr("t.yaml:11:12: busy_poll: bad duration \"50\""));
 }
 
-// data_path: grpc (the default) or nghttp2; the nghttp2 path refuses, naming the route or
-// upstream, what it does not serve yet.
+// data_path: grpc (the default) or nghttp2; the nghttp2 path refuses, naming the upstream, what
+// it does not serve yet.
 TEST(TopLevel, DataPath) {
   auto absent = load_config_string(with_routes(kOneRoute), "t.yaml");
   ASSERT_TRUE(absent.ok()) << absent.status();
@@ -217,13 +217,18 @@ TEST(TopLevel, DataPath) {
                          "{max_metadata_bytes: 100000}\n    routes:\n" +
                          std::string(kOneRoute) + std::string(kUpstreams) + "data_path: nghttp2\n"),
               HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
-  // Not yet: TLS upstreams, named.
-  EXPECT_THAT(
-      load_error("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: [{name: r, "
-                 "match: {prefix: /}, upstream: secure}]}\nupstreams:\n  - {name: "
-                 "secure, endpoints: [127.0.0.1:1], tls: {enabled: true}}\ndata_path: "
-                 "nghttp2\n"),
-      HasSubstr("upstream \"secure\" uses TLS, which data_path: nghttp2 does not serve yet"));
+  // Served: TLS upstreams (tls/).
+  EXPECT_TRUE(load_config_string("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: "
+                                 "[{name: r, match: {prefix: /}, upstream: secure}]}\nupstreams:\n"
+                                 "  - {name: secure, endpoints: [127.0.0.1:1], tls: {enabled: "
+                                 "true}}\ndata_path: nghttp2\n",
+                                 "t.yaml")
+                  .ok());
+  // Not yet: vsock endpoints, named.
+  EXPECT_THAT(load_error("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: [{name: r, "
+                         "match: {prefix: /}, upstream: v}]}\nupstreams:\n  - {name: v, "
+                         "endpoints: ['vsock:3:5000']}\ndata_path: nghttp2\n"),
+              HasSubstr("vsock endpoints are not served by data_path: nghttp2 yet"));
 }
 
 TEST(TopLevel, AdminAddressMustBeHostPort) {
