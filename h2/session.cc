@@ -28,6 +28,9 @@ std::vector<nghttp2_nv> to_nv(const Headers& headers) {
   return nv;
 }
 
+// Header fields a block usually has (a gRPC request: 6 pseudo and standard ones, plus metadata):
+// reserved at once instead of growing the vector field by field.
+constexpr size_t kHeadersReserved = 16;
 // One write per pass of at most this much of nghttp2's output (frames coalesced).
 constexpr size_t kWriteBatchBytes = 64 << 10;
 constexpr size_t kReadBufferBytes = 16 << 10;
@@ -68,6 +71,7 @@ struct Session::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       auto stream = std::make_shared<Stream>(s, frame->hd.stream_id);
+      stream->building_.reserve(kHeadersReserved);
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
@@ -76,6 +80,7 @@ struct Session::Callbacks {
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
       stream->building_.clear();
+      stream->building_.reserve(kHeadersReserved);
       stream->building_bytes_ = 0;
     }
     return 0;
@@ -173,7 +178,7 @@ struct Session::Callbacks {
     std::shared_ptr<Stream> stream = std::move(it->second);
     s.streams_.erase(it);
     size_t unread = 0;
-    for (const std::string& chunk : stream->inbound_) unread += chunk.size();
+    stream->inbound_.for_each([&](const std::string& chunk) { unread += chunk.size(); });
     stream->closed_ = true;
     stream->session_ = nullptr;  // nothing more to ask of nghttp2 for this stream
     if (!stream->reset_by_us_ && (error_code != NGHTTP2_NO_ERROR || !stream->inbound_ended_)) {

@@ -14,11 +14,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 
 #include "h2/header.h"
+#include "h2/internal/chunk_queue.h"
 #include "runtime/event.h"
 #include "runtime/task.h"
 #include "runtime/task_group.h"
@@ -102,11 +102,11 @@ class Stream {
   bool headers_received_ = false;
   bool headers_only_ = false;
   bool inbound_ended_ = false;
-  std::deque<std::string> inbound_;
+  internal::ChunkQueue inbound_;
   rt::Event inbound_changed_;
 
   // Outbound.
-  std::deque<std::string> out_;
+  internal::ChunkQueue out_;
   size_t out_offset_ = 0;  // bytes of out_.front() already sent
   size_t out_bytes_ = 0;
   bool out_end_ = false;

@@ -13,10 +13,12 @@
 #include <atomic>
 #include <concepts>
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 #include <utility>
 #include <variant>
 
+#include "runtime/detail/frame_allocator.h"
 #include "runtime/task_state.h"
 
 namespace curfew::rt {
@@ -40,6 +42,12 @@ class TaskOwner {
 
 class PromiseBase {
  public:
+  // Frames come from a per-thread cache (detail/frame_allocator.h).
+  static void* operator new(std::size_t bytes) { return allocate_frame(bytes); }
+  static void operator delete(void* frame, std::size_t bytes) noexcept {
+    deallocate_frame(frame, bytes);
+  }
+
   PromiseBase() noexcept { live_frames.fetch_add(1, std::memory_order_relaxed); }
   ~PromiseBase() { live_frames.fetch_sub(1, std::memory_order_relaxed); }
 

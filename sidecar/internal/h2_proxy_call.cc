@@ -45,10 +45,15 @@ bool regenerated_per_hop(std::string_view name, std::string_view value) {
          name == "grpc-message";
 }
 
+void append_forwardable(const h2::Headers& from, h2::Headers& to) {
+  for (const h2::Header& h : from)
+    if (!regenerated_per_hop(h.name, h.value)) to.push_back(h);
+}
+
 h2::Headers forwardable(const h2::Headers& from) {
   h2::Headers out;
-  for (const h2::Header& h : from)
-    if (!regenerated_per_hop(h.name, h.value)) out.push_back(h);
+  out.reserve(from.size());
+  append_forwardable(from, out);
   return out;
 }
 
@@ -176,6 +181,7 @@ void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers
   replied_ = true;
   report_.code = code;
   h2::Headers h;
+  h.reserve(4 + extra.size());
   if (!response_started_) {
     h.push_back({":status", "200"});
     h.push_back({"content-type", "application/grpc"});
@@ -379,7 +385,8 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
                            {"user-agent", "curfew/" CURFEW_VERSION},
                            {"grpc-timeout", wire::format_grpc_timeout(deadline_.upstream_deadline -
                                                                       rt::Clock::now())}};
-    for (h2::Header& h : forwardable(caller_.headers())) headers.push_back(std::move(h));
+    headers.reserve(headers.size() + caller_.headers().size());
+    append_forwardable(caller_.headers(), headers);
     if (auto up = session->open_stream(headers)) co_return up;
     unavailable = "upstream endpoint \"" + endpoint + "\" refused a new stream";
   }
@@ -518,7 +525,8 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
       h2::Headers response = {{":status", "200"}};
       const std::string* ct = h2::find_header(up.headers(), "content-type");
       response.push_back({"content-type", ct != nullptr ? *ct : "application/grpc"});
-      for (h2::Header& h : forwardable(up.headers())) response.push_back(std::move(h));
+      response.reserve(2 + up.headers().size());
+      append_forwardable(up.headers(), response);
       caller_.send_headers(response);
       response_started_ = true;
     };
