@@ -444,10 +444,12 @@ bool H2ProxyCall::request_chunk_allowed(std::string_view chunk) {
 rt::Task<void> H2ProxyCall::pump_requests(h2::Stream& up, std::optional<std::string> first,
                                           bool replaying, RequestReplay& replay) {
   if (replaying) {
-    // A copy: `replay` keeps its chunks for as long as the stream may still be refused.
-    const std::vector<std::string> again = replay.chunks();
-    for (const std::string& chunk : again) {
-      if (!co_await up.write(chunk)) co_return;
+    // A copy, not a reference held across the writes' waits: the relay may clear `replay`
+    // meanwhile (the response began), and `replay` keeps its own chunks in case this stream is
+    // refused too.
+    std::vector<std::string> again = replay.chunks();
+    for (std::string& chunk : again) {
+      if (!co_await up.write(std::move(chunk))) co_return;
     }
   }
   if (first) {
