@@ -342,6 +342,14 @@ void Session::idle_reset() noexcept {
   early_reset();
 }
 
+void Session::idle_reset_replayed() noexcept {
+  // The stream opened after all and its reset follows now: nghttp2's callbacks count both, so
+  // what idle_reset() counted for it is taken back (saturating: a new window may have begun).
+  if (window_opened_ > 0) --window_opened_;
+  if (window_early_resets_ > 0) --window_early_resets_;
+  if (streams_reset_before_work_ > 0) --streams_reset_before_work_;
+}
+
 void Session::count_in_reset_window() noexcept {
   if (++window_opened_ > limits_.rapid_reset_window) {  // a new window begins
     window_opened_ = 1;
@@ -531,7 +539,8 @@ rt::Task<void> Session::read_loop() {
     };
     const std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(buf.data()), n);
     if (role_ == Role::kServer) {
-      idle_resets_.feed(bytes, deliver, [this] { idle_reset(); });
+      idle_resets_.feed(
+          bytes, deliver, [this] { idle_reset(); }, [this] { idle_reset_replayed(); });
     } else {
       deliver(bytes);
     }

@@ -107,6 +107,8 @@ class Session {
   void early_reset() noexcept;
   // The caller reset a stream it had not opened yet (IdleResetFilter held the reset back).
   void idle_reset() noexcept;
+  // ...and its stream's HEADERS came after all: the reset is replayed and counted as usual.
+  void idle_reset_replayed() noexcept;
   // A stream the caller opened, in the rapid-reset rule's window.
   void count_in_reset_window() noexcept;
   void detach_streams() noexcept;

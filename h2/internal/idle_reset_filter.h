@@ -26,9 +26,15 @@ class IdleResetFilter {
 
   // Feeds bytes read from the socket. Calls `deliver(Bytes)` for the bytes nghttp2 is to see, in
   // order; `deliver` returns false to stop (nghttp2 failed the connection), and then so does
-  // feed. Calls `held_back()` once for each reset taken out.
+  // feed. Calls `held_back()` once for each reset taken out, and `replaying()` right before a
+  // held-back reset is delivered after its stream's HEADERS (the stream is then counted as any
+  // other: the caller undoes what it counted at `held_back()`).
+  template <class Deliver, class HeldBack, class Replaying>
+  bool feed(Bytes in, Deliver&& deliver, HeldBack&& held_back, Replaying&& replaying);
   template <class Deliver, class HeldBack>
-  bool feed(Bytes in, Deliver&& deliver, HeldBack&& held_back);
+  bool feed(Bytes in, Deliver&& deliver, HeldBack&& held_back) {
+    return feed(in, deliver, held_back, [] {});
+  }
 
   // Resets taken out / replayed after their stream's HEADERS, since the connection began.
   uint64_t held_back_count() const noexcept { return held_back_; }
@@ -74,8 +80,9 @@ class IdleResetFilter {
   uint64_t replayed_ = 0;
 };
 
-template <class Deliver, class HeldBack>
-bool IdleResetFilter::feed(Bytes in, Deliver&& deliver, HeldBack&& held_back) {
+template <class Deliver, class HeldBack, class Replaying>
+bool IdleResetFilter::feed(Bytes in, Deliver&& deliver, HeldBack&& held_back,
+                           Replaying&& replaying) {
   const size_t n = in.size();
   size_t i = 0;
   size_t run = 0;  // in[run, i) is still to be delivered
@@ -103,7 +110,11 @@ bool IdleResetFilter::feed(Bytes in, Deliver&& deliver, HeldBack&& held_back) {
       payload_left_ -= k;
       if (payload_left_ == 0 && !dropping_) {
         const Bytes replay = after_frame();
-        if (!replay.empty() && (!flush(i) || !deliver(replay))) return false;
+        if (!replay.empty()) {
+          if (!flush(i)) return false;
+          replaying();
+          if (!deliver(replay)) return false;
+        }
       }
       continue;
     }
@@ -143,7 +154,11 @@ bool IdleResetFilter::feed(Bytes in, Deliver&& deliver, HeldBack&& held_back) {
     payload_left_ = h.length;
     if (payload_left_ == 0 && !dropping_) {
       const Bytes replay = after_frame();
-      if (!replay.empty() && (!flush(i) || !deliver(replay))) return false;
+      if (!replay.empty()) {
+        if (!flush(i)) return false;
+        replaying();
+        if (!deliver(replay)) return false;
+      }
     }
   }
   return flush(i);

@@ -48,12 +48,13 @@ int EpollPoller::add(int fd, Source& source) noexcept {
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.ptr = &source;
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) return errno;
-  ++sources_;
+  sources_.fetch_add(1, std::memory_order_relaxed);
   return 0;
 }
 
 void EpollPoller::remove(int fd) noexcept {
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0) --sources_;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr) == 0)
+    sources_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 int EpollPoller::wait(std::optional<Duration> timeout, int max_events) {
@@ -117,7 +118,7 @@ size_t EpollPoller::close() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
   if (wake_fd_ >= 0) ::close(wake_fd_);
   epoll_fd_ = wake_fd_ = -1;
-  return static_cast<size_t>(sources_);
+  return static_cast<size_t>(sources_.load(std::memory_order_relaxed));
 }
 
 }  // namespace curfew::rt

@@ -4,6 +4,8 @@
 // milliseconds, rounded up), so a timer is not rounded up to 1 ms.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 
 #include "runtime/detail/poller.h"
@@ -29,13 +31,14 @@ class EpollPoller final : public Poller {
   EpollPoller& operator=(const EpollPoller&) = delete;
   ~EpollPoller() override;
 
-  // Registers `fd` edge-triggered for input, output and hang-up. Loop thread only; returns an
-  // errno value (0 on success).
+  // Registers `fd` edge-triggered for input, output and hang-up; returns an errno value (0 on
+  // success). Loop thread, or another thread before the source can be ready (a listener bound
+  // at start: epoll_ctl itself is thread-safe, hence the atomic count).
   int add(int fd, Source& source) noexcept;
   // Deregisters `fd`; call before closing it or destroying its Source. Loop thread only.
   void remove(int fd) noexcept;
   // How many fds are registered (for tests: every watch was removed).
-  long sources() const noexcept { return sources_; }
+  long sources() const noexcept { return sources_.load(std::memory_order_relaxed); }
 
   int wait(std::optional<Duration> timeout, int max_events) override;
   void wake() override;
@@ -50,7 +53,7 @@ class EpollPoller final : public Poller {
   int epoll_fd_ = -1;
   int wake_fd_ = -1;  // eventfd
   WakeHandler on_wake_;
-  long sources_ = 0;
+  std::atomic<long> sources_{0};
   bool no_pwait2_ = false;  // the kernel has no epoll_pwait2 (before 5.11)
 };
 

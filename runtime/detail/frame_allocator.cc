@@ -27,21 +27,24 @@ struct FreeFrame {
 };
 
 struct FrameCache;
-// Trivially destructible, so it can still be read while (and after) the thread's cache is
-// destroyed: a frame freed that late goes to malloc.
+// Trivially destructible, so they can still be read while (and after) the thread's cache is
+// destroyed: a frame allocated or freed that late goes to malloc.
 thread_local bool cache_alive = false;
+thread_local bool cache_dead = false;
 
 struct FrameCache {
   FrameCache() { cache_alive = true; }
   ~FrameCache() {
     cache_alive = false;
-    for (FreeFrame* head : heads) {
+    cache_dead = true;
+    for (FreeFrame*& head : heads) {
       while (head != nullptr) {
         FreeFrame* next = head->next;
         ::operator delete(head);
         head = next;
       }
     }
+    counts = {};
   }
   std::array<FreeFrame*, kClasses> heads{};
   std::array<std::uint32_t, kClasses> counts{};
@@ -57,7 +60,7 @@ FrameCache& cache() {
 
 void* allocate_frame(std::size_t bytes) {
 #ifndef CURFEW_NO_FRAME_POOL
-  if (bytes <= kMaxPooledBytes && bytes > 0) {
+  if (bytes <= kMaxPooledBytes && bytes > 0 && !cache_dead) {
     const std::size_t c = (bytes - 1) / kClassBytes;
     FrameCache& fc = cache();
     if (FreeFrame* f = fc.heads[c]) {

@@ -1,12 +1,18 @@
 #include "sidecar/internal/h2_data_plane.h"
 
+#include <algorithm>
+#include <chrono>
 #include <utility>
 
 namespace curfew::sidecar {
 
 H2DataPlane::H2DataPlane(Options options) : options_(options) {
-  runtime_ = std::make_unique<rt::Runtime>(rt::RuntimeOptions{
-      .threads = options.loops, .blocking_threads = 1, .poller = rt::PollerKind::kEpoll});
+  // Blocking threads resolve upstream names (dns/): a lookup stuck on a dead DNS server holds
+  // one for its whole budget, so a few, not one, lest every other name wait behind it.
+  runtime_ = std::make_unique<rt::Runtime>(
+      rt::RuntimeOptions{.threads = options.loops,
+                         .blocking_threads = std::max(4, options.loops),
+                         .poller = rt::PollerKind::kEpoll});
   for (int i = 0; i < options.loops; ++i)
     loops_.push_back(std::make_unique<LoopState>(options.upstream_limits, options.connections));
   thread_ = std::thread([this] { runtime_->run([this](int i) { return root(i); }); });
@@ -27,6 +33,19 @@ bool H2DataPlane::start_on(int i, std::function<rt::Task<void>()> make,
   }
   // The event is the loop's to set; a root not running yet finds the start when it begins.
   return runtime_->loop(i).post_threadsafe([&l] { l.has_starts.set(); });
+}
+
+void H2DataPlane::barrier() {
+  std::atomic<int> pending{0};
+  for (int i = 0; i < loops(); ++i) {
+    pending.fetch_add(1, std::memory_order_relaxed);
+    if (!runtime_->loop(i).post_threadsafe(
+            [&pending] { pending.fetch_sub(1, std::memory_order_acq_rel); }))
+      pending.fetch_sub(1, std::memory_order_relaxed);  // stopped: nothing runs there any more
+  }
+  // Bounded by the loops' passes: each runs its posts on its next pass.
+  while (pending.load(std::memory_order_acquire) > 0)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
 
 int H2DataPlane::take_least_loaded() noexcept {

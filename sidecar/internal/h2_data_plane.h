@@ -52,6 +52,10 @@ class H2DataPlane {
   bool start_on(int i, std::function<rt::Task<void>()> make,
                 std::function<void(rt::TaskHandle<void>)> started);
 
+  // Returns once every loop has run everything posted to it before this call (loops that have
+  // stopped are skipped). Any thread but a loop's.
+  void barrier();
+
   // The loop serving the fewest caller connections, counted at once as serving one more (so a
   // burst spreads before any of its connections started); connection_ended() gives it back.
   // SO_REUSEPORT would spread few long-lived connections unevenly. Any thread.

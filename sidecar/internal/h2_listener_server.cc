@@ -64,8 +64,8 @@ absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
     self->workers_.back()->route_limits = route_limits;
   }
   try {
-    // Registered with loop 0's epoll from this thread (epoll_ctl is thread-safe); from then on
-    // only loop 0 touches it.
+    // Registered with loop 0's epoll from this thread (epoll_ctl is thread-safe, and the kernel
+    // orders it before any event loop 0 reads for it); from then on only loop 0 touches it.
     self->listener_.emplace(rt::Listener::bind(plane.loop(0), listen_address(listener->address)));
   } catch (const std::exception& e) {
     return absl::UnavailableError("listener '" + name + "': cannot listen on " + listener->address +
@@ -75,8 +75,17 @@ absl::StatusOr<std::unique_ptr<H2ListenerServer>> H2ListenerServer::start(
   self->port_ = std::stoi(bound.substr(bound.rfind(':') + 1));
   H2ListenerServer* raw = self.get();
   for (int i = 0; i < plane.loops(); ++i) {
+    raw->workers_[i]->running = true;  // until serve(i)'s frame goes
     const bool started = plane.start_on(
-        i, [raw, i] { return raw->serve(i, RunningMark(raw->workers_[i]->running)); },
+        i,
+        [raw, i] {  // on loop i
+          std::optional<rt::Listener> listener;
+          if (i == 0 && raw->listener_) {
+            listener.emplace(std::move(*raw->listener_));
+            raw->listener_.reset();
+          }
+          return raw->serve(i, RunningMark(raw->workers_[i]->running), std::move(listener));
+        },
         [raw, i](rt::TaskHandle<void> task) { raw->workers_[i]->task = std::move(task); });
     if (!started) raw->workers_[i]->running = false;
   }
@@ -163,9 +172,22 @@ void H2ListenerServer::stop_workers() {
           "curfew: listener '" + name_ + "' still waiting for its tasks to end");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+  // Closures posted for this listener (a hand-over, a routing update, the shutdown's own) may
+  // still wait in a loop's queue, and the loops still hold the serve tasks' last references:
+  // once every loop has run what was posted before now, none of it touches this object again.
+  options_.plane->barrier();
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    workers_[i]->task = rt::TaskHandle<void>();
+    for (const auto& a : workers_[i]->arrived) {  // handed over after serve(i) ended
+      ::close(a.fd);
+      options_.plane->connection_ended(static_cast<int>(i));
+    }
+    workers_[i]->arrived.clear();
+  }
 }
 
-rt::Task<void> H2ListenerServer::serve(int worker, RunningMark /*in the frame*/) {
+rt::Task<void> H2ListenerServer::serve(int worker, RunningMark /*in the frame*/,
+                                       std::optional<rt::Listener> listener) {
   // Shadows (mirror copies) outlive their calls: they run in a group of their own around the
   // connections' group, and end with the listener (cancelled at shutdown).
   Worker& w = *workers_[worker];
@@ -176,17 +198,20 @@ rt::Task<void> H2ListenerServer::serve(int worker, RunningMark /*in the frame*/)
     ~Shadows() { state.shadows = nullptr; }
   } registered{w.state};
   w.state.shadows = &shadows;
-  co_await shadows.run(serve_connections(worker));
+  co_await shadows.run(serve_connections(worker, listener));
 }
 
-rt::Task<void> H2ListenerServer::serve_connections(int worker) {
+rt::Task<void> H2ListenerServer::serve_connections(int worker,
+                                                   std::optional<rt::Listener>& listener) {
   rt::TaskGroup group;
-  co_await group.run(serve_loop(worker, group));
+  co_await group.run(serve_loop(worker, group, listener));
 }
 
-rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group) {
+// `listener` lives in serve(worker)'s frame, which outlives this task.
+rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group,
+                                            std::optional<rt::Listener>& listener) {
   Worker& w = *workers_[worker];  // owned by this server, which outlives serve(worker)
-  if (worker == 0) accept_ = group.spawn(accept_loop(std::move(*listener_)), "accept");
+  if (listener) accept_ = group.spawn(accept_loop(std::move(*listener)), "accept");
   for (;;) {  // until the shutdown cancels the loop's root
     while (w.arrived.empty()) {
       w.has_arrived.clear();

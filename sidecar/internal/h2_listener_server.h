@@ -69,8 +69,8 @@ class H2ListenerServer final : public ServingListener {
     rt::Event has_arrived;
     std::unordered_set<h2::Session*> sessions;  // each lives in its connection task's frame
     std::atomic<int> connections{0};
-    rt::TaskHandle<void> task;        // serve(i), under the plane
-    std::atomic<bool> running{true};  // serve(i) has not ended (or never began)
+    rt::TaskHandle<void> task;         // serve(i), under the plane
+    std::atomic<bool> running{false};  // serve(i) was started and has not ended
   };
 
   // Clears a Worker's `running` flag when destroyed. Passed by value to serve(), it lives in the
@@ -90,9 +90,11 @@ class H2ListenerServer final : public ServingListener {
   };
 
   H2ListenerServer() = default;
-  rt::Task<void> serve(int worker, RunningMark running);
-  rt::Task<void> serve_connections(int worker);
-  rt::Task<void> serve_loop(int worker, rt::TaskGroup& group);
+  // `listener`: loop 0's, owned by its frame (so it goes on loop 0 even if never served).
+  rt::Task<void> serve(int worker, RunningMark running, std::optional<rt::Listener> listener);
+  rt::Task<void> serve_connections(int worker, std::optional<rt::Listener>& listener);
+  rt::Task<void> serve_loop(int worker, rt::TaskGroup& group,
+                            std::optional<rt::Listener>& listener);
   rt::Task<void> accept_loop(rt::Listener listener);
   rt::Task<void> serve_connection(int worker, rt::Listener::Accepted accepted);
   rt::Task<void> call(int worker, std::shared_ptr<h2::Stream> stream);
@@ -108,7 +110,7 @@ class H2ListenerServer final : public ServingListener {
   Options options_;
   h2::SessionLimits caller_limits_;
   std::vector<std::unique_ptr<Worker>> workers_;  // [i]: loop i of the plane
-  std::optional<rt::Listener> listener_;          // moved into loop 0's accept task at start
+  std::optional<rt::Listener> listener_;          // moved into serve(0) when it is made
   rt::TaskHandle<void> accept_;                   // loop 0 only
   std::atomic<bool> stopping_{false};
   std::atomic<int> calls_in_flight_{0};

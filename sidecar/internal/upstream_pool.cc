@@ -147,12 +147,27 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       // Checked again after the waits: the pool may have begun shutting down meanwhile.
       if (group_ == nullptr || group_->aborting())
         throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
-      std::unique_ptr<h2::Transport> transport = co_await secure(e, std::move(socket), give_up);
+      std::unique_ptr<h2::Transport> transport;
+      try {
+        transport = co_await secure(e, std::move(socket), give_up);
+      } catch (const rt::TimeoutError&) {
+        connect_failed(ConnectFailure::kTls);
+        last_error = "TLS handshake with " + address.to_string() + " timed out";
+        break;
+      }
       if (group_ == nullptr || group_->aborting())
         throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
       auto session =
           std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits_);
-      auto connection = group_->spawn(serve_connection(session), "upstream " + endpoint);
+      // Unless it becomes the pool's connection below, it is closed however this ends (no
+      // SETTINGS, or the connecting call cancelled meanwhile): nobody else would ever use it.
+      struct CloseUnlessKept {
+        rt::TaskHandle<void> connection;
+        bool kept = false;
+        ~CloseUnlessKept() {
+          if (!kept) connection.cancel("the connect attempt ended without it");
+        }
+      } guard{group_->spawn(serve_connection(session), "upstream " + endpoint)};
       // Connected when the upstream's SETTINGS arrived (as gRPC counts it), within the same
       // connect_timeout: a peer that accepts TCP and never speaks HTTP/2 is not an upstream.
       bool ready = false;
@@ -160,8 +175,10 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
         ready = co_await rt::deadline(give_up, session->wait_ready());
       } catch (const rt::TimeoutError&) {
       }
-      if (ready) co_return session;
-      connection.cancel("no HTTP/2 SETTINGS from the upstream");
+      if (ready) {
+        guard.kept = true;
+        co_return session;
+      }
       connect_failed(ConnectFailure::kNoSettings);
       last_error = "no HTTP/2 SETTINGS from " + address.to_string() + " within connect_timeout";
       break;

@@ -70,6 +70,9 @@ Stream mixed_stream() {
   };
 }
 
+// Every replaying() notification the filter gave, over the test.
+uint64_t replaying_calls = 0;
+
 // Feeds `chunks` of `sent` and returns what reached "nghttp2".
 std::string filter(const std::string& sent, const std::vector<size_t>& cuts, IdleResetFilter& f,
                    uint64_t* held) {
@@ -86,7 +89,7 @@ std::string filter(const std::string& sent, const std::vector<size_t>& cuts, Idl
           seen.append(reinterpret_cast<const char*>(b.data()), b.size());
           return true;
         },
-        [&] { ++*held; }));
+        [&] { ++*held; }, [&] { ++replaying_calls; }));
     from = end;
   }
   return seen;
@@ -96,8 +99,10 @@ TEST(IdleResetFilter, HoldsBackResetsOfIdleStreamsAndReplaysThemAfterTheirHeader
   const Stream s = mixed_stream();
   IdleResetFilter f;
   uint64_t held = 0;
+  replaying_calls = 0;
   EXPECT_EQ(filter(s.sent, {}, f, &held), s.expected);
   EXPECT_EQ(held, s.held_back);
+  EXPECT_EQ(replaying_calls, s.replayed);  // announced before each replay
   EXPECT_EQ(f.held_back_count(), s.held_back);
   EXPECT_EQ(f.replayed_count(), s.replayed);
 }

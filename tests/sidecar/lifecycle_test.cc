@@ -1,5 +1,9 @@
 // The real curfew binary: command line, signals, reloads, drain, exit codes.
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -192,6 +196,31 @@ TEST(CommandLine, BadConfigAtStartExitsNonZero) {
   ASSERT_TRUE(code.has_value());
   EXPECT_NE(*code, 0);
   EXPECT_NE(p.output().find("bad.yaml"), std::string::npos) << p.output();
+}
+
+// A listener that cannot bind fails the start at once, naming it (on the nghttp2 path the loops
+// already run when a listener binds: its failure must not leave the start waiting on them).
+TEST(CommandLine, AListenerAddressInUseFailsTheStartNamingIt) {
+  TempDir dir;
+  const int taken_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(taken_fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(taken_fd, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(taken_fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int taken = ntohs(a.sin_port);
+  write_file(dir.path() / "taken.yaml", config_text(taken, 1, "200ms"));
+  CurfewProcess p({"--config", (dir.path() / "taken.yaml").string()}, dir.path() / "out");
+  const auto code = p.wait_exit();
+  ::close(taken_fd);
+  ASSERT_TRUE(code.has_value()) << "curfew did not exit: " << p.output();
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(
+      p.output().find("listener 'inbound': cannot listen on 127.0.0.1:" + std::to_string(taken)),
+      std::string::npos)
+      << p.output();
 }
 
 TEST(CommandLine, HelpVersionAndUnknownArguments) {
