@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -21,6 +22,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "raw_frames.h"  // tests/h2: frame(), literal()
 
 namespace curfew::testing {
 
@@ -70,29 +73,9 @@ class RawH2Upstream {
   int connections() const { return connections_.load(); }
 
  private:
-  static std::string frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
-    std::string f;
-    const auto n = static_cast<uint32_t>(payload.size());
-    f += static_cast<char>(n >> 16);
-    f += static_cast<char>(n >> 8);
-    f += static_cast<char>(n);
-    f += static_cast<char>(type);
-    f += static_cast<char>(flags);
-    f += static_cast<char>((stream >> 24) & 0x7f);
-    f += static_cast<char>(stream >> 16);
-    f += static_cast<char>(stream >> 8);
-    f += static_cast<char>(stream);
-    f.append(payload);
-    return f;
-  }
   static std::string u32(uint32_t v) {
     return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
             static_cast<char>(v)};
-  }
-  // HPACK literal header field without indexing, new name (RFC 7541 §6.2.2), lengths < 127.
-  static std::string literal(const std::string& name, const std::string& value) {
-    return std::string(1, '\0') + static_cast<char>(name.size()) + name +
-           static_cast<char>(value.size()) + value;
   }
   static void send_all(int fd, const std::string& bytes) {
     for (size_t off = 0; off < bytes.size();) {
@@ -108,6 +91,8 @@ class RawH2Upstream {
       if (fd < 0) return;
       timeval tv{.tv_sec = 5, .tv_usec = 0};
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      const int one = 1;  // every frame leaves when written (no Nagle delay behind a close)
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       {
         std::lock_guard lock(mu_);
         conn_fd_ = fd;
@@ -124,7 +109,7 @@ class RawH2Upstream {
 
   // Serves one connection until it closes, a GOAWAY was sent, or 5 s pass without bytes.
   void serve_connection(int fd, int connection) {
-    send_all(fd, frame(0x4, 0, 0, ""));  // our SETTINGS (defaults)
+    send_all(fd, curfew_test::frame(0x4, 0, 0, ""));  // our SETTINGS (defaults)
     std::string buf;
     size_t preface = 24;
     std::map<uint32_t, size_t> streams;  // stream id -> index in seen_
@@ -144,8 +129,10 @@ class RawH2Upstream {
                             (uint8_t(buf[7]) << 8) | uint8_t(buf[8]);
         const std::string payload = buf.substr(9, len);
         buf.erase(0, 9 + len);
-        if (type == 0x4 && (flags & 0x1) == 0) send_all(fd, frame(0x4, 0x1, 0, ""));  // ACK
-        if (type == 0x6 && (flags & 0x1) == 0) send_all(fd, frame(0x6, 0x1, 0, payload));
+        if (type == 0x4 && (flags & 0x1) == 0)
+          send_all(fd, curfew_test::frame(0x4, 0x1, 0, ""));  // ACK
+        if (type == 0x6 && (flags & 0x1) == 0)
+          send_all(fd, curfew_test::frame(0x6, 0x1, 0, payload));
         if (type == 0x1 && streams.count(id) == 0) {
           Action action = Action::kAnswer;
           {
@@ -157,11 +144,17 @@ class RawH2Upstream {
             streams[id] = seen_.size();
             seen_.push_back({connection, id, action, ""});
           }
-          if (action == Action::kRefuse) send_all(fd, frame(0x3, 0, id, u32(0x7)));
+          if (action == Action::kRefuse) send_all(fd, curfew_test::frame(0x3, 0, id, u32(0x7)));
           if (action == Action::kGoaway) {
             // Last stream id below this one: the client knows it was never processed.
-            send_all(fd, frame(0x7, 0, 0, u32(id - 2 > id ? 0 : id - 2) + u32(0)));
-            return;  // and the connection closes
+            send_all(fd, curfew_test::frame(0x7, 0, 0, u32(id - 2 > id ? 0 : id - 2) + u32(0)));
+            // A graceful close, as a server would: no more writes, then read until the client
+            // closes. Closing at once with the client's bytes unread would send a TCP reset,
+            // which may overtake the GOAWAY.
+            ::shutdown(fd, SHUT_WR);
+            for (int j = 0; j < 1000 && ::read(fd, chunk, sizeof chunk) > 0; ++j) {
+            }
+            return;
           }
         }
         if (type == 0x0 && streams.count(id) != 0) {
@@ -176,9 +169,10 @@ class RawH2Upstream {
           }
           // Return the bytes' flow-control credit (stream and connection).
           if (!payload.empty()) {
-            send_all(fd, frame(0x8, 0, 0, u32(static_cast<uint32_t>(payload.size()))));
+            send_all(fd, curfew_test::frame(0x8, 0, 0, u32(static_cast<uint32_t>(payload.size()))));
             if (action == Action::kAnswer)
-              send_all(fd, frame(0x8, 0, id, u32(static_cast<uint32_t>(payload.size()))));
+              send_all(fd,
+                       curfew_test::frame(0x8, 0, id, u32(static_cast<uint32_t>(payload.size()))));
           }
         }
         if ((type == 0x0 || type == 0x1) && (flags & 0x1) != 0 && streams.count(id) != 0) {
@@ -190,11 +184,13 @@ class RawH2Upstream {
             action = seen_[streams[id]].action;
           }
           if (action == Action::kAnswer) {
-            send_all(
-                fd, frame(0x1, 0x4, id,
-                          literal(":status", "200") + literal("content-type", "application/grpc")));
-            send_all(fd, frame(0x0, 0, id, body));
-            send_all(fd, frame(0x1, 0x5, id, literal("grpc-status", "0")));
+            send_all(fd, curfew_test::frame(
+                             0x1, 0x4, id,
+                             curfew_test::literal(":status", "200") +
+                                 curfew_test::literal("content-type", "application/grpc")));
+            send_all(fd, curfew_test::frame(0x0, 0, id, body));
+            send_all(fd,
+                     curfew_test::frame(0x1, 0x5, id, curfew_test::literal("grpc-status", "0")));
           }
         }
       }
