@@ -163,9 +163,8 @@ struct Admin {
 
 // DataPath
 //
-// Which HTTP/2 stack carries calls: gRPC's (a gRPC server call and a gRPC client call per
-// call), or curfew's own sessions on nghttp2. The nghttp2 path replaces the gRPC one once it
-// serves every feature; until then it refuses (at load) routes and upstreams it does not serve.
+// Which HTTP/2 stack carries calls: curfew's own sessions on nghttp2 (the default), or gRPC's (a
+// gRPC server call and a gRPC client call per call), kept selectable until it is deleted.
 enum class DataPath { kGrpc, kNghttp2 };
 
 // Config
@@ -182,7 +181,7 @@ struct Config {
   // How long a worker keeps polling for the next event after one, instead of sleeping (0: never
   // spins). Saves a thread wake-up per hop at low concurrency, at the price of a spinning core.
   std::chrono::nanoseconds busy_poll{0};
-  DataPath data_path = DataPath::kGrpc;
+  DataPath data_path = DataPath::kNghttp2;
   std::string source_path;  // The file (or source name) the config was loaded from.
 
   // Config::find_upstream()

@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -49,6 +51,10 @@ std::string address_string(const sockaddr* sa, socklen_t len) {
         return "unix-abstract:" + std::string(un->sun_path + 1, path_len - 1);
       return "unix:" + std::string(un->sun_path, strnlen(un->sun_path, path_len));
     }
+    case AF_VSOCK: {
+      const auto* vm = reinterpret_cast<const sockaddr_vm*>(sa);
+      return "vsock:" + std::to_string(vm->svm_cid) + ":" + std::to_string(vm->svm_port);
+    }
     default:
       return "";
   }
@@ -73,6 +79,26 @@ SocketAddress SocketAddress::parse(std::string_view text) {
   };
   if (text.starts_with("unix:")) return unix_address(text.substr(5), false);
   if (text.starts_with("unix-abstract:")) return unix_address(text.substr(14), true);
+
+  if (text.starts_with("vsock:")) {  // vsock:CID:PORT, both 32-bit numbers
+    const std::string_view rest = text.substr(6);
+    const size_t colon = rest.find(':');
+    unsigned cid = 0, port = 0;
+    const auto number = [](std::string_view digits, unsigned& value) {
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+      return !digits.empty() && ec == std::errc() && end == digits.data() + digits.size();
+    };
+    if (colon == std::string_view::npos || !number(rest.substr(0, colon), cid) ||
+        !number(rest.substr(colon + 1), port))
+      throw std::invalid_argument("socket address \"" + std::string(text) +
+                                  "\": expected vsock:CID:PORT (decimal numbers)");
+    auto* vm = reinterpret_cast<sockaddr_vm*>(&out.storage);
+    vm->svm_family = AF_VSOCK;
+    vm->svm_cid = cid;
+    vm->svm_port = port;
+    out.length = sizeof(sockaddr_vm);
+    return out;
+  }
 
   const size_t colon = text.rfind(':');
   if (colon == std::string_view::npos)

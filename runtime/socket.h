@@ -24,12 +24,14 @@
 
 namespace curfew::rt {
 
-// An IPv4/IPv6 address and port, or a unix-domain path ("unix:/path", "unix-abstract:name").
+// An IPv4/IPv6 address and port, a unix-domain path ("unix:/path", "unix-abstract:name"), or a
+// vsock address ("vsock:CID:PORT", a VM's host or guest).
 struct SocketAddress {
   sockaddr_storage storage{};
   socklen_t length = 0;
 
-  // "127.0.0.1:8080", "[::1]:8080", "unix:/run/x.sock", "unix-abstract:name". Throws
+  // "127.0.0.1:8080", "[::1]:8080", "unix:/run/x.sock", "unix-abstract:name", "vsock:2:5000".
+  // Throws
   // std::invalid_argument naming the problem.
   static SocketAddress parse(std::string_view text);
   std::string to_string() const;

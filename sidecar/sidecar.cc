@@ -55,7 +55,8 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
     sidecar->plane_ = std::make_unique<H2DataPlane>(
         H2DataPlane::Options{.loops = workers,
                              .upstream_limits = upstream_session_limits((*routing)->config),
-                             .connections = connections});
+                             .connections = connections,
+                             .busy_poll = (*routing)->config.busy_poll});
   }
   for (const config::Listener& l : (*routing)->config.listeners) {
     if ((*routing)->config.data_path == config::DataPath::kNghttp2) {

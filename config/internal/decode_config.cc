@@ -102,31 +102,19 @@ Config decode_config(const Value& root) {
     } else {
       data_path.fail("must be \"grpc\" or \"nghttp2\", not \"" + path + "\"");
     }
-    if (config.data_path == DataPath::kNghttp2) {
-      // nghttp2's HPACK decoder refuses any single header field over 64 KiB with a connection
-      // error (COMPRESSION_ERROR for every call on it): a metadata limit above that would promise
-      // what the connection cannot keep.
-      for (size_t i = 0; i < config.listeners.size(); ++i) {
-        if (config.listeners[i].limits.max_metadata_bytes > kNghttp2MaxHeaderFieldBytes) {
-          root.get("listeners")
-              .items()[i]
-              .get("limits")
-              .get("max_metadata_bytes")
-              .fail("must be at most " + std::to_string(kNghttp2MaxHeaderFieldBytes) +
-                    " with data_path: nghttp2 (a larger header field ends the whole connection)");
-        }
-      }
-      // What the nghttp2 path does not serve yet is refused here, by name, not at call time.
-      for (size_t i = 0; i < config.upstreams.size(); ++i) {
-        const Upstream& upstream = config.upstreams[i];
-        for (const std::string& endpoint : upstream.endpoints) {
-          if (endpoint.starts_with("vsock:")) {
-            root.get("upstreams")
-                .items()[i]
-                .get("endpoints")
-                .fail("vsock endpoints are not served by data_path: nghttp2 yet");
-          }
-        }
+  }
+  if (config.data_path == DataPath::kNghttp2) {
+    // nghttp2's HPACK decoder refuses any single header field over 64 KiB with a connection
+    // error (COMPRESSION_ERROR for every call on it): a metadata limit above that would promise
+    // what the connection cannot keep.
+    for (size_t i = 0; i < config.listeners.size(); ++i) {
+      if (config.listeners[i].limits.max_metadata_bytes > kNghttp2MaxHeaderFieldBytes) {
+        root.get("listeners")
+            .items()[i]
+            .get("limits")
+            .get("max_metadata_bytes")
+            .fail("must be at most " + std::to_string(kNghttp2MaxHeaderFieldBytes) +
+                  " with data_path: nghttp2 (a larger header field ends the whole connection)");
       }
     }
   }

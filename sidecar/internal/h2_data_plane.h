@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -34,6 +35,7 @@ class H2DataPlane {
     int loops = 1;
     h2::SessionLimits upstream_limits;
     ConnectionObserver* connections = nullptr;  // may be null
+    std::chrono::nanoseconds busy_poll{0};      // see config::Config::busy_poll
   };
 
   explicit H2DataPlane(Options options);

@@ -54,7 +54,8 @@ absl::StatusOr<UpstreamTarget> host_port(std::string_view target, std::string_vi
 }  // namespace
 
 absl::StatusOr<UpstreamTarget> parse_upstream_target(std::string_view target) {
-  if (target.starts_with("unix:") || target.starts_with("unix-abstract:")) {
+  if (target.starts_with("unix:") || target.starts_with("unix-abstract:") ||
+      target.starts_with("vsock:")) {
     std::string text(target);
     if (text.starts_with("unix://")) text = "unix:" + text.substr(7);  // unix:///path
     UpstreamTarget out;
@@ -98,8 +99,6 @@ absl::StatusOr<UpstreamTarget> parse_upstream_target(std::string_view target) {
     if (out.ok()) out->dns_server = server;
     return out;
   }
-  if (target.starts_with("vsock:"))
-    return bad(target, "vsock targets are not served by the nghttp2 data path yet");
   return host_port(target, target);
 }
 

@@ -194,15 +194,18 @@ TEST(TopLevel, BusyPoll) {
               HasSubstr("t.yaml:11:12: busy_poll: bad duration \"50\""));
 }
 
-// data_path: grpc (the default) or nghttp2; the nghttp2 path refuses, naming the upstream, what
-// it does not serve yet.
+// data_path: nghttp2 (the default) or grpc (the old path, until it is deleted); the nghttp2 path
+// refuses, naming the field, a metadata limit it cannot keep.
 TEST(TopLevel, DataPath) {
   auto absent = load_config_string(with_routes(kOneRoute), "t.yaml");
   ASSERT_TRUE(absent.ok()) << absent.status();
-  EXPECT_EQ(absent->data_path, DataPath::kGrpc);
+  EXPECT_EQ(absent->data_path, DataPath::kNghttp2);
   auto h2 = load_config_string(with_routes(kOneRoute) + "data_path: nghttp2\n", "t.yaml");
   ASSERT_TRUE(h2.ok()) << h2.status();
   EXPECT_EQ(h2->data_path, DataPath::kNghttp2);
+  auto old_path = load_config_string(with_routes(kOneRoute) + "data_path: grpc\n", "t.yaml");
+  ASSERT_TRUE(old_path.ok()) << old_path.status();
+  EXPECT_EQ(old_path->data_path, DataPath::kGrpc);
   EXPECT_THAT(load_error(with_routes(kOneRoute) + "data_path: quic\n"),
               HasSubstr("t.yaml:11:12: data_path: must be \"grpc\" or \"nghttp2\", not \"quic\""));
   // Served on the nghttp2 path too: a retry route.
@@ -217,6 +220,17 @@ TEST(TopLevel, DataPath) {
                          "{max_metadata_bytes: 100000}\n    routes:\n" +
                          std::string(kOneRoute) + std::string(kUpstreams) + "data_path: nghttp2\n"),
               HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
+  // ... also when data_path is left out (the default), and not on the gRPC path.
+  EXPECT_THAT(load_error("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    limits: "
+                         "{max_metadata_bytes: 100000}\n    routes:\n" +
+                         std::string(kOneRoute) + std::string(kUpstreams)),
+              HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
+  EXPECT_TRUE(load_config_string("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    "
+                                 "limits: {max_metadata_bytes: 100000}\n    routes:\n" +
+                                     std::string(kOneRoute) + std::string(kUpstreams) +
+                                     "data_path: grpc\n",
+                                 "t.yaml")
+                  .ok());
   // Served: TLS upstreams (tls/).
   EXPECT_TRUE(load_config_string("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: "
                                  "[{name: r, match: {prefix: /}, upstream: secure}]}\nupstreams:\n"
@@ -224,11 +238,12 @@ TEST(TopLevel, DataPath) {
                                  "true}}\ndata_path: nghttp2\n",
                                  "t.yaml")
                   .ok());
-  // Not yet: vsock endpoints, named.
-  EXPECT_THAT(load_error("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: [{name: r, "
-                         "match: {prefix: /}, upstream: v}]}\nupstreams:\n  - {name: v, "
-                         "endpoints: ['vsock:3:5000']}\ndata_path: nghttp2\n"),
-              HasSubstr("vsock endpoints are not served by data_path: nghttp2 yet"));
+  // vsock endpoints too.
+  EXPECT_TRUE(load_config_string("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: "
+                                 "[{name: r, match: {prefix: /}, upstream: v}]}\nupstreams:\n"
+                                 "  - {name: v, endpoints: ['vsock:3:5000']}\n",
+                                 "t.yaml")
+                  .ok());
 }
 
 TEST(TopLevel, AdminAddressMustBeHostPort) {

@@ -158,6 +158,12 @@ TEST(SocketAddress, ParsesEachFormAndNamesTheProblemOtherwise) {
       {"localhost:80", nullptr},
       {"[::1:80", nullptr},
       {"unix:", nullptr},
+      {"vsock:2:5000", "vsock:2:5000"},
+      {"vsock:4294967295:1", "vsock:4294967295:1"},  // VMADDR_CID_ANY
+      {"vsock:2", nullptr},
+      {"vsock:x:5000", nullptr},
+      {"vsock:2:", nullptr},
+      {"vsock:4294967296:1", nullptr},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.text);

@@ -18,8 +18,9 @@ namespace curfew::testing {
 // The data path CURFEW_TEST_DATA_PATH asks for (CTest runs suites once per data path): applied
 // to every config a test starts or reloads a Sidecar with.
 inline void apply_test_data_path(config::Config& config) {
-  if (const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
-      path != nullptr && std::string(path) == "nghttp2")
+  const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
+  if (path != nullptr && std::string(path) == "grpc") config.data_path = config::DataPath::kGrpc;
+  if (path != nullptr && std::string(path) == "nghttp2")
     config.data_path = config::DataPath::kNghttp2;
 }
 

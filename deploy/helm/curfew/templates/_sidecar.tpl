@@ -62,7 +62,7 @@ data_path, the admin port.
 {{- range .values.config.listeners -}}
 {{- $listeners = append $listeners (dict "name" .name "address" .address "limits" (default (dict) .limits)) -}}
 {{- end -}}
-{{- toYaml (dict "admin" (int .values.ports.admin) "workers" (int (default 0 .values.config.workers)) "busy_poll" (default "0s" .values.config.busy_poll) "data_path" (default "grpc" .values.config.data_path) "listeners" $listeners) -}}
+{{- toYaml (dict "admin" (int .values.ports.admin) "workers" (int (default 0 .values.config.workers)) "busy_poll" (default "0s" .values.config.busy_poll) "data_path" (default "nghttp2" .values.config.data_path) "listeners" $listeners) -}}
 {{- end -}}
 
 {{/* curfew.checkOf: refuses values that would render a pod that cannot work. */}}
