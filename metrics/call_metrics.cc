@@ -480,13 +480,6 @@ struct Totals {
 template <const MetricFamilyDecl& D>
 void collect(const Totals& t, Family<D>& f) = delete;
 
-template <const MetricFamilyDecl& D>
-prometheus::MetricFamily build(const Totals& t) {
-  Family<D> f;
-  collect(t, f);
-  return std::move(f).take();
-}
-
 // -- by listener and route
 
 template <>
@@ -644,12 +637,7 @@ std::vector<prometheus::MetricFamily> CallMetrics::Collect() const {
     for (const auto& [key, cells] : s->routes) totals.add(*cells);
   }
 
-  return [&totals]<size_t... I>(std::index_sequence<I...>) {
-    std::vector<prometheus::MetricFamily> out;
-    out.reserve(sizeof...(I));
-    (out.push_back(build<*kCallFamilies[I]>(totals)), ...);
-    return out;
-  }(std::make_index_sequence<std::size(kCallFamilies)>());
+  return internal::build_families<kCallFamilies>(totals);
 }
 
 }  // namespace curfew::metrics

@@ -37,13 +37,6 @@ struct Totals {
 template <const MetricFamilyDecl& D>
 void collect(const Totals& t, Family<D>& f) = delete;
 
-template <const MetricFamilyDecl& D>
-prometheus::MetricFamily build(const Totals& t) {
-  Family<D> f;
-  collect(t, f);
-  return std::move(f).take();
-}
-
 template <>
 void collect(const Totals& t, Family<family::kConnections>& f) {
   for (size_t s = 0; s < SideLabels::kSize; ++s) {
@@ -109,12 +102,7 @@ std::vector<prometheus::MetricFamily> ConnectionMetrics::Collect() const {
     totals.connect_failures[r] = connect_failures_[r].load(std::memory_order_relaxed);
   }
 
-  return [&totals]<size_t... I>(std::index_sequence<I...>) {
-    std::vector<prometheus::MetricFamily> out;
-    out.reserve(sizeof...(I));
-    (out.push_back(build<*kConnectionFamilies[I]>(totals)), ...);
-    return out;
-  }(std::make_index_sequence<std::size(kConnectionFamilies)>());
+  return internal::build_families<kConnectionFamilies>(totals);
 }
 
 }  // namespace curfew::metrics

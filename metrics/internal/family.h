@@ -14,6 +14,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <prometheus/client_metric.h>
 #include <prometheus/metric_family.h>
@@ -137,5 +138,25 @@ class Family {
 
   prometheus::MetricFamily f_;
 };
+
+// One family, built by the caller's collect(totals, Family<D>&) for it, found by
+// argument-dependent lookup beside `Totals` (a family without a collector does not compile).
+template <const MetricFamilyDecl& D, typename Totals>
+prometheus::MetricFamily build_family(const Totals& totals) {
+  Family<D> f;
+  collect(totals, f);
+  return std::move(f).take();
+}
+
+// Every family of the declaration list `Families` (metric_families.h), in the declared order.
+template <const auto& Families, typename Totals>
+std::vector<prometheus::MetricFamily> build_families(const Totals& totals) {
+  return [&totals]<size_t... I>(std::index_sequence<I...>) {
+    std::vector<prometheus::MetricFamily> out;
+    out.reserve(sizeof...(I));
+    (out.push_back(build_family<*Families[I]>(totals)), ...);
+    return out;
+  }(std::make_index_sequence<std::size(Families)>());
+}
 
 }  // namespace curfew::metrics::internal
