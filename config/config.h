@@ -152,6 +152,13 @@ struct Upstream {
   std::vector<std::string> endpoints;
   std::chrono::nanoseconds connect_timeout = std::chrono::seconds(1);
   Tls tls;
+  // HTTP/2 keepalive on this upstream's connections (nghttp2 data path): while calls are open
+  // and nothing arrived for `keepalive_time`, a PING; no answer within `keepalive_timeout` ends
+  // the connection and fails its calls (UNAVAILABLE) instead of leaving them to their deadlines.
+  // Default 5 minutes: what gRPC servers accept (more frequent pings draw GOAWAY
+  // too_many_pings unless the server allows them). 0: off.
+  std::chrono::nanoseconds keepalive_time = std::chrono::minutes(5);
+  std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(20);
 };
 
 // Admin

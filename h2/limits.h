@@ -3,10 +3,22 @@
 // The sidecar fills these from its config; the defaults are what a gRPC proxy wants.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 
 namespace curfew::h2 {
+
+// Client role, keepalive: while streams are open and nothing arrived for `time`, a PING goes out;
+// when nothing at all arrives within `timeout` after it, the peer is gone (a vanished pod, a
+// dropped route): the connection ends (CloseReason::kKeepaliveTimeout) and its streams fail,
+// instead of waiting for their deadlines. No PING on a connection without streams, and none more
+// often than `time`: gRPC servers answer pings more frequent than every 5 minutes without data,
+// or any without calls, with GOAWAY too_many_pings. Zero time: off.
+struct Keepalive {
+  std::chrono::nanoseconds time{0};
+  std::chrono::nanoseconds timeout{0};
+};
 
 struct SessionLimits {
   // SETTINGS_MAX_CONCURRENT_STREAMS we advertise (server side: per caller connection).
@@ -50,6 +62,8 @@ struct SessionLimits {
   size_t max_settings = 32;
   // Bytes a stream may queue for sending before its writer waits (backpressure end to end).
   size_t stream_send_buffer_bytes = 256 << 10;
+  // Client role: see Keepalive.
+  Keepalive keepalive;
 };
 
 }  // namespace curfew::h2

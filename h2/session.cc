@@ -12,6 +12,7 @@
 
 #include "runtime/errors.h"
 #include "runtime/sleep.h"
+#include "runtime/timeout.h"
 
 namespace curfew::h2 {
 namespace {
@@ -55,6 +56,8 @@ const char* close_reason_name(CloseReason reason) noexcept {
       return "rapid_reset";
     case CloseReason::kSocketError:
       return "socket_error";
+    case CloseReason::kKeepaliveTimeout:
+      return "keepalive_timeout";
     case CloseReason::kCancelled:
       return "cancelled";
   }
@@ -492,7 +495,12 @@ rt::Task<void> Session::run(StreamHandler handler) {
 
 rt::Task<void> Session::serve(rt::TaskGroup& group) {
   auto writer = group.spawn(write_loop(), "h2-writer");
+  rt::TaskHandle<void> keepalive;
+  last_read_ = rt::Clock::now();
+  if (role_ == Role::kClient && limits_.keepalive.time > rt::Duration::zero())
+    keepalive = group.spawn(keepalive_loop(), "h2-keepalive");
   co_await read_loop();
+  if (keepalive.valid()) keepalive.cancel("the connection is over");
   // The connection is over for reading: whatever is still being served has no one to answer.
   // Nothing more is sent for its streams (nghttp2 stops asking for their data); a GOAWAY goes
   // out if the socket still takes it.
@@ -531,6 +539,13 @@ rt::Task<void> Session::read_loop() {
       finish(CloseReason::kPeerClosed);
       co_return;
     }
+    if (role_ == Role::kClient) {
+      last_read_ = rt::Clock::now();
+      if (awaiting_peer_) {  // any bytes will do as the answer to a keepalive PING
+        awaiting_peer_ = false;
+        heard_from_peer_.set();
+      }
+    }
     drained = n < buf.size();
     ssize_t rv = 0;
     auto deliver = [&](std::span<const uint8_t> bytes) {
@@ -549,6 +564,35 @@ rt::Task<void> Session::read_loop() {
       // Fatal for the connection; nghttp2 has queued a GOAWAY where the protocol asks for one,
       // and the writer flushes it before the socket closes.
       finish(rv == NGHTTP2_ERR_FLOODED ? CloseReason::kFlooded : CloseReason::kProtocolError);
+      co_return;
+    }
+  }
+}
+
+rt::Task<void> Session::keepalive_loop() {
+  for (;;) {  // until serve() cancels it as the connection ends
+    const rt::TimePoint due = last_read_ + limits_.keepalive.time;
+    if (rt::Clock::now() < due) {
+      co_await rt::sleep_until(due);
+      continue;
+    }
+    if (streams_.empty() || done_) {  // no calls: no PING (see SessionLimits::keepalive_time)
+      co_await rt::sleep(limits_.keepalive.time);
+      continue;
+    }
+    heard_from_peer_.clear();
+    awaiting_peer_ = true;
+    nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
+    kick();
+    try {
+      // The waiting task holds a reference to the member event: the session outlives run().
+      co_await rt::deadline(
+          rt::Clock::now() + limits_.keepalive.timeout,
+          [](rt::Event& heard) -> rt::Task<void> { co_await heard.wait(); }(heard_from_peer_));
+    } catch (const rt::TimeoutError&) {  // not even the PING's ACK: the peer is gone
+      awaiting_peer_ = false;
+      finish(CloseReason::kKeepaliveTimeout);
+      transport_->shutdown_both();  // the reader sees the end; the streams fail
       co_return;
     }
   }

@@ -24,6 +24,7 @@
 #include "h2/limits.h"
 #include "h2/stream.h"
 #include "h2/transport.h"
+#include "runtime/clock.h"
 #include "runtime/event.h"
 #include "runtime/socket.h"
 #include "runtime/task.h"
@@ -41,14 +42,15 @@ using StreamHandler = std::function<rt::Task<void>(std::shared_ptr<Stream>)>;
 
 // Why a session ended, for metrics and logs.
 enum class CloseReason {
-  kOpen,           // still running
-  kPeerClosed,     // the peer closed the connection (EOF)
-  kGoaway,         // GOAWAY exchanged and the last stream finished
-  kProtocolError,  // nghttp2 found the peer's bytes invalid (it sends GOAWAY itself)
-  kFlooded,        // nghttp2's flood limits (SETTINGS, PING ACKs, resets, CONTINUATION)
-  kRapidReset,     // curfew's rapid-reset rule (SessionLimits::rapid_reset_*)
-  kSocketError,    // read or write failed
-  kCancelled,      // run() was cancelled (curfew stopping)
+  kOpen,              // still running
+  kPeerClosed,        // the peer closed the connection (EOF)
+  kGoaway,            // GOAWAY exchanged and the last stream finished
+  kProtocolError,     // nghttp2 found the peer's bytes invalid (it sends GOAWAY itself)
+  kFlooded,           // nghttp2's flood limits (SETTINGS, PING ACKs, resets, CONTINUATION)
+  kRapidReset,        // curfew's rapid-reset rule (SessionLimits::rapid_reset_*)
+  kSocketError,       // read or write failed
+  kKeepaliveTimeout,  // client role: nothing arrived within Keepalive::timeout of a PING
+  kCancelled,         // run() was cancelled (curfew stopping)
 };
 const char* close_reason_name(CloseReason reason) noexcept;
 
@@ -99,6 +101,7 @@ class Session {
   rt::Task<void> serve(rt::TaskGroup& group);
   rt::Task<void> read_loop();
   rt::Task<void> write_loop();
+  rt::Task<void> keepalive_loop();
   rt::Task<void> final_goaway_later();
   // Wakes the writer: nghttp2 may have something to send.
   void kick() noexcept { want_write_.set(); }
@@ -133,6 +136,11 @@ class Session {
   internal::IdleResetFilter idle_resets_;  // server role
   rt::Event want_write_;
   rt::Event ready_;  // the peer's SETTINGS arrived, or the session ended
+  // Keepalive (client role): when bytes last arrived; a PING is out and bytes are awaited; they
+  // arrived.
+  rt::TimePoint last_read_{};
+  bool awaiting_peer_ = false;
+  rt::Event heard_from_peer_;
   bool peer_settings_ = false;
   bool done_ = false;
   bool shutting_down_ = false;

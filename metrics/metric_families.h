@@ -188,7 +188,8 @@ inline constexpr MetricFamilyDecl kConnectionsClosed{
         "(GOAWAY exchanged, last stream done), protocol_error (nghttp2 found the peer's bytes "
         "invalid and sent GOAWAY), flooded (nghttp2's flood limits: SETTINGS, PING ACKs, resets, "
         "CONTINUATION), rapid_reset (curfew's rapid-reset rule, GOAWAY ENHANCE_YOUR_CALM), "
-        "socket_error (a read or write failed), cancelled (curfew stopping). Only the nghttp2 "
+        "socket_error (a read or write failed), keepalive_timeout (an upstream answered no "
+        "keepalive PING), cancelled (curfew stopping). Only the nghttp2 "
         "data path reports connections.",
 };
 inline constexpr MetricFamilyDecl kUpstreamConnectFailures{

@@ -34,6 +34,7 @@ inline constexpr EnumLabel<h2::CloseReason> kCloseReasonLabels[] = {
     {h2::CloseReason::kFlooded, "flooded"},
     {h2::CloseReason::kRapidReset, "rapid_reset"},
     {h2::CloseReason::kSocketError, "socket_error"},
+    {h2::CloseReason::kKeepaliveTimeout, "keepalive_timeout"},
     {h2::CloseReason::kCancelled, "cancelled"},
 };
 // curfew_upstream_connect_failures_total{reason}

@@ -27,7 +27,8 @@ Upstream::Tls decode_tls(const Value& value) {
 }  // namespace
 
 Upstream decode_upstream(const Value& value) {
-  value.expect_keys({"name", "endpoints", "connect_timeout", "tls"});
+  value.expect_keys(
+      {"name", "endpoints", "connect_timeout", "keepalive_time", "keepalive_timeout", "tls"});
   Upstream upstream;
   upstream.name = value.require("name", "every upstream needs a name").as_string();
 
@@ -41,6 +42,12 @@ Upstream decode_upstream(const Value& value) {
 
   if (const Value v = value.get("connect_timeout"); v.present()) {
     upstream.connect_timeout = v.as_duration(/*positive=*/true);
+  }
+  if (const Value v = value.get("keepalive_time"); v.present()) {
+    upstream.keepalive_time = v.as_duration();  // 0: off
+  }
+  if (const Value v = value.get("keepalive_timeout"); v.present()) {
+    upstream.keepalive_timeout = v.as_duration(/*positive=*/true);
   }
   if (const Value v = value.get("tls"); v.present()) upstream.tls = decode_tls(v);
   return upstream;

@@ -371,7 +371,8 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
   for (int turn = 0; turn < 2; ++turn) {
     std::shared_ptr<h2::Session> session;
     try {
-      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout, tls);
+      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout, tls,
+                                            keepalive_of(*upstream));
     } catch (const UpstreamUnavailable& e) {
       unavailable = e.what();
       break;

@@ -179,8 +179,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   for (int turn = 0; turn < 2; ++turn) {
     std::shared_ptr<h2::Session> session;
     try {
-      session =
-          co_await rt::deadline(deadline, pool_.session(endpoint, config->connect_timeout, tls));
+      session = co_await rt::deadline(
+          deadline, pool_.session(endpoint, config->connect_timeout, tls, keepalive_of(*config)));
     } catch (const UpstreamUnavailable& e) {
       co_return failure(StatusCode::UNAVAILABLE, e.what());
     } catch (const rt::TimeoutError&) {

@@ -79,7 +79,8 @@ rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> sessi
 
 rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& endpoint,
                                                              rt::Duration connect_timeout,
-                                                             const UpstreamTls* tls) {
+                                                             const UpstreamTls* tls,
+                                                             h2::Keepalive keepalive) {
   // `e` stays put across the waits below: entries are heap nodes never erased (see entries_).
   Entry& e = entry(endpoint, tls);
   if (tls != nullptr && (!e.tls || e.tls->context != tls->context)) {
@@ -98,7 +99,7 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& 
     e.attempt_done.clear();
     std::shared_ptr<h2::Session> fresh;
     try {
-      fresh = co_await connect(endpoint, e, connect_timeout);
+      fresh = co_await connect(endpoint, e, connect_timeout, keepalive);
     } catch (...) {
       e.connecting = false;
       e.attempt_done.set();
@@ -113,7 +114,8 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& 
 }
 
 rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& endpoint, Entry& e,
-                                                             rt::Duration connect_timeout) {
+                                                             rt::Duration connect_timeout,
+                                                             h2::Keepalive keepalive) {
   if (group_ == nullptr || group_->aborting())
     throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
   rt::Loop& loop = (co_await rt::this_task{}).loop();
@@ -157,8 +159,10 @@ rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& 
       }
       if (group_ == nullptr || group_->aborting())
         throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
-      auto session =
-          std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits_);
+      // The upstream's keepalive, as the call that made the connection saw its config.
+      h2::SessionLimits limits = limits_;
+      limits.keepalive = keepalive;
+      auto session = std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits);
       // Unless it becomes the pool's connection below, it is closed however this ends (no
       // SETTINGS, or the connecting call cancelled meanwhile): nobody else would ever use it.
       struct CloseUnlessKept {

@@ -13,6 +13,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "config/config.h"
 #include "h2/limits.h"
 #include "h2/session.h"
 #include "runtime/clock.h"
@@ -24,6 +25,11 @@
 #include "sidecar/internal/upstream_tls.h"
 
 namespace curfew::sidecar {
+
+// The keepalive an upstream's config asks for (config::Upstream::keepalive_time).
+inline h2::Keepalive keepalive_of(const config::Upstream& upstream) {
+  return {.time = upstream.keepalive_time, .timeout = upstream.keepalive_timeout};
+}
 
 // No connection to an upstream endpoint could be had; what() names the endpoint and the cause.
 class UpstreamUnavailable : public std::runtime_error {
@@ -42,11 +48,12 @@ class UpstreamPool {
   rt::Task<void> run();
 
   // A connection to `endpoint` that takes new streams: the pooled one, or a new one (connecting
-  // within `connect_timeout`; concurrent callers wait for the same attempt). Throws
-  // UpstreamUnavailable.
+  // within `connect_timeout`, keeping alive as `keepalive` says; concurrent callers wait for the
+  // same attempt). Throws UpstreamUnavailable.
   rt::Task<std::shared_ptr<h2::Session>> session(const std::string& endpoint,
                                                  rt::Duration connect_timeout,
-                                                 const UpstreamTls* tls = nullptr);
+                                                 const UpstreamTls* tls = nullptr,
+                                                 h2::Keepalive keepalive = {});
 
   // The :authority for `endpoint` (as gRPC would send it).
   const std::string& authority(const std::string& endpoint);
@@ -67,7 +74,8 @@ class UpstreamPool {
   rt::Task<std::unique_ptr<h2::Transport>> secure(Entry& e, rt::Socket socket,
                                                   rt::TimePoint give_up);
   rt::Task<std::shared_ptr<h2::Session>> connect(const std::string& endpoint, Entry& e,
-                                                 rt::Duration connect_timeout);
+                                                 rt::Duration connect_timeout,
+                                                 h2::Keepalive keepalive);
   rt::Task<void> serve_connection(std::shared_ptr<h2::Session> session);
   void connect_failed(ConnectFailure why) const {
     if (observer_ != nullptr) observer_->upstream_connect_failed(why);

@@ -97,6 +97,28 @@ TEST(Upstream, ConnectTimeout) {
               HasSubstr("t.yaml:4:63: upstreams[0].connect_timeout: must be greater than 0s"));
 }
 
+TEST(Upstream, Keepalive) {
+  absl::StatusOr<Upstream> defaults = load_app("  - {name: app, endpoints: [127.0.0.1:8080]}\n");
+  ASSERT_TRUE(defaults.ok()) << defaults.status();
+  EXPECT_EQ(defaults->keepalive_time, std::chrono::minutes(5));  // what gRPC servers accept
+  EXPECT_EQ(defaults->keepalive_timeout, std::chrono::seconds(20));
+  absl::StatusOr<Upstream> app = load_app(
+      "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_time: 30s, keepalive_timeout: 2s}\n");
+  ASSERT_TRUE(app.ok()) << app.status();
+  EXPECT_EQ(app->keepalive_time, std::chrono::seconds(30));
+  EXPECT_EQ(app->keepalive_timeout, std::chrono::seconds(2));
+  absl::StatusOr<Upstream> off =
+      load_app("  - {name: app, endpoints: [127.0.0.1:8080], keepalive_time: 0s}\n");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->keepalive_time, std::chrono::nanoseconds(0));
+  EXPECT_THAT(load_error(with_upstreams(
+                  "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_timeout: 0s}\n")),
+              HasSubstr("upstreams[0].keepalive_timeout: must be greater than 0s"));
+  EXPECT_THAT(load_error(with_upstreams(
+                  "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_time: soon}\n")),
+              HasSubstr("upstreams[0].keepalive_time:"));
+}
+
 TEST(Upstream, TlsDefaultsToOff) {
   absl::StatusOr<Upstream> app = load_app("  - {name: app, endpoints: [127.0.0.1:8080]}\n");
   ASSERT_TRUE(app.ok()) << app.status();

@@ -1,7 +1,8 @@
 // RawH2Upstream: an HTTP/2 "gRPC server" written frame by frame, for behaviour no library
-// offers on demand: refusing a chosen stream (RST_STREAM REFUSED_STREAM) or sending GOAWAY before
-// processing it. Streams it answers get a gRPC echo: their request body sent back as the response
-// body, with grpc-status 0. It records every stream it saw, in order, with the request bytes.
+// offers on demand: refusing a chosen stream (RST_STREAM REFUSED_STREAM), sending GOAWAY before
+// processing it, going silent without closing, or answering only after some PINGs. Streams it
+// answers get a gRPC echo: their request body sent back as the response body, with grpc-status 0.
+// It records every stream it saw, in order, with the request bytes.
 //
 // One thread, blocking sockets with 5 s read timeouts, on 127.0.0.1; at most 16 connections.
 // Stopped and joined when destroyed, however the test ends.
@@ -29,7 +30,14 @@ namespace curfew::testing {
 
 class RawH2Upstream {
  public:
-  enum class Action { kAnswer, kRefuse, kGoaway };
+  enum class Action {
+    kAnswer,            // echo the request
+    kRefuse,            // RST_STREAM REFUSED_STREAM
+    kGoaway,            // GOAWAY below this stream, then close gracefully
+    kGoSilent,          // from this stream's HEADERS on, the connection answers nothing (not
+                        // even PINGs) but stays open: a peer that vanished without a FIN
+    kAnswerAfterPings,  // echo, but only once the connection has seen 3 PINGs (a slow peer)
+  };
 
   struct SeenStream {
     int connection;
@@ -71,6 +79,7 @@ class RawH2Upstream {
     return seen_;
   }
   int connections() const { return connections_.load(); }
+  int pings() const { return pings_.load(); }  // PINGs received and acknowledged
 
  private:
   static std::string u32(uint32_t v) {
@@ -113,6 +122,17 @@ class RawH2Upstream {
     std::string buf;
     size_t preface = 24;
     std::map<uint32_t, size_t> streams;  // stream id -> index in seen_
+    bool silent = false;                 // kGoSilent: nothing more is sent
+    int pings = 0;
+    std::vector<std::pair<uint32_t, std::string>> waiting;  // kAnswerAfterPings, not answered yet
+    auto answer = [&](uint32_t id, const std::string& body) {
+      send_all(fd,
+               curfew_test::frame(0x1, 0x4, id,
+                                  curfew_test::literal(":status", "200") +
+                                      curfew_test::literal("content-type", "application/grpc")));
+      send_all(fd, curfew_test::frame(0x0, 0, id, body));
+      send_all(fd, curfew_test::frame(0x1, 0x5, id, curfew_test::literal("grpc-status", "0")));
+    };
     char chunk[65536];
     for (int i = 0; i < 100000 && !stop_; ++i) {  // bounded
       const ssize_t n = ::read(fd, chunk, sizeof chunk);
@@ -129,10 +149,17 @@ class RawH2Upstream {
                             (uint8_t(buf[7]) << 8) | uint8_t(buf[8]);
         const std::string payload = buf.substr(9, len);
         buf.erase(0, 9 + len);
+        if (silent) continue;
         if (type == 0x4 && (flags & 0x1) == 0)
           send_all(fd, curfew_test::frame(0x4, 0x1, 0, ""));  // ACK
-        if (type == 0x6 && (flags & 0x1) == 0)
+        if (type == 0x6 && (flags & 0x1) == 0) {
           send_all(fd, curfew_test::frame(0x6, 0x1, 0, payload));
+          ++pings_;
+          if (++pings >= 3) {
+            for (const auto& [waiting_id, body] : waiting) answer(waiting_id, body);
+            waiting.clear();
+          }
+        }
         if (type == 0x1 && streams.count(id) == 0) {
           Action action = Action::kAnswer;
           {
@@ -145,6 +172,7 @@ class RawH2Upstream {
             seen_.push_back({connection, id, action, ""});
           }
           if (action == Action::kRefuse) send_all(fd, curfew_test::frame(0x3, 0, id, u32(0x7)));
+          if (action == Action::kGoSilent) silent = true;
           if (action == Action::kGoaway) {
             // Last stream id below this one: the client knows it was never processed.
             send_all(fd, curfew_test::frame(0x7, 0, 0, u32(id - 2 > id ? 0 : id - 2) + u32(0)));
@@ -170,7 +198,7 @@ class RawH2Upstream {
           // Return the bytes' flow-control credit (stream and connection).
           if (!payload.empty()) {
             send_all(fd, curfew_test::frame(0x8, 0, 0, u32(static_cast<uint32_t>(payload.size()))));
-            if (action == Action::kAnswer)
+            if (action == Action::kAnswer || action == Action::kAnswerAfterPings)
               send_all(fd,
                        curfew_test::frame(0x8, 0, id, u32(static_cast<uint32_t>(payload.size()))));
           }
@@ -183,14 +211,13 @@ class RawH2Upstream {
             body = seen_[streams[id]].body;
             action = seen_[streams[id]].action;
           }
-          if (action == Action::kAnswer) {
-            send_all(fd, curfew_test::frame(
-                             0x1, 0x4, id,
-                             curfew_test::literal(":status", "200") +
-                                 curfew_test::literal("content-type", "application/grpc")));
-            send_all(fd, curfew_test::frame(0x0, 0, id, body));
-            send_all(fd,
-                     curfew_test::frame(0x1, 0x5, id, curfew_test::literal("grpc-status", "0")));
+          if (action == Action::kAnswer) answer(id, body);
+          if (action == Action::kAnswerAfterPings) {
+            if (pings >= 3) {
+              answer(id, body);
+            } else {
+              waiting.emplace_back(id, body);
+            }
           }
         }
       }
@@ -202,6 +229,7 @@ class RawH2Upstream {
   std::thread thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
+  std::atomic<int> pings_{0};
   mutable std::mutex mu_;
   int conn_fd_ = -1;
   std::deque<Action> actions_;

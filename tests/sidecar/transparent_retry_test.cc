@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "raw_h2_upstream.h"
+#include "raw_upstream_call.h"
 #include "sidecar_fixture.h"
 
 namespace curfew::testing {
@@ -34,63 +35,7 @@ class CountingObserver final : public sidecar::CallObserver {
 
 std::unique_ptr<sidecar::Sidecar> start(int upstream_port, const std::string& route_extra,
                                         sidecar::CallObserver* observer) {
-  auto config = config::load_config_string(
-      "listeners:\n"
-      "  - name: inbound\n"
-      "    address: 127.0.0.1:0\n"
-      "    routes:\n"
-      "      - {name: all, match: {prefix: /}, upstream: up, timeout: 5s" +
-          route_extra +
-          "}\n"
-          "upstreams:\n  - {name: up, endpoints: [127.0.0.1:" +
-          std::to_string(upstream_port) + "]}\ndata_path: nghttp2\n",
-      "transparent_retry.yaml");
-  EXPECT_TRUE(config.ok()) << config.status();
-  if (!config.ok()) return nullptr;
-  config->worker_threads = 1;
-  auto started = sidecar::Sidecar::start(*std::move(config), observer);
-  EXPECT_TRUE(started.ok()) << started.status();
-  return started.ok() ? std::move(*started) : nullptr;
-}
-
-// A gRPC message (5-byte prefix) of `n` bytes.
-std::string grpc_message(size_t n) {
-  std::string payload(n, 'x');
-  for (size_t i = 0; i < n; ++i) payload[i] = static_cast<char>('a' + i % 26);
-  std::string m(5, '\0');
-  m[1] = static_cast<char>(n >> 24);
-  m[2] = static_cast<char>(n >> 16);
-  m[3] = static_cast<char>(n >> 8);
-  m[4] = static_cast<char>(n);
-  return m + payload;
-}
-
-struct Result {
-  grpc::Status status;
-  std::string reply;
-};
-
-Result unary_call(int port, size_t bytes) {
-  grpc::GenericStub stub(channel_to(port));
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-  grpc::CompletionQueue cq;
-  const std::string message = grpc_message(bytes).substr(5);
-  grpc::Slice slice(message);
-  auto call = stub.PrepareUnaryCall(&ctx, "/t.T/Echo", grpc::ByteBuffer(&slice, 1), &cq);
-  call->StartCall();
-  grpc::ByteBuffer reply;
-  Result r;
-  call->Finish(&reply, &r.status, reinterpret_cast<void*>(1));
-  void* tag = nullptr;
-  bool ok = false;
-  cq.Next(&tag, &ok);
-  std::vector<grpc::Slice> slices;
-  if (r.status.ok() && reply.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices)
-      r.reply.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return r;
+  return start_to_raw_upstream(upstream_port, route_extra, "", observer);
 }
 
 TEST(TransparentRetry, AStreamRefusedUnprocessedIsSentAgainByteForByte) {
