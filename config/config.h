@@ -156,7 +156,9 @@ struct Upstream {
   // and nothing arrived for `keepalive_time`, a PING; no answer within `keepalive_timeout` ends
   // the connection and fails its calls (UNAVAILABLE) instead of leaving them to their deadlines.
   // Default 5 minutes: what gRPC servers accept (more frequent pings draw GOAWAY
-  // too_many_pings unless the server allows them). 0: off.
+  // too_many_pings unless the server allows them). 0: off; else at least 10 s (as gRPC clients).
+  // Set per connection when it is made: a reload's new values apply to new connections, and
+  // upstreams sharing an endpoint share its connection's.
   std::chrono::nanoseconds keepalive_time = std::chrono::minutes(5);
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(20);
 };

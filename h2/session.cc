@@ -576,7 +576,7 @@ rt::Task<void> Session::keepalive_loop() {
       co_await rt::sleep_until(due);
       continue;
     }
-    if (streams_.empty() || done_) {  // no calls: no PING (see SessionLimits::keepalive_time)
+    if (streams_.empty() || done_) {  // no calls: no PING (see Keepalive)
       co_await rt::sleep(limits_.keepalive.time);
       continue;
     }
@@ -584,13 +584,10 @@ rt::Task<void> Session::keepalive_loop() {
     awaiting_peer_ = true;
     nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr);
     kick();
-    try {
-      // The waiting task holds a reference to the member event: the session outlives run().
-      co_await rt::deadline(
-          rt::Clock::now() + limits_.keepalive.timeout,
-          [](rt::Event& heard) -> rt::Task<void> { co_await heard.wait(); }(heard_from_peer_));
-    } catch (const rt::TimeoutError&) {  // not even the PING's ACK: the peer is gone
-      awaiting_peer_ = false;
+    // wait_until says whether the event was set before the waiter resumed: an answer read in
+    // the same loop pass as the timeout still counts.
+    if (!co_await heard_from_peer_.wait_until(rt::Clock::now() + limits_.keepalive.timeout)) {
+      awaiting_peer_ = false;  // not even the PING's ACK: the peer is gone
       finish(CloseReason::kKeepaliveTimeout);
       transport_->shutdown_both();  // the reader sees the end; the streams fail
       co_return;

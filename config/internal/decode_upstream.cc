@@ -26,6 +26,8 @@ Upstream::Tls decode_tls(const Value& value) {
 
 }  // namespace
 
+constexpr std::chrono::nanoseconds kMinKeepaliveTime = std::chrono::seconds(10);
+
 Upstream decode_upstream(const Value& value) {
   value.expect_keys(
       {"name", "endpoints", "connect_timeout", "keepalive_time", "keepalive_timeout", "tls"});
@@ -45,6 +47,12 @@ Upstream decode_upstream(const Value& value) {
   }
   if (const Value v = value.get("keepalive_time"); v.present()) {
     upstream.keepalive_time = v.as_duration();  // 0: off
+    // gRPC clients never ping more often either; servers punish it (GOAWAY too_many_pings).
+    if (upstream.keepalive_time > std::chrono::nanoseconds(0) &&
+        upstream.keepalive_time < kMinKeepaliveTime)
+      v.fail(
+          "must be 0s (off) or at least 10s (gRPC servers answer more frequent PINGs with "
+          "GOAWAY too_many_pings)");
   }
   if (const Value v = value.get("keepalive_timeout"); v.present()) {
     upstream.keepalive_timeout = v.as_duration(/*positive=*/true);

@@ -115,6 +115,9 @@ TEST(Upstream, Keepalive) {
                   "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_timeout: 0s}\n")),
               HasSubstr("upstreams[0].keepalive_timeout: must be greater than 0s"));
   EXPECT_THAT(load_error(with_upstreams(
+                  "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_time: 2s}\n")),
+              HasSubstr("upstreams[0].keepalive_time: must be 0s (off) or at least 10s"));
+  EXPECT_THAT(load_error(with_upstreams(
                   "  - {name: app, endpoints: [127.0.0.1:8080], keepalive_time: soon}\n")),
               HasSubstr("upstreams[0].keepalive_time:"));
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,10 +18,12 @@ namespace curfew::testing {
 
 // curfew (in-process, data_path: nghttp2, one worker) with one route, `all`, from listener
 // `inbound` to upstream `up` at 127.0.0.1:`upstream_port`; `route_extra` / `upstream_extra` are
-// appended inside the route's / upstream's flow mapping (", key: value"). Null on failure.
+// appended inside the route's / upstream's flow mapping (", key: value"); `adjust` may then set
+// what the config file may not (e.g. a keepalive shorter than its minimum). Null on failure.
 inline std::unique_ptr<sidecar::Sidecar> start_to_raw_upstream(
     int upstream_port, const std::string& route_extra, const std::string& upstream_extra,
-    sidecar::CallObserver* observer = nullptr, sidecar::ConnectionObserver* connections = nullptr) {
+    sidecar::CallObserver* observer = nullptr, sidecar::ConnectionObserver* connections = nullptr,
+    const std::function<void(config::Config&)>& adjust = {}) {
   auto config = config::load_config_string(
       "listeners:\n"
       "  - name: inbound\n"
@@ -35,6 +38,7 @@ inline std::unique_ptr<sidecar::Sidecar> start_to_raw_upstream(
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return nullptr;
   config->worker_threads = 1;
+  if (adjust) adjust(*config);
   auto started = sidecar::Sidecar::start(*std::move(config), observer, connections);
   EXPECT_TRUE(started.ok()) << started.status();
   return started.ok() ? std::move(*started) : nullptr;
