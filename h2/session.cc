@@ -29,9 +29,14 @@ std::vector<nghttp2_nv> to_nv(const Headers& headers) {
   return nv;
 }
 
-// Header fields a block usually has (a gRPC request: 6 pseudo and standard ones, plus metadata):
-// reserved at once instead of growing the vector field by field.
-constexpr size_t kHeadersReserved = 16;
+// Header fields a block usually has, reserved at once instead of growing the vector field by
+// field: a gRPC request (grpc-core and grpc-go send 8 to 9: 4 pseudo-headers, te, content-type,
+// user-agent, grpc-timeout, grpc-accept-encoding) and a response's headers or trailers (:status,
+// content-type, grpc-encoding; grpc-status, grpc-message). More just grow the vector once. Each
+// field is 64 bytes, and an idle stream keeps its headers: 16 for every block cost 1.1 KiB of
+// the ~9.4 KiB an idle proxied stream took.
+constexpr size_t kRequestHeadersReserved = 10;
+constexpr size_t kResponseHeadersReserved = 4;
 // One write per pass of at most this much of nghttp2's output (frames coalesced).
 constexpr size_t kWriteBatchBytes = 64 << 10;
 constexpr size_t kReadBufferBytes = 16 << 10;
@@ -74,7 +79,7 @@ struct Session::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       auto stream = std::make_shared<Stream>(s, frame->hd.stream_id);
-      stream->building_.reserve(kHeadersReserved);
+      stream->building_.reserve(kRequestHeadersReserved);
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
@@ -83,7 +88,7 @@ struct Session::Callbacks {
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
       stream->building_.clear();
-      stream->building_.reserve(kHeadersReserved);
+      stream->building_.reserve(kResponseHeadersReserved);  // or a request's trailers
       stream->building_bytes_ = 0;
     }
     return 0;
