@@ -12,7 +12,6 @@
 
 #include "runtime/errors.h"
 #include "runtime/sleep.h"
-#include "runtime/timeout.h"
 
 namespace curfew::h2 {
 namespace {
@@ -544,9 +543,9 @@ rt::Task<void> Session::read_loop() {
       finish(CloseReason::kPeerClosed);
       co_return;
     }
-    if (role_ == Role::kClient) {
-      last_read_ = rt::Clock::now();
-      if (awaiting_peer_) {  // any bytes will do as the answer to a keepalive PING
+    if (role_ == Role::kClient && limits_.keepalive.time > rt::Duration::zero()) {
+      last_read_ = rt::Clock::now();  // no clock read per read when keepalive is off
+      if (awaiting_peer_) {           // any bytes will do as the answer to a keepalive PING
         awaiting_peer_ = false;
         heard_from_peer_.set();
       }
