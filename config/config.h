@@ -170,12 +170,6 @@ struct Admin {
   std::string address = "127.0.0.1:9901";
 };
 
-// DataPath
-//
-// Which HTTP/2 stack carries calls: curfew's own sessions on nghttp2 (the default), or gRPC's (a
-// gRPC server call and a gRPC client call per call), kept selectable until it is deleted.
-enum class DataPath { kGrpc, kNghttp2 };
-
 // Config
 //
 // The whole effective configuration. Produced by load_config_file() / load_config_string(),
@@ -190,7 +184,6 @@ struct Config {
   // How long a worker keeps polling for the next event after one, instead of sleeping (0: never
   // spins). Saves a thread wake-up per hop at low concurrency, at the price of a spinning core.
   std::chrono::nanoseconds busy_poll{0};
-  DataPath data_path = DataPath::kNghttp2;
   std::string source_path;  // The file (or source name) the config was loaded from.
 
   // Config::find_upstream()

@@ -9,7 +9,7 @@
 #include <coroutine>
 #include <optional>
 
-#include "runtime/detail/completion.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/detail/timers.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"

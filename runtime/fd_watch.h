@@ -19,8 +19,8 @@
 #include <coroutine>
 #include <cstdint>
 
-#include "runtime/detail/completion.h"
 #include "runtime/detail/epoll_poller.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
 #include "runtime/task_state.h"

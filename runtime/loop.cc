@@ -9,8 +9,8 @@ thread_local Loop* current_loop = nullptr;
 // so a flood of events cannot starve timers.
 constexpr int kMaxEventsPerIteration = 64;
 
-// A pass with tasks ready polls without blocking. Such a poll costs about as much as the pass
-// itself (gRPC takes locks and may run its poller), and chains of short passes (a spawn, an event
+// A pass with tasks ready polls without blocking. Such a poll (a system call) costs about as much
+// as a short pass itself, and chains of short passes (a spawn, an event
 // set, a yield) are common on the proxy path; so once a non-blocking poll found nothing, the
 // passes that follow within this interval do not poll again. While events keep arriving every
 // pass polls, and an event waits for at most this long on a busy loop.
@@ -18,19 +18,8 @@ constexpr Duration kRepollAfterEmpty = std::chrono::microseconds(20);
 
 }  // namespace
 
-Loop::Loop(grpc::CompletionQueue& cq, grpc::ServerCompletionQueue* server_cq, BlockingPool& pool,
-           int index)
-    : pool_(pool), index_(index) {
-  auto poller = std::make_unique<CqPoller>(cq, server_cq, [this] { run_inbox(); });
-  cq_poller_ = poller.get();
-  poller_ = std::move(poller);
-}
-
-Loop::Loop(BlockingPool& pool, int index) : pool_(pool), index_(index) {
-  auto poller = std::make_unique<EpollPoller>([this] { run_inbox(); });
-  epoll_poller_ = poller.get();
-  poller_ = std::move(poller);
-}
+Loop::Loop(BlockingPool& pool, int index)
+    : poller_([this] { run_inbox(); }), pool_(pool), index_(index) {}
 
 Loop::~Loop() = default;
 
@@ -54,7 +43,7 @@ bool Loop::post_threadsafe(std::function<void()> fn) {
   inbox_.push_back(std::move(fn));
   if (!wake_armed_) {
     wake_armed_ = true;
-    poller_->wake();
+    poller_.wake();
   }
   return true;
 }
@@ -91,7 +80,7 @@ void Loop::run(const bool& finished) {
   for (;;) {
     if (timers_.size() > 0) timers_.fire_due(Clock::now());
     run_ready();
-    if (finished && ready_head_ == nullptr && tags_in_flight() == 0 && close_inbox()) break;
+    if (finished && ready_head_ == nullptr && close_inbox()) break;
 
     std::optional<Duration> timeout;  // none: until an event
     const bool tasks_ready = ready_head_ != nullptr;
@@ -105,7 +94,7 @@ void Loop::run(const bool& finished) {
     } else if (auto next = timers_.next()) {
       timeout = *next - Clock::now();
     }
-    const int events = poller_->wait(timeout, kMaxEventsPerIteration);
+    const int events = poller_.wait(timeout, kMaxEventsPerIteration);
     if (events > 0 && busy_poll_ > Duration::zero()) last_event_ = Clock::now();
     if (tasks_ready && events == 0) {
       last_empty_poll_ = poll_at;
@@ -120,7 +109,7 @@ bool Loop::close_inbox() {
   // Under the inbox lock, so that no post_threadsafe() can slip a wake-up in between the
   // decision to stop and the stop.
   std::lock_guard<std::mutex> lock(inbox_mu_);
-  if (tags_in_flight() != 0 || !inbox_.empty()) return false;
+  if (!inbox_.empty()) return false;
   closed_ = true;
   return true;
 }
@@ -130,7 +119,7 @@ size_t Loop::close() {
     std::lock_guard<std::mutex> lock(inbox_mu_);
     closed_ = true;
   }
-  return poller_->close();
+  return poller_.close();
 }
 
 }  // namespace curfew::rt

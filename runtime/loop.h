@@ -1,5 +1,5 @@
-// Loop: the event loop of one worker thread, waiting in its Poller (a gRPC CompletionQueue or
-// epoll: detail/poller.h).
+// Loop: the event loop of one worker thread, waiting in epoll (detail/epoll_poller.h) for its
+// fds, its timers and cross-thread posts.
 //
 // One iteration: fire the timers that are due, run the Runnables that were ready when the
 // iteration began (FIFO, like asyncio's call_soon), then wait in the poller until the next timer
@@ -17,12 +17,8 @@
 #include <optional>
 #include <vector>
 
-#include <grpcpp/completion_queue.h>
-
-#include "runtime/detail/completion.h"
-#include "runtime/detail/cq_poller.h"
 #include "runtime/detail/epoll_poller.h"
-#include "runtime/detail/poller.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/detail/timers.h"
 
 namespace curfew::rt {
@@ -31,12 +27,6 @@ class BlockingPool;
 
 class Loop {
  public:
-  // A loop on a gRPC completion queue. `cq` is owned by the caller and must outlive the loop.
-  // `server_cq` is the same queue when it was created by a grpc::ServerBuilder (needed to accept
-  // calls), else null.
-  Loop(grpc::CompletionQueue& cq, grpc::ServerCompletionQueue* server_cq, BlockingPool& pool,
-       int index);
-  // A loop on epoll.
   Loop(BlockingPool& pool, int index);
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
@@ -45,22 +35,8 @@ class Loop {
   // The loop running on this thread, or null outside a loop.
   static Loop* current() noexcept;
 
-  PollerKind poller_kind() const noexcept {
-    return cq_poller_ != nullptr ? PollerKind::kCompletionQueue : PollerKind::kEpoll;
-  }
-  // The gRPC awaitables' queue: only on a completion-queue loop.
-  grpc::CompletionQueue& cq() noexcept {
-    assert(cq_poller_ != nullptr && "a gRPC awaitable on an epoll loop");
-    return cq_poller_->cq();
-  }
-  grpc::ServerCompletionQueue* server_cq() noexcept {
-    return cq_poller_ != nullptr ? cq_poller_->server_cq() : nullptr;
-  }
-  // The fd watches' poller (fd_watch.h): only on an epoll loop.
-  EpollPoller& epoll() noexcept {
-    assert(epoll_poller_ != nullptr && "an fd watch on a completion-queue loop");
-    return *epoll_poller_;
-  }
+  // The fd watches' poller (fd_watch.h).
+  EpollPoller& epoll() noexcept { return poller_; }
   BlockingPool& blocking_pool() noexcept { return pool_; }
   Timers& timers() noexcept { return timers_; }
   int index() const noexcept { return index_; }
@@ -72,12 +48,7 @@ class Loop {
   // once the loop has been closed.
   bool post_threadsafe(std::function<void()> fn);
 
-  // Bookkeeping of gRPC tags in flight on cq(): the loop does not finish while any is pending,
-  // so shutdown never leaves a tag behind. Call tag_started() right before handing a tag to gRPC.
-  void tag_started(void* tag) noexcept { cq_poller_->tag_started(tag); }
-  long tags_in_flight() const noexcept { return poller_->in_flight(); }
-
-  // Drives the loop until `*finished` is true and nothing is ready or in flight.
+  // Drives the loop until `*finished` is true and nothing is ready or posted.
   void run(const bool& finished);
 
   // Busy polling: for this long after the last event, the loop polls its poller instead of
@@ -86,9 +57,8 @@ class Loop {
   // only, before run().
   void set_busy_poll(Duration window) noexcept { busy_poll_ = window; }
 
-  // Refuses further post_threadsafe() calls and closes the poller (a completion queue is shut
-  // down and drained). Returns how many operations were still pending (0 unless a bug left one
-  // behind).
+  // Refuses further post_threadsafe() calls and closes the poller. Returns how many fd watches
+  // were still registered (0 unless a bug left one behind).
   size_t close();
 
  private:
@@ -96,9 +66,7 @@ class Loop {
   void run_inbox();
   bool close_inbox();
 
-  std::unique_ptr<Poller> poller_;
-  CqPoller* cq_poller_ = nullptr;        // poller_, when it is a completion queue
-  EpollPoller* epoll_poller_ = nullptr;  // poller_, when it is epoll
+  EpollPoller poller_;
   BlockingPool& pool_;
   int index_;
   Timers timers_;
@@ -108,7 +76,7 @@ class Loop {
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
 
-  // Cross-thread inbox, woken through Poller::wake().
+  // Cross-thread inbox, woken through EpollPoller::wake().
   std::mutex inbox_mu_;
   std::vector<std::function<void()>> inbox_;
   bool wake_armed_ = false;

@@ -3,8 +3,6 @@
 // Abseil for every program linking it would surprise its tests and its users.
 #pragma once
 
-#include "runtime/detail/poller.h"
-
 namespace curfew::rt {
 
 // Turns off Abseil's mutex deadlock detection for the whole process. Debian's Abseil builds it
@@ -12,11 +10,5 @@ namespace curfew::rt {
 // want on its hot path (curfew's own code takes no mutex per call). A debugging aid; tests keep
 // it on. Call it from main() (curfew's, the benchmarks') before starting a Runtime.
 void disable_abseil_deadlock_detection() noexcept;
-
-// The poller a Runtime uses when its options name none (detail/poller.h): the completion queue
-// until the data path has moved onto epoll. Set once, before any Runtime starts (the runtime
-// tests' main runs the whole suite once per poller this way).
-void set_default_poller(PollerKind kind) noexcept;
-PollerKind default_poller() noexcept;
 
 }  // namespace curfew::rt

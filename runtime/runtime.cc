@@ -42,26 +42,9 @@ class Runtime::Worker final : private detail::SpawnObserver {
 
 Runtime::Runtime(RuntimeOptions options) {
   if (options.threads < 1) throw std::invalid_argument("Runtime: threads must be >= 1");
-  const PollerKind poller = options.poller.value_or(default_poller());
-  if (poller == PollerKind::kEpoll && options.server_builder != nullptr)
-    throw std::invalid_argument("Runtime: a server_builder needs the completion-queue poller");
   pool_ = std::make_unique<BlockingPool>(options.blocking_threads);
   for (int i = 0; i < options.threads; ++i) {
-    if (poller == PollerKind::kEpoll) {
-      loops_.push_back(std::make_unique<Loop>(*pool_, i));
-      loops_.back()->set_busy_poll(options.busy_poll);
-      workers_.push_back(std::make_unique<Worker>(*this, i));
-      continue;
-    }
-    grpc::ServerCompletionQueue* server_cq = nullptr;
-    if (options.server_builder != nullptr) {
-      auto cq = options.server_builder->AddCompletionQueue();
-      server_cq = cq.get();
-      queues_.push_back(std::move(cq));
-    } else {
-      queues_.push_back(std::make_unique<grpc::CompletionQueue>());
-    }
-    loops_.push_back(std::make_unique<Loop>(*queues_.back(), server_cq, *pool_, i));
+    loops_.push_back(std::make_unique<Loop>(*pool_, i));
     loops_.back()->set_busy_poll(options.busy_poll);
     workers_.push_back(std::make_unique<Worker>(*this, i));
   }

@@ -1,14 +1,11 @@
-// Runtime: N loop threads, each waiting in its own poller (a gRPC completion queue or epoll), plus
-// the blocking pool.
+// Runtime: N loop threads, each waiting in its own epoll, plus the blocking pool.
 //
-//   rt::Runtime runtime({.threads = 2, .server_builder = &builder});
-//   auto server = builder.BuildAndStart();
+//   rt::Runtime runtime({.threads = 2});
 //   runtime.run([&](int worker) -> rt::Task<void> { ... serve on runtime.loop(worker) ... });
 //
-// Each worker runs one root task and finishes when that root and everything it started are done
-// and no gRPC tag is in flight on its queue, so shutdown leaves no pending tag and no coroutine
-// frame behind. Then close() (or the destructor) shuts the queues down; a grpc::Server using them
-// must have been shut down and destroyed before (gRPC's order).
+// Each worker runs one root task and finishes when that root and everything it started are done,
+// so shutdown leaves no coroutine frame behind. Then close() (or the destructor) closes the
+// loops' pollers.
 //
 // rt::run(task) is the asyncio.run of this runtime: one thread, one task, its result.
 #pragma once
@@ -21,8 +18,6 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/server_builder.h>
-
 #include "runtime/blocking_pool.h"
 #include "runtime/detail/spawned_task.h"
 #include "runtime/loop.h"
@@ -32,14 +27,8 @@
 namespace curfew::rt {
 
 struct RuntimeOptions {
-  int threads = 1;           // loop threads, each with its own poller
+  int threads = 1;           // loop threads, each with its own epoll
   int blocking_threads = 4;  // threads of the pool behind to_thread()
-  // What the loops wait in (detail/poller.h); none: the process's default_poller().
-  std::optional<PollerKind> poller;
-  // When set, each loop's queue is made by this builder (a ServerCompletionQueue), so the loops
-  // can accept calls of the server it builds. Call before builder->BuildAndStart(). Only with
-  // the completion-queue poller.
-  grpc::ServerBuilder* server_builder = nullptr;
   // Each loop polls instead of sleeping for this long after its last event (Loop::set_busy_poll).
   // Lower latency for a hot loop at the price of a spinning core; zero: off.
   Duration busy_poll{};
@@ -64,24 +53,15 @@ class Runtime {
   // from a signal-handling thread.
   void cancel(const std::string& reason);
 
-  // Closes the pollers (completion queues are shut down and drained); returns how many
-  // operations were still pending (0 unless a bug). A grpc::Server using the queues must be shut
-  // down AND destroyed first.
-  // Idempotent; the destructor calls it.
+  // Closes the loops' pollers; returns how many fd watches were still registered (0 unless a
+  // bug). Idempotent; the destructor calls it.
   size_t close();
-
-  // close(), then the number of tags it found (for tests: 0 means shutdown was clean).
-  size_t leftover_tags() {
-    close();
-    return leftover_;
-  }
 
  private:
   class Worker;
 
   void record_failure(int worker, std::exception_ptr error);
 
-  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
   std::unique_ptr<BlockingPool> pool_;
   std::vector<std::unique_ptr<Loop>> loops_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -6,7 +6,7 @@
 #include <coroutine>
 
 #include "runtime/clock.h"
-#include "runtime/detail/completion.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/detail/timers.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"

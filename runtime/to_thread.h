@@ -16,7 +16,7 @@
 #include <type_traits>
 
 #include "runtime/blocking_pool.h"
-#include "runtime/detail/completion.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"
 

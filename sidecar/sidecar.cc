@@ -2,7 +2,6 @@
 
 #include "sidecar/internal/h2_data_plane.h"
 #include "sidecar/internal/h2_listener_server.h"
-#include "sidecar/internal/listener_server.h"
 #include "sidecar/internal/routing.h"
 
 #include <thread>
@@ -30,10 +29,6 @@ absl::Status reloadable(const config::Config& before, const config::Config& afte
                                            " changed; restart curfew to apply them");
     }
   }
-  // It shapes the worker threads, which live as long as the process.
-  if (before.data_path != after.data_path) {
-    return absl::FailedPreconditionError("data_path changed; restart curfew to apply it");
-  }
   if (before.busy_poll != after.busy_poll) {
     return absl::FailedPreconditionError("busy_poll changed; restart curfew to apply it");
   }
@@ -51,24 +46,14 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
   auto sidecar = std::unique_ptr<Sidecar>(new Sidecar());
   sidecar->routing_ = *routing;
   sidecar->connections_ = connections;
-  if ((*routing)->config.data_path == config::DataPath::kNghttp2) {
-    sidecar->plane_ = std::make_unique<H2DataPlane>(
-        H2DataPlane::Options{.loops = workers,
-                             .upstream_limits = upstream_session_limits((*routing)->config),
-                             .connections = connections,
-                             .busy_poll = (*routing)->config.busy_poll});
-  }
+  sidecar->plane_ = std::make_unique<H2DataPlane>(
+      H2DataPlane::Options{.loops = workers,
+                           .upstream_limits = upstream_session_limits((*routing)->config),
+                           .connections = connections,
+                           .busy_poll = (*routing)->config.busy_poll});
   for (const config::Listener& l : (*routing)->config.listeners) {
-    if ((*routing)->config.data_path == config::DataPath::kNghttp2) {
-      H2ListenerServer::Options options{sidecar->plane_.get(), observer, &sidecar->shutting_down_};
-      auto listener = H2ListenerServer::start(*routing, l.name, options);
-      if (!listener.ok()) return listener.status();
-      sidecar->listeners_.push_back(std::move(*listener));
-      continue;
-    }
-    ListenerServer::Options options{workers, (*routing)->config.busy_poll, observer,
-                                    &sidecar->shutting_down_};
-    auto listener = ListenerServer::start(*routing, l.name, options);
+    H2ListenerServer::Options options{sidecar->plane_.get(), observer, &sidecar->shutting_down_};
+    auto listener = H2ListenerServer::start(*routing, l.name, options);
     if (!listener.ok()) return listener.status();
     sidecar->listeners_.push_back(std::move(*listener));
   }

@@ -19,12 +19,12 @@ namespace curfew::sidecar {
 
 class H2DataPlane;
 
-class ServingListener;  // sidecar/internal/serving_listener.h
-struct Routing;         // sidecar/internal/routing.h
+class H2ListenerServer;  // sidecar/internal/h2_listener_server.h
+struct Routing;          // sidecar/internal/routing.h
 
 class Sidecar {
  public:
-  // Opens the upstream channels and binds every listener. An error names what failed.
+  // Starts the data path's loops and binds every listener. An error names what failed.
   static absl::StatusOr<std::unique_ptr<Sidecar>> start(config::Config config,
                                                         CallObserver* observer = nullptr,
                                                         ConnectionObserver* connections = nullptr);
@@ -55,11 +55,11 @@ class Sidecar {
 
   mutable std::mutex mu_;  // guards routing_ (reload vs. readers of the admin side)
   std::shared_ptr<const Routing> routing_;
-  // The nghttp2 data path's loops, shared by every listener: destroyed after them.
+  // The data path's loops, shared by every listener: destroyed after them.
   std::unique_ptr<H2DataPlane> plane_;
-  std::vector<std::unique_ptr<ServingListener>> listeners_;
+  std::vector<std::unique_ptr<H2ListenerServer>> listeners_;
   std::atomic<bool> shutting_down_{false};
-  ConnectionObserver* connections_ = nullptr;  // the nghttp2 data path's connections; may be null
+  ConnectionObserver* connections_ = nullptr;  // may be null
 };
 
 // OK when a reload can switch from `before` to `after`: the same listeners with the same limits,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The layering, checked (CTest "layering"): each folder includes only what it may.
-#   runtime/  knows nothing of the sidecar, config, metrics or the app;
+#   runtime/  knows nothing of the sidecar, config, metrics, the app or gRPC;
 #   config/   knows nothing of the runtime, sidecar, metrics or the app (the only place with YAML);
 #   sidecar/  knows nothing of YAML, Prometheus, metrics or the app;
 #   metrics/  knows nothing of YAML or the app;
@@ -26,6 +26,7 @@ forbid metrics 'app/|yaml-cpp/|config/internal/|sidecar/internal/|runtime/detail
 forbid app 'sidecar/internal/|runtime/detail/|config/internal/' 'the app uses public headers'
 forbid runtime 'wire/' 'the runtime knows nothing of gRPC framing'
 forbid runtime 'h2/' 'the runtime knows nothing of HTTP/2'
+forbid runtime 'grpc/|grpcpp/' 'the runtime knows nothing of gRPC'
 forbid h2 'sidecar/|config/|metrics/|app/|wire/|grpc/|grpcpp/' 'h2 is HTTP/2 only'
 forbid tls 'sidecar/|config/|metrics/|app/|wire/|grpc/|grpcpp/' 'tls is a transport only'
 forbid dns 'sidecar/|config/|metrics/|app/|wire/|h2/|tls/' 'dns resolves names only'

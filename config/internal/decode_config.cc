@@ -93,29 +93,26 @@ Config decode_config(const Value& root) {
       busy_poll.fail("must be at most 1ms (a worker spins this long after each event)");
     }
   }
+  // Deprecated: one data path is left. Configs written for the release that had two keep loading
+  // when they name the one that stayed.
   if (const Value data_path = root.get("data_path"); data_path.present()) {
-    const std::string path = data_path.as_string();
-    if (path == "grpc") {
-      config.data_path = DataPath::kGrpc;
-    } else if (path == "nghttp2") {
-      config.data_path = DataPath::kNghttp2;
-    } else {
-      data_path.fail("must be \"grpc\" or \"nghttp2\", not \"" + path + "\"");
+    if (const std::string path = data_path.as_string(); path != "nghttp2") {
+      data_path.fail("\"" + path +
+                     "\" is not a data path any more: curfew has one (its own HTTP/2 on "
+                     "nghttp2); remove data_path");
     }
   }
-  if (config.data_path == DataPath::kNghttp2) {
-    // nghttp2's HPACK decoder refuses any single header field over 64 KiB with a connection
-    // error (COMPRESSION_ERROR for every call on it): a metadata limit above that would promise
-    // what the connection cannot keep.
-    for (size_t i = 0; i < config.listeners.size(); ++i) {
-      if (config.listeners[i].limits.max_metadata_bytes > kNghttp2MaxHeaderFieldBytes) {
-        root.get("listeners")
-            .items()[i]
-            .get("limits")
-            .get("max_metadata_bytes")
-            .fail("must be at most " + std::to_string(kNghttp2MaxHeaderFieldBytes) +
-                  " with data_path: nghttp2 (a larger header field ends the whole connection)");
-      }
+  // nghttp2's HPACK decoder refuses any single header field over 64 KiB with a connection error
+  // (COMPRESSION_ERROR for every call on it): a metadata limit above that would promise what the
+  // connection cannot keep.
+  for (size_t i = 0; i < config.listeners.size(); ++i) {
+    if (config.listeners[i].limits.max_metadata_bytes > kNghttp2MaxHeaderFieldBytes) {
+      root.get("listeners")
+          .items()[i]
+          .get("limits")
+          .get("max_metadata_bytes")
+          .fail("must be at most " + std::to_string(kNghttp2MaxHeaderFieldBytes) +
+                " (nghttp2 ends the whole connection on a larger header field)");
     }
   }
   return config;

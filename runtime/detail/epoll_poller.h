@@ -5,14 +5,19 @@
 #pragma once
 
 #include <atomic>
-
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <optional>
 
-#include "runtime/detail/poller.h"
+#include "runtime/clock.h"
 
 namespace curfew::rt {
 
-class EpollPoller final : public Poller {
+// The handler the poller runs on the loop thread after wake().
+using WakeHandler = std::function<void()>;
+
+class EpollPoller {
  public:
   // Something registered for readiness events of one fd.
   class Source {
@@ -29,7 +34,7 @@ class EpollPoller final : public Poller {
   explicit EpollPoller(WakeHandler on_wake);
   EpollPoller(const EpollPoller&) = delete;
   EpollPoller& operator=(const EpollPoller&) = delete;
-  ~EpollPoller() override;
+  ~EpollPoller();
 
   // Registers `fd` edge-triggered for input, output and hang-up; returns an errno value (0 on
   // success). Loop thread, or another thread before the source can be ready (a listener bound
@@ -40,12 +45,15 @@ class EpollPoller final : public Poller {
   // How many fds are registered (for tests: every watch was removed).
   long sources() const noexcept { return sources_.load(std::memory_order_relaxed); }
 
-  int wait(std::optional<Duration> timeout, int max_events) override;
-  void wake() override;
-  // Fd readiness is not an operation in flight: a task waiting on an fd keeps its loop running
-  // by itself. Nothing is ever pending here.
-  long in_flight() const noexcept override { return 0; }
-  size_t close() override;
+  // Waits at most `timeout` (nullopt: until an event; zero: not at all) and dispatches up to
+  // `max_events` events on the calling (loop) thread. Returns how many it dispatched.
+  int wait(std::optional<Duration> timeout, int max_events);
+  // Makes the loop thread's wait() return soon and run the wake handler. Any thread; the Loop
+  // calls it at most once until the handler ran.
+  void wake();
+  // Closes the epoll and wake fds once the loop has finished. Returns how many fds were still
+  // registered (0 unless a bug left a watch behind).
+  size_t close();
 
  private:
   void drain_wake() noexcept;

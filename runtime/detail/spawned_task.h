@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "runtime/detail/completion.h"
+#include "runtime/detail/runnable.h"
 #include "runtime/errors.h"
 #include "runtime/loop.h"
 #include "runtime/task.h"

@@ -22,8 +22,7 @@
 #include "config/config.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/internal/upstream_call.h"
-#include "sidecar/internal/upstreams.h"
+#include "sidecar/internal/unary_caller.h"
 
 namespace curfew::sidecar {
 

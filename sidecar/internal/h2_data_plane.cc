@@ -12,7 +12,6 @@ H2DataPlane::H2DataPlane(Options options) : options_(options) {
   runtime_ = std::make_unique<rt::Runtime>(
       rt::RuntimeOptions{.threads = options.loops,
                          .blocking_threads = std::max(4, options.loops),
-                         .poller = rt::PollerKind::kEpoll,
                          .busy_poll = options.busy_poll});
   for (int i = 0; i < options.loops; ++i)
     loops_.push_back(std::make_unique<LoopState>(options.upstream_limits, options.connections));

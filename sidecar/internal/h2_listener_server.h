@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,7 @@
 #include "sidecar/call_report.h"
 #include "sidecar/internal/admission.h"
 #include "sidecar/internal/h2_data_plane.h"
-#include "sidecar/internal/serving_listener.h"
+#include "sidecar/internal/routing.h"
 #include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
@@ -35,7 +36,7 @@ namespace curfew::sidecar {
 h2::SessionLimits caller_session_limits(const config::Listener& listener);
 h2::SessionLimits upstream_session_limits(const config::Config& config);
 
-class H2ListenerServer final : public ServingListener {
+class H2ListenerServer {
  public:
   struct Options {
     H2DataPlane* plane = nullptr;      // outlives the listener
@@ -46,12 +47,15 @@ class H2ListenerServer final : public ServingListener {
   // Binds the listener called `name` of `routing` and starts serving it.
   static absl::StatusOr<std::unique_ptr<H2ListenerServer>> start(
       std::shared_ptr<const Routing> routing, const std::string& name, Options options);
-  ~H2ListenerServer() override;
+  ~H2ListenerServer();
 
-  const std::string& name() const noexcept override { return name_; }
-  int port() const noexcept override { return port_; }
-  void set_routing(std::shared_ptr<const Routing> routing) override;
-  void shutdown(std::chrono::system_clock::time_point deadline) override;
+  const std::string& name() const noexcept { return name_; }
+  int port() const noexcept { return port_; }
+  // Future calls use `routing`; calls in flight keep theirs. Thread-safe.
+  void set_routing(std::shared_ptr<const Routing> routing);
+  // Stops accepting, lets calls in flight run until `deadline`, cancels the rest, and waits
+  // until everything is done. Blocking; not from one of the plane's loops.
+  void shutdown(std::chrono::system_clock::time_point deadline);
 
   int calls_in_flight() const noexcept { return calls_in_flight_.load(std::memory_order_relaxed); }
 

@@ -16,7 +16,6 @@
 #include "sidecar/internal/deadline_policy.h"
 #include "sidecar/internal/fanout.h"
 #include "sidecar/internal/h2_unary_call.h"
-#include "sidecar/internal/proxy_call.h"
 #include "sidecar/internal/request_replay.h"
 #include "sidecar/internal/retry.h"
 #include "sidecar/internal/shadow.h"
@@ -33,6 +32,8 @@
 
 namespace curfew::sidecar {
 namespace {
+
+std::atomic<CallFaultHook> g_call_fault_hook{nullptr};
 
 using grpc::StatusCode;
 
@@ -264,7 +265,7 @@ rt::Task<void> H2ProxyCall::run() {
 
 rt::Task<void> H2ProxyCall::serve() {
   const config::Listener& listener = *ctx_.listener;
-  if (CallFaultHook hook = call_fault_hook()) hook(method_);
+  if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(method_);
   const std::string* content_type = h2::find_header(caller_.headers(), "content-type");
   if (content_type == nullptr || !wire::is_grpc_content_type(*content_type)) {
     replied_ = true;
@@ -766,6 +767,10 @@ rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
 rt::Task<void> h2_proxy_call(std::shared_ptr<h2::Stream> caller, H2CallContext context) {
   H2ProxyCall call(*caller, context);
   co_await call.run();
+}
+
+void set_call_fault_hook_for_testing(CallFaultHook hook) {
+  g_call_fault_hook.store(hook, std::memory_order_relaxed);
 }
 
 }  // namespace curfew::sidecar

@@ -1,7 +1,12 @@
 // h2_proxy_call: forwards one caller stream to its route's upstream on curfew's own HTTP/2
-// connections (the nghttp2 data path), under the route's deadline, with cancellation propagated
-// both ways. The same decisions as proxy_call.h (routing, deadline policy, status messages,
-// reports); only the transport differs:
+// connections, under the route's deadline, with cancellation propagated both ways.
+//
+// The flow of one call (see docs/architecture.md):
+//   1. match the method to a route (none: UNIMPLEMENTED from curfew);
+//   2. decide the deadline (deadline_policy.h); below min_budget: DEADLINE_EXCEEDED at once;
+//   3. under a deadline scope, open the upstream stream with the caller's metadata and the
+//      remaining budget as grpc-timeout, then relay both directions in one task group;
+//   4. the upstream's status, message, details and trailers go back to the caller.
 //
 //   - message bodies are forwarded cut-through, chunk by chunk as DATA frames arrive, never
 //     assembled; flow control carries a slow reader's pace back to its writer;
@@ -10,14 +15,17 @@
 //   - a caller's RST_STREAM cancels the task at once (h2::Session), which resets the upstream
 //     stream (CANCEL); an upstream reset or lost connection becomes the caller's status
 //     (wire/status_mapping.h); a request reaches the upstream as complete only when the caller
-//     ended it with END_STREAM.
+//     ended it with END_STREAM; the deadline passing resets the upstream stream and the caller
+//     gets DEADLINE_EXCEEDED naming the route and its budget.
 //
-// Routes with a fan-out, retries or a mirror buffer the one request message and run the same
-// policies as the gRPC path (fanout.h, retry.h, shadow.h) over H2UnaryCaller.
+// Routes with a fan-out, retries or a mirror buffer the one request message (a second one is
+// refused with INVALID_ARGUMENT) and run the unary policies (fanout.h, retry.h, shadow.h) over
+// H2UnaryCaller.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <string>
 
 #include "h2/stream.h"
 #include "runtime/task.h"
@@ -38,8 +46,14 @@ struct H2CallContext {
   const std::atomic<bool>* shutting_down = nullptr;
 };
 
-// Serves `caller` to completion. Never throws except CancelledError; any other error fails that
-// call alone with INTERNAL (CallReport::fault), as proxy_call does.
+// Serves `caller` to completion. Never throws except CancelledError: any other error inside the
+// call (a bug, an allocation failure) fails that call alone with INTERNAL, is logged once with
+// its route and is reported (CallReport::fault); the loop's other calls go on.
 rt::Task<void> h2_proxy_call(std::shared_ptr<h2::Stream> caller, H2CallContext context);
+
+// Test hook: called with the method at the start of every call, before routing; what it throws
+// is that call's fault. Null (the default) in production.
+using CallFaultHook = void (*)(const std::string& method);
+void set_call_fault_hook_for_testing(CallFaultHook hook);
 
 }  // namespace curfew::sidecar

@@ -51,8 +51,7 @@ std::string bytes_of(const grpc::ByteBuffer& buffer) {
 Metadata metadata_of(const h2::Headers& headers) {
   Metadata out;
   for (const h2::Header& h : headers) {
-    if (!is_hop_by_hop(grpc::string_ref(h.name.data(), h.name.size())))
-      out.emplace_back(h.name, h.value);
+    if (!is_hop_by_hop(h.name)) out.emplace_back(h.name, h.value);
   }
   return out;
 }
@@ -162,7 +161,7 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
                          {"grpc-timeout", ""}};  // set for each stream, from the deadline
   const size_t timeout_header = headers.size() - 1;
   for (const auto& [k, v] : request.metadata) {
-    if (!is_hop_by_hop(k))
+    if (!is_hop_by_hop(std::string_view(k.data(), k.size())))
       headers.push_back({std::string(k.data(), k.size()), std::string(v.data(), v.size())});
   }
   if (request.compressed) {

@@ -12,7 +12,7 @@
 
 #include "config/config.h"
 #include "sidecar/internal/routing.h"
-#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/unary_caller.h"
 #include "sidecar/internal/upstream_pool.h"
 
 namespace curfew::sidecar {

@@ -3,19 +3,14 @@
 namespace curfew::sidecar {
 
 absl::StatusOr<std::shared_ptr<const Routing>> Routing::build(config::Config config) {
-  auto upstreams = Upstreams::open(config);
-  if (!upstreams.ok()) return upstreams.status();
   auto routing = std::make_shared<Routing>();
-  if (config.data_path == config::DataPath::kNghttp2) {
-    for (const config::Upstream& u : config.upstreams) {
-      if (!u.tls.enabled) continue;
-      auto tls = make_upstream_tls(u);
-      if (!tls.ok()) return tls.status();
-      routing->tls.emplace(u.name, *std::move(tls));
-    }
+  for (const config::Upstream& u : config.upstreams) {
+    if (!u.tls.enabled) continue;
+    auto tls = make_upstream_tls(u);
+    if (!tls.ok()) return tls.status();
+    routing->tls.emplace(u.name, *std::move(tls));
   }
   routing->config = std::move(config);
-  routing->upstreams = std::move(*upstreams);
   return std::shared_ptr<const Routing>(std::move(routing));
 }
 

@@ -1,4 +1,4 @@
-// Routing: everything a call needs to be routed — the configuration and the channels to the
+// Routing: everything a call needs to be routed — the configuration and the TLS contexts of the
 // upstreams it names. Immutable; a reload builds a new one and swaps it in; each in-flight call
 // keeps the Routing it started with, so a reload never changes a call's route mid-flight.
 #pragma once
@@ -11,17 +11,15 @@
 #include "absl/status/statusor.h"
 #include "config/config.h"
 #include "sidecar/internal/upstream_tls.h"
-#include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
 
 struct Routing {
   config::Config config;
-  std::shared_ptr<const Upstreams> upstreams;
-  // The nghttp2 path's TLS per upstream name (upstreams with tls.enabled only).
+  // The TLS per upstream name (upstreams with tls.enabled only).
   std::unordered_map<std::string, std::shared_ptr<const UpstreamTls>> tls;
 
-  // Opens the upstream channels of `config`.
+  // Builds the TLS contexts of `config`'s upstreams; an error names the upstream and file.
   static absl::StatusOr<std::shared_ptr<const Routing>> build(config::Config config);
 
   // The TLS of the upstream called `name`, or nullptr (plaintext).

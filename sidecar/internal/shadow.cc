@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "runtime/errors.h"
-#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/unary_caller.h"
 #include "sidecar/internal/worker_state.h"
 
 namespace curfew::sidecar {
@@ -44,13 +44,8 @@ rt::Task<void> shadow_call(ShadowSlot slot, ShadowCopy copy, CallObserver* obser
     std::multimap<grpc::string_ref, grpc::string_ref> metadata;
     for (const auto& [k, v] : copy.metadata) metadata.emplace(k, v);
     const UnaryRequest request{copy.method, copy.message, metadata, copy.compressed};
-    std::unique_ptr<UnaryCaller> caller;
-    if (copy.pool != nullptr) {
-      caller = std::make_unique<H2UnaryCaller>(*copy.pool, *copy.routing);
-    } else {
-      caller = std::make_unique<GrpcUnaryCaller>(*copy.routing->upstreams);
-    }
-    UpstreamReply reply = co_await caller->call(*copy.upstream, request, copy.deadline);
+    H2UnaryCaller caller(*copy.pool, *copy.routing);
+    UpstreamReply reply = co_await caller.call(*copy.upstream, request, copy.deadline);
     attempt.code = reply.status.error_code();
   } catch (const rt::CancelledError&) {
     attempt.code = grpc::StatusCode::CANCELLED;

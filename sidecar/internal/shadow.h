@@ -36,9 +36,7 @@ struct ShadowCopy {
   std::vector<std::pair<std::string, std::string>> metadata;
   rt::TimePoint deadline{};
   bool compressed = false;
-  // The nghttp2 path's connections of the worker (which outlive its shadows); null on the gRPC
-  // path, whose channels `routing` holds.
-  UpstreamPool* pool = nullptr;
+  UpstreamPool* pool = nullptr;  // the loop's connections, which outlive its shadows
 };
 
 // Starts `copy` on the calling loop thread's worker, detached from the caller's call. False

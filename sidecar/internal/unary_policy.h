@@ -7,7 +7,7 @@
 #include "runtime/clock.h"
 #include "runtime/task.h"
 #include "sidecar/call_report.h"
-#include "sidecar/internal/upstream_call.h"
+#include "sidecar/internal/unary_caller.h"
 
 namespace curfew::sidecar {
 

@@ -1,7 +1,6 @@
 // curfew-chaos: everything at once against the real curfew binary, then invariants.
 //
 //   curfew-chaos --curfew PATH [--seconds 60] [--seed N] [--callers 24] [--check-rss]
-//                [--data-path grpc|nghttp2]
 //   (CURFEW_CHAOS_SECONDS and CURFEW_CHAOS_SEED, when set, win over the flags: CTest passes
 //   --seconds, and a caller replaying a failure sets the environment)
 //
@@ -271,7 +270,6 @@ struct Options {
   uint64_t seed = 0;
   int callers = 24;
   bool check_rss = false;
-  std::string data_path;  // the config's data_path ("": the default)
 };
 
 struct ReloadLog {
@@ -286,10 +284,8 @@ class Run {
 
   int main() {
     std::printf(
-        "chaos: seed=%llu seconds=%d callers=%d curfew=%s data_path=%s (replay: "
-        "CURFEW_CHAOS_SEED=%llu)\n",
-        seed(), o_.seconds, o_.callers, o_.curfew.c_str(),
-        o_.data_path.empty() ? "default" : o_.data_path.c_str(), seed());
+        "chaos: seed=%llu seconds=%d callers=%d curfew=%s (replay: CURFEW_CHAOS_SEED=%llu)\n",
+        seed(), o_.seconds, o_.callers, o_.curfew.c_str(), seed());
     std::fflush(stdout);
     methods_ = make_methods(rng_);
     if (!start()) return finish_early();
@@ -316,8 +312,7 @@ class Run {
  private:
   unsigned long long seed() const { return static_cast<unsigned long long>(o_.seed); }
   std::string config_text(int version, bool invalid = false) {
-    const std::string text = writer_->text(version, rng_, invalid);
-    return o_.data_path.empty() ? text : "data_path: " + o_.data_path + "\n" + text;
+    return writer_->text(version, rng_, invalid);
   }
 
   bool start() {
@@ -791,14 +786,12 @@ int main(int argc, char** argv) {
       o.callers = std::atoi(next().c_str());
     else if (arg == "--check-rss")
       o.check_rss = true;
-    else if (arg == "--data-path")
-      o.data_path = next();
     else if (arg == "--upstream-port")
       upstream_port = std::atoi(next().c_str());
     else {
       std::fprintf(stderr,
                    "usage: curfew-chaos --curfew PATH [--seconds N] [--seed N] [--callers N] "
-                   "[--check-rss] [--data-path grpc|nghttp2]\n");
+                   "[--check-rss]\n");
       return 2;
     }
   }
@@ -808,8 +801,6 @@ int main(int argc, char** argv) {
   if (const char* s = std::getenv("CURFEW_CHAOS_SECONDS"); s && *s) o.seconds = std::atoi(s);
   if (const char* s = std::getenv("CURFEW_CHAOS_SEED"); s && *s)
     o.seed = std::strtoull(s, nullptr, 10);
-  if (const char* s = std::getenv("CURFEW_TEST_DATA_PATH"); s && *s && o.data_path.empty())
-    o.data_path = s;
   if (o.curfew.empty() || o.seconds <= 0 || o.callers <= 0) {
     std::fprintf(stderr, "curfew-chaos: --curfew PATH is required; numbers must be positive\n");
     return 2;

@@ -194,51 +194,22 @@ TEST(TopLevel, BusyPoll) {
               HasSubstr("t.yaml:11:12: busy_poll: bad duration \"50\""));
 }
 
-// data_path: nghttp2 (the default) or grpc (the old path, until it is deleted); the nghttp2 path
-// refuses, naming the field, a metadata limit it cannot keep.
-TEST(TopLevel, DataPath) {
-  auto absent = load_config_string(with_routes(kOneRoute), "t.yaml");
-  ASSERT_TRUE(absent.ok()) << absent.status();
-  EXPECT_EQ(absent->data_path, DataPath::kNghttp2);
-  auto h2 = load_config_string(with_routes(kOneRoute) + "data_path: nghttp2\n", "t.yaml");
-  ASSERT_TRUE(h2.ok()) << h2.status();
-  EXPECT_EQ(h2->data_path, DataPath::kNghttp2);
-  auto old_path = load_config_string(with_routes(kOneRoute) + "data_path: grpc\n", "t.yaml");
-  ASSERT_TRUE(old_path.ok()) << old_path.status();
-  EXPECT_EQ(old_path->data_path, DataPath::kGrpc);
+// data_path is deprecated: "nghttp2" (the one path left) still loads, anything else is refused
+// naming the field. A metadata limit nghttp2 cannot keep is refused naming the field.
+TEST(TopLevel, DataPathIsDeprecated) {
+  EXPECT_TRUE(load_config_string(with_routes(kOneRoute) + "data_path: nghttp2\n", "t.yaml").ok());
+  EXPECT_THAT(load_error(with_routes(kOneRoute) + "data_path: grpc\n"),
+              HasSubstr("t.yaml:11:12: data_path: \"grpc\" is not a data path any more: curfew "
+                        "has one (its own HTTP/2 on nghttp2); remove data_path"));
   EXPECT_THAT(load_error(with_routes(kOneRoute) + "data_path: quic\n"),
-              HasSubstr("t.yaml:11:12: data_path: must be \"grpc\" or \"nghttp2\", not \"quic\""));
-  // Served on the nghttp2 path too: a retry route.
-  EXPECT_TRUE(load_config_string(with_routes("      - {name: twice, match: {prefix: /}, upstream: "
-                                             "app, retry: {attempts: 2, per_try_timeout: 1s, on: "
-                                             "[UNAVAILABLE]}}\n") +
-                                     "data_path: nghttp2\n",
-                                 "t.yaml")
-                  .ok());
-  // A metadata limit nghttp2 cannot keep: one header field over 64 KiB ends the connection.
-  EXPECT_THAT(load_error("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    limits: "
-                         "{max_metadata_bytes: 100000}\n    routes:\n" +
-                         std::string(kOneRoute) + std::string(kUpstreams) + "data_path: nghttp2\n"),
-              HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
-  // ... also when data_path is left out (the default), and not on the gRPC path.
+              HasSubstr("t.yaml:11:12: data_path: \"quic\" is not a data path"));
+  // One header field over 64 KiB ends the whole connection in nghttp2.
   EXPECT_THAT(load_error("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    limits: "
                          "{max_metadata_bytes: 100000}\n    routes:\n" +
                          std::string(kOneRoute) + std::string(kUpstreams)),
-              HasSubstr("max_metadata_bytes: must be at most 65536 with data_path: nghttp2"));
-  EXPECT_TRUE(load_config_string("listeners:\n  - name: in\n    address: 127.0.0.1:15001\n    "
-                                 "limits: {max_metadata_bytes: 100000}\n    routes:\n" +
-                                     std::string(kOneRoute) + std::string(kUpstreams) +
-                                     "data_path: grpc\n",
-                                 "t.yaml")
-                  .ok());
-  // Served: TLS upstreams (tls/).
-  EXPECT_TRUE(load_config_string("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: "
-                                 "[{name: r, match: {prefix: /}, upstream: secure}]}\nupstreams:\n"
-                                 "  - {name: secure, endpoints: [127.0.0.1:1], tls: {enabled: "
-                                 "true}}\ndata_path: nghttp2\n",
-                                 "t.yaml")
-                  .ok());
-  // vsock endpoints too.
+              HasSubstr("t.yaml:4:34: listeners[0].limits.max_metadata_bytes: must be at most "
+                        "65536 (nghttp2 ends the whole connection on a larger header field)"));
+  // vsock endpoints load.
   EXPECT_TRUE(load_config_string("listeners:\n  - {name: in, address: 127.0.0.1:15001, routes: "
                                  "[{name: r, match: {prefix: /}, upstream: v}]}\nupstreams:\n"
                                  "  - {name: v, endpoints: ['vsock:3:5000']}\n",

@@ -162,8 +162,7 @@ inline std::vector<std::string> measurable_child_env() {
 class CurfewBinary {
  public:
   // Writes `config_text` (its admin address should be 127.0.0.1:0) to DIR/curfew.yaml and starts
-  // curfew on it; ok() once its admin server is up. With CURFEW_TEST_DATA_PATH set (CTest runs
-  // the suites once per data path), every config written says that data_path.
+  // curfew on it; ok() once its admin server is up.
   CurfewBinary(const std::filesystem::path& dir, const std::string& config_text,
                std::vector<std::string> extra_args = {}, std::string binary = default_binary())
       : config_(dir / "curfew.yaml") {
@@ -197,9 +196,7 @@ class CurfewBinary {
  private:
   // In one step (rename), as a ConfigMap update is seen.
   void write_config(const std::string& config_text) const {
-    // A config read back from a running one already says it.
-    const bool has_path = config_text.find("data_path:") != std::string::npos;
-    std::ofstream(config_.string() + ".tmp") << (has_path ? "" : data_path_line()) << config_text;
+    std::ofstream(config_.string() + ".tmp") << config_text;
     std::filesystem::rename(config_.string() + ".tmp", config_);
   }
 
@@ -212,12 +209,6 @@ class CurfewBinary {
   void reload(const std::string& config_text) {
     write_config(config_text);
     process_->signal(SIGHUP);
-  }
-
-  // The data_path line CURFEW_TEST_DATA_PATH asks for ("" when unset).
-  static std::string data_path_line() {
-    const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
-    return path != nullptr && *path != '\0' ? "data_path: " + std::string(path) + "\n" : "";
   }
 
   std::optional<Exposition> scrape() const {

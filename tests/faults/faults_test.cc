@@ -254,7 +254,7 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
     });
     for (int i = 0; i < n; ++i) {
       // RST_STREAM INTERNAL_ERROR -> INTERNAL; REFUSED_STREAM -> UNAVAILABLE (no retry policy
-      // on these routes; the nghttp2 path sends a refused stream again once, transparently).
+      // on these routes; a refused stream is sent again once, transparently, and refused again).
       EXPECT_EQ(a[i].error_code(), grpc::StatusCode::INTERNAL) << a[i].error_message();
       EXPECT_EQ(b[i].error_code(), grpc::StatusCode::UNAVAILABLE) << b[i].error_message();
       // The message sent before the reset reaches the caller, then the reset's status.
@@ -265,11 +265,9 @@ TEST_F(FaultTest, UpstreamResettingStreamsPassesTheResetOn) {
   }
   calls_made_ += 3 * 3 * n;
   EXPECT_EQ(internal.streams(), 3 * n);  // each call reached the peer exactly once
-  // A refused stream was never processed (RFC 9113 §8.7): the nghttp2 path sends it again
-  // once, as gRPC's transparent retry does (the gRPC path runs with gRPC's retries off).
-  const char* data_path = std::getenv("CURFEW_TEST_DATA_PATH");
-  const bool transparent_retry = data_path == nullptr || std::string(data_path) != "grpc";
-  EXPECT_EQ(refused.streams(), (transparent_retry ? 2 : 1) * 3 * n);
+  // A refused stream was never processed (RFC 9113 §8.7): curfew sends it again once, as gRPC's
+  // transparent retry does.
+  EXPECT_EQ(refused.streams(), 2 * 3 * n);
   settle();  // every call reported (a report follows the caller's status)
   EXPECT_EQ(curfew_->sum("curfew_requests_total", {{"route", "reset"}, {"grpc_code", "INTERNAL"}}),
             3 * n);

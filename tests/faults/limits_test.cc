@@ -176,7 +176,6 @@ class Limits : public ::testing::Test {
   void reload(const std::string& limits, const std::string& routes) {
     auto loaded = config::load_config_string(config(upstream_.port(), limits, routes), "t.yaml");
     ASSERT_TRUE(loaded.ok()) << loaded.status();
-    apply_test_data_path(*loaded);
     ASSERT_TRUE(sidecar_->reload(*std::move(loaded)).ok());
   }
   bool held_at_upstream(int n) {
@@ -352,7 +351,6 @@ TEST_F(Limits, BusyPollNeedsARestartAndTheOldConfigKeepsServing) {
     auto loaded =
         config::load_config_string(config(upstream_.port(), "", kCatchAll) + extra, "t.yaml");
     ASSERT_TRUE(loaded.ok()) << loaded.status();
-    apply_test_data_path(*loaded);
     absl::Status status = sidecar_->reload(*std::move(loaded));
     EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << extra;
     EXPECT_NE(status.message().find("restart curfew"), std::string::npos) << status.message();

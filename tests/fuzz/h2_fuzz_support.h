@@ -154,8 +154,7 @@ template <class MakeBody>
 void run_one(MakeBody make_body) {
   const long frames_before = rt::live_frames();  // before the body's own frame exists
   try {
-    rt::run(bounded(make_body()),
-            rt::RuntimeOptions{.blocking_threads = 0, .poller = rt::PollerKind::kEpoll});
+    rt::run(bounded(make_body()), rt::RuntimeOptions{.blocking_threads = 0});
   } catch (...) {
     std::fprintf(stderr, "h2 fuzz: unexpected error: %s\n",
                  rt::describe_error(std::current_exception()).c_str());

@@ -18,7 +18,7 @@ namespace curfew_test {
 class H2TestServer {
  public:
   H2TestServer(curfew::h2::StreamHandler handler, curfew::h2::SessionLimits limits = {})
-      : runtime_({.poller = curfew::rt::PollerKind::kEpoll}) {
+      : runtime_() {
     std::promise<int> port;
     auto bound = port.get_future();
     thread_ = std::thread([this, handler = std::move(handler), limits, &port]() mutable {

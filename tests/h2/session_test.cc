@@ -180,44 +180,42 @@ TEST(H2Session, CallsAGrpcServerAsAClient) {
   int good = 0;
   std::string status_seen;
   h2::CloseReason reason = h2::CloseReason::kOpen;
-  rt::run(
-      [&]() -> Task<void> {
-        rt::Loop& loop = (co_await rt::this_task{}).loop();
-        rt::Socket socket = co_await rt::Timeout::after(5s).run(
-            rt::connect(loop, rt::SocketAddress::parse(address)));
-        h2::Session session(std::move(socket), h2::Role::kClient, {});
-        rt::TaskGroup group;
-        co_await rt::Timeout::after(20s).run(group.run([&]() -> Task<void> {
-          group.spawn(session.run(nullptr), "session");
-          for (int i = 0; i < 20; ++i) {
-            grpc::testing::SimpleRequest request;
-            request.set_response_size(100 + i);
-            auto stream = session.open_stream({{":method", "POST"},
-                                               {":scheme", "http"},
-                                               {":path", "/grpc.testing.TestService/UnaryCall"},
-                                               {":authority", address},
-                                               {"content-type", "application/grpc"},
-                                               {"te", "trailers"}});
-            EXPECT_NE(stream, nullptr);
-            if (stream == nullptr) break;
-            co_await stream->write(framed(request.SerializeAsString()));
-            stream->end();
-            EXPECT_TRUE(co_await stream->wait_headers());
-            std::string body;
-            while (auto chunk = co_await stream->read()) body += *chunk;
-            const std::string* status = h2::find_header(stream->trailers(), "grpc-status");
-            status_seen = status != nullptr ? *status : "(none)";
-            grpc::testing::SimpleResponse response;
-            if (body.size() >= 5 && response.ParseFromString(body.substr(5)) &&
-                response.payload().body().size() == static_cast<size_t>(100 + i) &&
-                status_seen == "0" && stream->ended_cleanly())
-              ++good;
-          }
-          session.shutdown();  // GOAWAY: run() ends once nothing is open
-        }()));
-        reason = session.close_reason();
-      }(),
-      {.poller = rt::PollerKind::kEpoll});
+  rt::run([&]() -> Task<void> {
+    rt::Loop& loop = (co_await rt::this_task{}).loop();
+    rt::Socket socket =
+        co_await rt::Timeout::after(5s).run(rt::connect(loop, rt::SocketAddress::parse(address)));
+    h2::Session session(std::move(socket), h2::Role::kClient, {});
+    rt::TaskGroup group;
+    co_await rt::Timeout::after(20s).run(group.run([&]() -> Task<void> {
+      group.spawn(session.run(nullptr), "session");
+      for (int i = 0; i < 20; ++i) {
+        grpc::testing::SimpleRequest request;
+        request.set_response_size(100 + i);
+        auto stream = session.open_stream({{":method", "POST"},
+                                           {":scheme", "http"},
+                                           {":path", "/grpc.testing.TestService/UnaryCall"},
+                                           {":authority", address},
+                                           {"content-type", "application/grpc"},
+                                           {"te", "trailers"}});
+        EXPECT_NE(stream, nullptr);
+        if (stream == nullptr) break;
+        co_await stream->write(framed(request.SerializeAsString()));
+        stream->end();
+        EXPECT_TRUE(co_await stream->wait_headers());
+        std::string body;
+        while (auto chunk = co_await stream->read()) body += *chunk;
+        const std::string* status = h2::find_header(stream->trailers(), "grpc-status");
+        status_seen = status != nullptr ? *status : "(none)";
+        grpc::testing::SimpleResponse response;
+        if (body.size() >= 5 && response.ParseFromString(body.substr(5)) &&
+            response.payload().body().size() == static_cast<size_t>(100 + i) &&
+            status_seen == "0" && stream->ended_cleanly())
+          ++good;
+      }
+      session.shutdown();  // GOAWAY: run() ends once nothing is open
+    }()));
+    reason = session.close_reason();
+  }());
   EXPECT_EQ(good, 20);
   EXPECT_EQ(status_seen, "0");
   EXPECT_EQ(reason, h2::CloseReason::kGoaway) << h2::close_reason_name(reason);

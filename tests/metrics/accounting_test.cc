@@ -264,7 +264,6 @@ TEST_F(Accounting, SeriesSurviveAReload) {
   // A new Routing: the old one (and the strings the reports pointed into) goes away.
   auto config = config::load_config_string(config_for(backend_->port()), "test.yaml");
   ASSERT_TRUE(config.ok());
-  apply_test_data_path(*config);
   ASSERT_TRUE(sidecar_->reload(*std::move(config)).ok());
   for (int i = 0; i < 2; ++i) ASSERT_TRUE(echo().ok());
   ASSERT_TRUE(all_reported(5));

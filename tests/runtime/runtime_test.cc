@@ -82,7 +82,7 @@ TEST_F(Primitives, RuntimeRunsARootPerWorkerAndCancelFromAnotherThreadStopsBoth)
   EXPECT_NE(views[0].thread, views[1].thread);
   EXPECT_EQ(views[0].thread, std::this_thread::get_id());  // worker 0 runs on the caller
   EXPECT_LT(elapsed, 5s);
-  EXPECT_EQ(runtime.leftover_tags(), 0u);
+  EXPECT_EQ(runtime.close(), 0u);  // no fd watch left registered
 }
 
 // --- Load -------------------------------------------------------------------------------------
@@ -111,7 +111,7 @@ TEST_F(Primitives, TenThousandConcurrentTasksWithTimersCompleteAndLeaveNothing) 
   EXPECT_EQ(completed, kTasks);
   EXPECT_GE(concurrent_frames - frames_at_start(), kTasks);
   EXPECT_EQ(rt::live_frames(), frames_at_start());
-  EXPECT_EQ(runtime.leftover_tags(), 0u);
+  EXPECT_EQ(runtime.close(), 0u);  // no fd watch left registered
 }
 
 }  // namespace

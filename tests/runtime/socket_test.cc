@@ -24,8 +24,6 @@ using rt::Task;
 
 namespace {
 
-rt::RuntimeOptions on_epoll() { return {.poller = rt::PollerKind::kEpoll}; }
-
 Task<std::string> read_to_end(rt::Socket& socket) {
   std::string all;
   char buf[16384];
@@ -44,29 +42,27 @@ TEST_F(Primitives, SocketCarriesBytesBothWaysAndEndsOnHalfClose) {
   std::string received_by_server;
   std::string received_by_client;
   std::string peer;
-  rt::run(
-      [&]() -> Task<void> {
-        rt::Loop& loop = (co_await rt::this_task{}).loop();
-        auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
-        const auto address = listener.local_address();
-        rt::TaskGroup group;
-        co_await rt::Timeout::after(20s).run(group.run([&]() -> Task<void> {
-          group.spawn([](rt::Listener& listener, rt::Loop& loop, std::string& got,
-                         std::string& peer) -> Task<void> {
-            auto accepted = co_await listener.accept();
-            rt::Socket conn(loop, accepted.fd);
-            peer = accepted.peer;
-            got = co_await read_to_end(conn);
-            co_await conn.write_all(got);  // echo it all back, then FIN
-            conn.shutdown_write();
-          }(listener, loop, received_by_server, peer));
-          rt::Socket client = co_await rt::connect(loop, address);
-          co_await client.write_all(upload);
-          client.shutdown_write();
-          received_by_client = co_await read_to_end(client);
-        }()));
-      }(),
-      on_epoll());
+  rt::run([&]() -> Task<void> {
+    rt::Loop& loop = (co_await rt::this_task{}).loop();
+    auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
+    const auto address = listener.local_address();
+    rt::TaskGroup group;
+    co_await rt::Timeout::after(20s).run(group.run([&]() -> Task<void> {
+      group.spawn([](rt::Listener& listener, rt::Loop& loop, std::string& got,
+                     std::string& peer) -> Task<void> {
+        auto accepted = co_await listener.accept();
+        rt::Socket conn(loop, accepted.fd);
+        peer = accepted.peer;
+        got = co_await read_to_end(conn);
+        co_await conn.write_all(got);  // echo it all back, then FIN
+        conn.shutdown_write();
+      }(listener, loop, received_by_server, peer));
+      rt::Socket client = co_await rt::connect(loop, address);
+      co_await client.write_all(upload);
+      client.shutdown_write();
+      received_by_client = co_await read_to_end(client);
+    }()));
+  }());
   EXPECT_EQ(received_by_server.size(), upload.size());
   EXPECT_EQ(received_by_client, upload);
   EXPECT_TRUE(peer.starts_with("127.0.0.1:")) << peer;
@@ -76,22 +72,20 @@ TEST_F(Primitives, SocketCarriesBytesBothWaysAndEndsOnHalfClose) {
 TEST_F(Primitives, SocketConnectToAClosedPortIsRefused) {
   std::string what;
   int code = 0;
-  rt::run(
-      [&]() -> Task<void> {
-        rt::Loop& loop = (co_await rt::this_task{}).loop();
-        rt::SocketAddress closed;
-        {
-          auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
-          closed = listener.local_address();
-        }  // closed again: the port refuses
-        try {
-          co_await rt::Timeout::after(5s).run(rt::connect(loop, closed));
-        } catch (const std::system_error& e) {
-          what = e.what();
-          code = e.code().value();
-        }
-      }(),
-      on_epoll());
+  rt::run([&]() -> Task<void> {
+    rt::Loop& loop = (co_await rt::this_task{}).loop();
+    rt::SocketAddress closed;
+    {
+      auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
+      closed = listener.local_address();
+    }  // closed again: the port refuses
+    try {
+      co_await rt::Timeout::after(5s).run(rt::connect(loop, closed));
+    } catch (const std::system_error& e) {
+      what = e.what();
+      code = e.code().value();
+    }
+  }());
   EXPECT_EQ(code, ECONNREFUSED);
   EXPECT_NE(what.find("connect to 127.0.0.1:"), std::string::npos) << what;
 }
@@ -100,22 +94,20 @@ TEST_F(Primitives, SocketConnectToAClosedPortIsRefused) {
 TEST_F(Primitives, SocketCancelledAcceptLeavesTheListenerUsable) {
   bool timed_out = false;
   bool accepted_later = false;
-  rt::run(
-      [&]() -> Task<void> {
-        rt::Loop& loop = (co_await rt::this_task{}).loop();
-        auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
-        try {
-          co_await rt::Timeout::after(20ms).run(listener.accept());
-        } catch (const rt::TimeoutError&) {
-          timed_out = true;
-        }
-        rt::Socket client =
-            co_await rt::Timeout::after(5s).run(rt::connect(loop, listener.local_address()));
-        auto accepted = co_await rt::Timeout::after(5s).run(listener.accept());
-        rt::Socket server(loop, accepted.fd);
-        accepted_later = server.is_open();
-      }(),
-      on_epoll());
+  rt::run([&]() -> Task<void> {
+    rt::Loop& loop = (co_await rt::this_task{}).loop();
+    auto listener = rt::Listener::bind(loop, rt::SocketAddress::parse("127.0.0.1:0"));
+    try {
+      co_await rt::Timeout::after(20ms).run(listener.accept());
+    } catch (const rt::TimeoutError&) {
+      timed_out = true;
+    }
+    rt::Socket client =
+        co_await rt::Timeout::after(5s).run(rt::connect(loop, listener.local_address()));
+    auto accepted = co_await rt::Timeout::after(5s).run(listener.accept());
+    rt::Socket server(loop, accepted.fd);
+    accepted_later = server.is_open();
+  }());
   EXPECT_TRUE(timed_out);
   EXPECT_TRUE(accepted_later);
 }
@@ -124,19 +116,17 @@ TEST_F(Primitives, SocketCancelledAcceptLeavesTheListenerUsable) {
 TEST_F(Primitives, SocketUnixDomainAddressesConnect) {
   const std::string name = "curfew-socket-test-" + std::to_string(::getpid());
   std::string got;
-  rt::run(
-      [&]() -> Task<void> {
-        rt::Loop& loop = (co_await rt::this_task{}).loop();
-        auto address = rt::SocketAddress::parse("unix-abstract:" + name);
-        auto listener = rt::Listener::bind(loop, address);
-        rt::Socket client = co_await rt::Timeout::after(5s).run(rt::connect(loop, address));
-        auto accepted = co_await rt::Timeout::after(5s).run(listener.accept());
-        rt::Socket server(loop, accepted.fd);
-        co_await client.write_all("over unix");
-        client.shutdown_write();
-        got = co_await rt::Timeout::after(5s).run(read_to_end(server));
-      }(),
-      on_epoll());
+  rt::run([&]() -> Task<void> {
+    rt::Loop& loop = (co_await rt::this_task{}).loop();
+    auto address = rt::SocketAddress::parse("unix-abstract:" + name);
+    auto listener = rt::Listener::bind(loop, address);
+    rt::Socket client = co_await rt::Timeout::after(5s).run(rt::connect(loop, address));
+    auto accepted = co_await rt::Timeout::after(5s).run(listener.accept());
+    rt::Socket server(loop, accepted.fd);
+    co_await client.write_all("over unix");
+    client.shutdown_write();
+    got = co_await rt::Timeout::after(5s).run(read_to_end(server));
+  }());
   EXPECT_EQ(got, "over unix");
 }
 

@@ -20,15 +20,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// With CURFEW_TEST_DATA_PATH set (CTest runs this suite once per data path), the config says it.
-std::string data_path_line() {
-  const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
-  return path != nullptr && *path != '\0' ? "data_path: " + std::string(path) + "\n" : "";
-}
-
 std::string config_text(int listen_port, int backend_port, const std::string& slow_timeout,
                         const std::string& drain = "5s") {
-  return data_path_line() + "drain_timeout: " + drain + R"(
+  return "drain_timeout: " + drain + R"(
 admin: {address: 127.0.0.1:0}
 listeners:
   - name: inbound

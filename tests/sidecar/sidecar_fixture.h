@@ -15,15 +15,6 @@
 
 namespace curfew::testing {
 
-// The data path CURFEW_TEST_DATA_PATH asks for (CTest runs suites once per data path): applied
-// to every config a test starts or reloads a Sidecar with.
-inline void apply_test_data_path(config::Config& config) {
-  const char* path = std::getenv("CURFEW_TEST_DATA_PATH");
-  if (path != nullptr && std::string(path) == "grpc") config.data_path = config::DataPath::kGrpc;
-  if (path != nullptr && std::string(path) == "nghttp2")
-    config.data_path = config::DataPath::kNghttp2;
-}
-
 // Starts a Sidecar from `yaml` (listeners should use 127.0.0.1:0); fails the test on error.
 inline std::unique_ptr<sidecar::Sidecar> start_sidecar(const std::string& yaml,
                                                        sidecar::CallObserver* observer = nullptr) {
@@ -31,7 +22,6 @@ inline std::unique_ptr<sidecar::Sidecar> start_sidecar(const std::string& yaml,
   EXPECT_TRUE(config.ok()) << config.status();
   if (!config.ok()) return nullptr;
   config->worker_threads = 2;
-  apply_test_data_path(*config);
   auto started = sidecar::Sidecar::start(*std::move(config), observer);
   EXPECT_TRUE(started.ok()) << started.status();
   return started.ok() ? std::move(*started) : nullptr;

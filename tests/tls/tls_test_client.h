@@ -90,21 +90,19 @@ inline HandshakeOutcome try_handshake(int port, const tls::ClientSettings& setti
                                       const std::string& server_name, rt::Duration limit = 10s) {
   HandshakeOutcome outcome;
   auto context = context_or_die(settings);
-  rt::run(
-      [&]() -> rt::Task<void> {
-        try {
-          auto transport = co_await rt::timeout(limit, dial(port, context, server_name));
-          outcome.connected = true;
-          outcome.version = transport->version();
-          transport->shutdown_both();
-        } catch (const tls::HandshakeError& e) {
-          outcome.failure = e.failure();
-          outcome.error = e.what();
-        } catch (const std::exception& e) {
-          outcome.error = e.what();
-        }
-      }(),
-      {.poller = rt::PollerKind::kEpoll});
+  rt::run([&]() -> rt::Task<void> {
+    try {
+      auto transport = co_await rt::timeout(limit, dial(port, context, server_name));
+      outcome.connected = true;
+      outcome.version = transport->version();
+      transport->shutdown_both();
+    } catch (const tls::HandshakeError& e) {
+      outcome.failure = e.failure();
+      outcome.error = e.what();
+    } catch (const std::exception& e) {
+      outcome.error = e.what();
+    }
+  }());
   return outcome;
 }
 
@@ -115,21 +113,19 @@ inline h2::CloseReason with_tls_session(int port, std::shared_ptr<const tls::Cli
                                         const std::function<rt::Task<void>(h2::Session&)>& body,
                                         rt::Duration limit = 60s, bool small_buffers = false) {
   h2::CloseReason reason = h2::CloseReason::kOpen;
-  rt::run(
-      [&]() -> rt::Task<void> {
-        co_await rt::timeout(limit, [&]() -> rt::Task<void> {
-          auto transport = co_await dial(port, context, server_name, small_buffers);
-          h2::Session session(std::move(transport), h2::Role::kClient, {});
-          rt::TaskGroup group;
-          co_await group.run([&]() -> rt::Task<void> {
-            group.spawn(session.run(nullptr), "session");
-            co_await body(session);
-            session.shutdown();  // GOAWAY: run() ends once nothing is open
-          }());
-          reason = session.close_reason();
-        }());
-      }(),
-      {.poller = rt::PollerKind::kEpoll});
+  rt::run([&]() -> rt::Task<void> {
+    co_await rt::timeout(limit, [&]() -> rt::Task<void> {
+      auto transport = co_await dial(port, context, server_name, small_buffers);
+      h2::Session session(std::move(transport), h2::Role::kClient, {});
+      rt::TaskGroup group;
+      co_await group.run([&]() -> rt::Task<void> {
+        group.spawn(session.run(nullptr), "session");
+        co_await body(session);
+        session.shutdown();  // GOAWAY: run() ends once nothing is open
+      }());
+      reason = session.close_reason();
+    }());
+  }());
   return reason;
 }
 

@@ -48,21 +48,20 @@ Pattern for a pod spec:
 {{- with $v.config.upstreams }}{{ $_ := set $config "upstreams" . }}{{ end -}}
 {{- with $v.config.workers }}{{ $_ := set $config "workers" (int .) }}{{ end -}}
 {{- with $v.config.busy_poll }}{{ $_ := set $config "busy_poll" . }}{{ end -}}
-{{- with $v.config.data_path }}{{ $_ := set $config "data_path" . }}{{ end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
 {{/*
 curfew.restartKeyOf: the parts of the config curfew cannot reload in place (it refuses such a
 reload and keeps serving the old config): listeners, their limits, workers, busy_poll,
-data_path, the admin port.
+the admin port.
 */}}
 {{- define "curfew.restartKeyOf" -}}
 {{- $listeners := list -}}
 {{- range .values.config.listeners -}}
 {{- $listeners = append $listeners (dict "name" .name "address" .address "limits" (default (dict) .limits)) -}}
 {{- end -}}
-{{- toYaml (dict "admin" (int .values.ports.admin) "workers" (int (default 0 .values.config.workers)) "busy_poll" (default "0s" .values.config.busy_poll) "data_path" (default "nghttp2" .values.config.data_path) "listeners" $listeners) -}}
+{{- toYaml (dict "admin" (int .values.ports.admin) "workers" (int (default 0 .values.config.workers)) "busy_poll" (default "0s" .values.config.busy_poll) "listeners" $listeners) -}}
 {{- end -}}
 
 {{/* curfew.checkOf: refuses values that would render a pod that cannot work. */}}

@@ -12,7 +12,6 @@
 
 #include "runtime/clock.h"
 #include "runtime/task.h"
-#include "sidecar/internal/upstreams.h"
 
 namespace curfew::sidecar {
 
@@ -36,30 +35,15 @@ struct UpstreamReply {
       retry_pushback_ms;  // the upstream's grpc-retry-pushback-ms, for curfew
 };
 
-// Calls `upstream` with `request`, the deadline `deadline` propagated. Cancellation of the
-// awaiting task cancels the call (RST_STREAM CANCEL) and throws CancelledError.
-rt::Task<UpstreamReply> call_upstream(Upstream& upstream, const UnaryRequest& request,
-                                      rt::TimePoint deadline);
-
 // How the unary policies (fan-out, retries, mirroring) reach a named upstream: one buffered
-// unary call, with call_upstream()'s contract. Each data path provides one: the gRPC path's
-// channels (GrpcUnaryCaller), the nghttp2 path's connections (h2_unary_call.h).
+// unary call, the deadline `deadline` propagated. Cancellation of the awaiting task cancels the
+// call (RST_STREAM CANCEL) and throws CancelledError. The data path's is H2UnaryCaller
+// (h2_unary_call.h); tests may script their own.
 class UnaryCaller {
  public:
   virtual ~UnaryCaller() = default;
   virtual rt::Task<UpstreamReply> call(const std::string& upstream, const UnaryRequest& request,
                                        rt::TimePoint deadline) = 0;
-};
-
-// The gRPC path's: a call on the upstream's channel from `upstreams` (which must outlive it).
-class GrpcUnaryCaller final : public UnaryCaller {
- public:
-  explicit GrpcUnaryCaller(const Upstreams& upstreams) : upstreams_(upstreams) {}
-  rt::Task<UpstreamReply> call(const std::string& upstream, const UnaryRequest& request,
-                               rt::TimePoint deadline) override;
-
- private:
-  const Upstreams& upstreams_;
 };
 
 }  // namespace curfew::sidecar
