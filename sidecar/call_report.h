@@ -8,7 +8,7 @@
 
 #include "absl/container/inlined_vector.h"
 
-#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/status_code_enum.h>
 
 #include "config/config.h"
 #include "runtime/clock.h"

@@ -71,7 +71,7 @@ rt::Task<void> FanOut::child(size_t i) {
     c.result.status = reply.status;
     c.result.outcome =
         reply.status.ok() ? ChildResult::Outcome::kSucceeded : ChildResult::Outcome::kFailed;
-    report_.attempts[c.attempt].code = reply.status.error_code();
+    report_.attempts[c.attempt].code = reply.status.code();
     c.reply = std::move(reply);
   } catch (const rt::CancelledError& e) {
     c.result.outcome = ChildResult::Outcome::kCancelled;
@@ -88,7 +88,7 @@ void FanOut::on_child_finished(size_t i) {
   Child& c = children_[i];
   c.result.finish_order = finished_++;
   if (decided_) return;  // finished although already surplus
-  const grpc::StatusCode code = c.result.status.error_code();
+  const grpc::StatusCode code = c.result.status.code();
   if (c.result.outcome == ChildResult::Outcome::kSucceeded) {
     ++succeeded_;
     if (succeeded_ >= needed_) {
@@ -169,7 +169,6 @@ UpstreamReply FanOut::result() {
   }
   // concat, in configured order, of every child that succeeded before the decision.
   UpstreamReply merged;
-  std::vector<grpc::Slice> slices;
   bool first = true;
   for (Child& c : children_) {
     if (c.result.outcome != ChildResult::Outcome::kSucceeded || !c.reply) continue;
@@ -180,11 +179,8 @@ UpstreamReply FanOut::result() {
       merged.trailing_metadata = c.reply->trailing_metadata;
       first = false;
     }
-    std::vector<grpc::Slice> part;
-    (void)c.reply->response.Dump(&part);
-    for (auto& s : part) slices.push_back(std::move(s));
+    merged.response += c.reply->response;
   }
-  merged.response = grpc::ByteBuffer(slices.data(), slices.size());
   return merged;
 }
 

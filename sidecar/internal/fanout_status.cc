@@ -20,8 +20,8 @@ const char* outcome_name(ChildResult::Outcome outcome) noexcept {
   return "unknown";
 }
 
-grpc::Status aggregate_failure(const config::Route& route, const char* mode,
-                               const std::vector<ChildResult>& children) {
+CallStatus aggregate_failure(const config::Route& route, const char* mode,
+                             const std::vector<ChildResult>& children) {
   const ChildResult* first_failure = nullptr;
   int failed = 0;
   for (const ChildResult& c : children) {
@@ -31,7 +31,7 @@ grpc::Status aggregate_failure(const config::Route& route, const char* mode,
       first_failure = &c;
   }
   const grpc::StatusCode code =
-      first_failure ? first_failure->status.error_code() : grpc::StatusCode::DEADLINE_EXCEEDED;
+      first_failure ? first_failure->status.code() : grpc::StatusCode::DEADLINE_EXCEEDED;
 
   std::string message = std::string("curfew: fan-out (") + mode + ") on route '" + route.name +
                         "' failed: " + std::to_string(failed) + " of " +
@@ -41,8 +41,8 @@ grpc::Status aggregate_failure(const config::Route& route, const char* mode,
     if (c.outcome != ChildResult::Outcome::kFailed) continue;
     message += separator;
     separator = "; ";
-    message += c.upstream + ": " + std::string(config::status_code_name(c.status.error_code())) +
-               ": " + c.status.error_message();
+    message += c.upstream + ": " + std::string(config::status_code_name(c.status.code())) + ": " +
+               c.status.message();
   }
 
   google::rpc::Status details;
@@ -53,18 +53,18 @@ grpc::Status aggregate_failure(const config::Route& route, const char* mode,
     const grpc::StatusCode child_code =
         c.outcome == ChildResult::Outcome::kCancelled    ? grpc::StatusCode::CANCELLED
         : c.outcome == ChildResult::Outcome::kNotStarted ? grpc::StatusCode::CANCELLED
-                                                         : c.status.error_code();
+                                                         : c.status.code();
     info.set_reason(std::string(config::status_code_name(child_code)));
     info.set_domain("curfew.fanout");
     auto& md = *info.mutable_metadata();
     md["upstream"] = c.upstream;
     md["outcome"] = outcome_name(c.outcome);
     md["route"] = route.name;
-    if (c.outcome == ChildResult::Outcome::kFailed) md["message"] = c.status.error_message();
+    if (c.outcome == ChildResult::Outcome::kFailed) md["message"] = c.status.message();
     if (c.outcome == ChildResult::Outcome::kCancelled) md["message"] = c.cancel_reason;
     details.add_details()->PackFrom(info);
   }
-  return grpc::Status(code, message, details.SerializeAsString());
+  return CallStatus(code, message, details.SerializeAsString());
 }
 
 }  // namespace curfew::sidecar

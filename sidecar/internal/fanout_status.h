@@ -5,9 +5,8 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "config/config.h"
+#include "sidecar/internal/call_status.h"
 
 namespace curfew::sidecar {
 
@@ -16,7 +15,7 @@ struct ChildResult {
   enum class Outcome { kSucceeded, kFailed, kCancelled, kNotStarted };
   std::string upstream;
   Outcome outcome = Outcome::kNotStarted;
-  grpc::Status status;        // the upstream's status (for kSucceeded / kFailed)
+  CallStatus status;          // the upstream's status (for kSucceeded / kFailed)
   std::string cancel_reason;  // for kCancelled: "sibling failed", "hedge lost", ...
   int finish_order = -1;      // 0 for the first child to finish, ...
 };
@@ -25,8 +24,8 @@ struct ChildResult {
 // failed before the deadline); message = "curfew: fan-out (MODE) on route 'R' failed: K of N
 // upstreams failed: up-a: CODE: message; ..."; details = google.rpc.Status{code, message,
 // details: one google.rpc.ErrorInfo per child, in configured order}.
-grpc::Status aggregate_failure(const config::Route& route, const char* mode,
-                               const std::vector<ChildResult>& children);
+CallStatus aggregate_failure(const config::Route& route, const char* mode,
+                             const std::vector<ChildResult>& children);
 
 const char* outcome_name(ChildResult::Outcome outcome) noexcept;
 

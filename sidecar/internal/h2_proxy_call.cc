@@ -685,15 +685,13 @@ rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
               "request message");
     co_return;
   }
-  // A view of the caller's metadata as the policies take it (values as they travel); the
-  // caller's Stream, which owns the strings, outlives the call.
-  std::multimap<grpc::string_ref, grpc::string_ref> metadata;
+  // The caller's metadata as the policies take it (values as they travel). `metadata` and
+  // `collect` live in this frame until the policy is done with the request.
+  Metadata metadata;
   for (const h2::Header& h : caller_.headers()) {
-    if (!wire::is_pseudo_header(h.name)) metadata.emplace(h.name, h.value);
+    if (!wire::is_pseudo_header(h.name)) metadata.emplace_back(h.name, h.value);
   }
-  grpc::Slice slice(collect.payload);
-  const grpc::ByteBuffer message(&slice, 1);
-  const UnaryRequest request{method_, message, metadata, collect.compressed};
+  const UnaryRequest request{method_, collect.payload, metadata, collect.compressed};
   if (route.mirror &&
       std::uniform_real_distribution<double>(0, 100)(ctx_.worker->random) < route.mirror->percent) {
     ShadowCopy copy{.routing = ctx_.routing,
@@ -701,13 +699,11 @@ rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
                     .route = &route.name,
                     .upstream = &route.mirror->upstream,
                     .method = method_,
-                    .message = message,
+                    .message = collect.payload,
                     .deadline = deadline_.upstream_deadline,
                     .compressed = collect.compressed,
                     .pool = ctx_.pool};
-    for (const h2::Header& h : caller_.headers()) {
-      if (!wire::is_pseudo_header(h.name)) copy.metadata.emplace_back(h.name, h.value);
-    }
+    copy.metadata = metadata;
     report_.shadow_skipped = !start_shadow(*ctx_.worker, std::move(copy), ctx_.observer);
   }
   co_await send_reply(co_await unary_policy(route, request));
@@ -721,9 +717,9 @@ rt::Task<UpstreamReply> H2ProxyCall::unary_policy(const config::Route& route,
 }
 
 rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
-  report_.upstream_code = r.status.error_code();
-  StatusCode code = r.status.error_code();
-  std::string message = r.status.error_message();
+  report_.upstream_code = r.status.code();
+  StatusCode code = r.status.code();
+  std::string message = r.status.message();
   if (code == StatusCode::DEADLINE_EXCEEDED) {
     if (upstream_deadline_was_ours()) {
       report_.timeout = timeout_cause();
@@ -737,8 +733,8 @@ rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
   }
   h2::Headers trailers;
   for (auto& [k, v] : r.trailing_metadata) trailers.push_back({k, v});
-  if (!r.status.error_details().empty())
-    trailers.push_back({"grpc-status-details-bin", base64_unpadded(r.status.error_details())});
+  if (!r.status.details().empty())
+    trailers.push_back({"grpc-status-details-bin", base64_unpadded(r.status.details())});
   if (code == StatusCode::OK || !r.initial_metadata.empty()) {
     h2::Headers headers = {{":status", "200"}, {"content-type", "application/grpc"}};
     for (auto& [k, v] : r.initial_metadata) headers.push_back({k, v});
@@ -746,15 +742,9 @@ rt::Task<void> H2ProxyCall::send_reply(UpstreamReply r) {
     response_started_ = true;
   }
   if (code == StatusCode::OK) {
-    std::vector<grpc::Slice> slices;
     std::string body;
-    std::string payload;
-    if (r.response.Dump(&slices).ok()) {
-      for (const grpc::Slice& s : slices)
-        payload.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-    wire::append_message_prefix(body, false, static_cast<uint32_t>(payload.size()));
-    body += payload;
+    wire::append_message_prefix(body, false, static_cast<uint32_t>(r.response.size()));
+    body += r.response;
     // The whole message (response_messages_ never sees it, so a deadline meanwhile still sends
     // a status after it), then the trailers.
     if (!co_await caller_.write(std::move(body))) co_return;  // the caller is gone

@@ -38,16 +38,7 @@ class Collect final : public wire::MessageSink {
   std::string payload;
 };
 
-std::string bytes_of(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  for (const grpc::Slice& s : slices)
-    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return out;
-}
-
-// The application's header fields (as the gRPC path reports metadata), values as they travel.
+// The application's header fields, values as they travel.
 Metadata metadata_of(const h2::Headers& headers) {
   Metadata out;
   for (const h2::Header& h : headers) {
@@ -58,7 +49,7 @@ Metadata metadata_of(const h2::Headers& headers) {
 
 UpstreamReply failure(StatusCode code, const std::string& message) {
   UpstreamReply reply;
-  reply.status = grpc::Status(code, message);
+  reply.status = CallStatus(code, message);
   return reply;
 }
 
@@ -130,10 +121,8 @@ rt::Task<std::optional<UpstreamReply>> exchange(h2::Stream& up, std::string body
     co_return failure(StatusCode::INTERNAL,
                       "upstream '" + name + "' compressed its reply although asked not to");
   }
-  grpc::Slice slice(collect.payload);
-  reply.response = grpc::ByteBuffer(&slice, 1);
-  reply.status =
-      details.empty() ? grpc::Status(code, message) : grpc::Status(code, message, details);
+  reply.response = std::move(collect.payload);
+  reply.status = CallStatus(code, std::move(message), std::move(details));
   co_return reply;
 }
 
@@ -161,16 +150,14 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
                          {"grpc-timeout", ""}};  // set for each stream, from the deadline
   const size_t timeout_header = headers.size() - 1;
   for (const auto& [k, v] : request.metadata) {
-    if (!is_hop_by_hop(std::string_view(k.data(), k.size())))
-      headers.push_back({std::string(k.data(), k.size()), std::string(v.data(), v.size())});
+    if (!is_hop_by_hop(k)) headers.push_back({k, v});
   }
   if (request.compressed) {
     for (const auto& [k, v] : request.metadata) {
-      if (std::string_view(k.data(), k.size()) == "grpc-encoding")
-        headers.push_back({"grpc-encoding", std::string(v.data(), v.size())});
+      if (k == "grpc-encoding") headers.push_back({"grpc-encoding", v});
     }
   }
-  const std::string payload = bytes_of(request.message);
+  const std::string& payload = request.message;  // borrowed: the request outlives the call
   // A stream refused unprocessed is sent again once on another stream, as gRPC does (gRFC A6);
   // a connection that stopped taking streams between the pool's answer and open_stream is
   // replaced the same way.

@@ -5,7 +5,7 @@
 //
 // On this path metadata values are kept as they travel: a -bin value stays base64, in the
 // request (UnaryRequest::metadata) and in the reply (UpstreamReply's metadata). The status's
-// binary details are decoded (grpc::Status holds them so).
+// binary details are decoded (CallStatus holds them so).
 #pragma once
 
 #include <string>

@@ -61,7 +61,7 @@ rt::Task<UpstreamReply> call_with_retries(const config::Route& route, UnaryCalle
         {.upstream = &route.upstream,
          .role = attempt == 0 ? UpstreamAttempt::Role::kPrimary : UpstreamAttempt::Role::kRetry});
     UpstreamReply reply = co_await upstreams.call(route.upstream, request, try_deadline);
-    const grpc::StatusCode code = reply.status.error_code();
+    const grpc::StatusCode code = reply.status.code();
     UpstreamAttempt& record = report.attempts[index];
     record.code = code;
     // The upstream enforces the per-try deadline curfew propagated, from its own clock reading:

@@ -40,13 +40,11 @@ void report(CallObserver* observer, const ShadowCopy& copy,
 rt::Task<void> shadow_call(ShadowSlot slot, ShadowCopy copy, CallObserver* observer) {
   UpstreamAttempt attempt{.upstream = copy.upstream, .role = UpstreamAttempt::Role::kMirror};
   try {
-    // A view of the owned metadata as gRPC's request type; `copy` outlives every use of it.
-    std::multimap<grpc::string_ref, grpc::string_ref> metadata;
-    for (const auto& [k, v] : copy.metadata) metadata.emplace(k, v);
-    const UnaryRequest request{copy.method, copy.message, metadata, copy.compressed};
+    // `copy`, which owns what the request borrows, lives in this frame until the call is done.
+    const UnaryRequest request{copy.method, copy.message, copy.metadata, copy.compressed};
     H2UnaryCaller caller(*copy.pool, *copy.routing);
     UpstreamReply reply = co_await caller.call(*copy.upstream, request, copy.deadline);
-    attempt.code = reply.status.error_code();
+    attempt.code = reply.status.code();
   } catch (const rt::CancelledError&) {
     attempt.code = grpc::StatusCode::CANCELLED;
     attempt.cancelled = CancelCause::kShutdown;

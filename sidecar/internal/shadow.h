@@ -5,13 +5,10 @@
 // its copy, counted), and is cancelled when its listener shuts down.
 #pragma once
 
-#include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "runtime/clock.h"
 #include "runtime/task.h"
@@ -32,8 +29,8 @@ struct ShadowCopy {
   const std::string* route = nullptr;      // inside `routing`
   const std::string* upstream = nullptr;   // inside `routing`: the mirror's upstream
   std::string method;
-  grpc::ByteBuffer message;  // shares the caller's slices (reference-counted)
-  std::vector<std::pair<std::string, std::string>> metadata;
+  std::string message;
+  std::vector<std::pair<std::string, std::string>> metadata;  // the caller's, as UnaryRequest
   rt::TimePoint deadline{};
   bool compressed = false;
   UpstreamPool* pool = nullptr;  // the loop's connections, which outlive its shadows

@@ -2,33 +2,33 @@
 // retries, mirroring): the request is buffered, so it can be sent more than once.
 #pragma once
 
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "runtime/clock.h"
 #include "runtime/task.h"
+#include "sidecar/internal/call_status.h"
 
 namespace curfew::sidecar {
 
-// The caller's request, read in full.
+// Header fields in order, values as they travel (a -bin value stays base64).
+using Metadata = std::vector<std::pair<std::string, std::string>>;
+
+// The caller's request, read in full. Borrowed: the caller's call owns every part and outlives
+// the policy that reads it.
 struct UnaryRequest {
   const std::string& method;
-  const grpc::ByteBuffer& message;
-  const std::multimap<grpc::string_ref, grpc::string_ref>& metadata;
-  bool compressed = false;  // the message is compressed as the metadata's grpc-encoding says
+  const std::string& message;  // the one message's bytes, without gRPC's 5-byte prefix
+  const Metadata& metadata;    // the caller's header fields, pseudo-headers excluded
+  bool compressed = false;     // the message is compressed as the metadata's grpc-encoding says
 };
-
-using Metadata = std::vector<std::pair<std::string, std::string>>;
 
 // What an upstream answered.
 struct UpstreamReply {
-  grpc::Status status;
-  grpc::ByteBuffer response;
+  CallStatus status;
+  std::string response;  // the one message's bytes, without the prefix (empty unless OK)
   Metadata initial_metadata;
   Metadata trailing_metadata;  // what is forwarded to the caller (transport keys excluded)
   std::optional<std::string>

@@ -27,7 +27,7 @@ rt::Task<UpstreamReply> run_unary_policy(const config::Route& route, UnaryCaller
   report.attempts.push_back({.upstream = &route.upstream, .role = UpstreamAttempt::Role::kPrimary});
   const size_t index = report.attempts.size() - 1;
   UpstreamReply reply = co_await caller.call(route.upstream, request, upstream_deadline);
-  report.attempts[index].code = reply.status.error_code();
+  report.attempts[index].code = reply.status.code();
   report.attempts[index].won = true;
   co_return reply;
 }

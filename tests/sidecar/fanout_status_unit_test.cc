@@ -37,13 +37,13 @@ config::Route route_named(const std::string& name) {
 ChildResult failed(std::string upstream, grpc::StatusCode code, std::string message, int order) {
   return {.upstream = std::move(upstream),
           .outcome = Outcome::kFailed,
-          .status = grpc::Status(code, std::move(message)),
+          .status = CallStatus(code, std::move(message)),
           .finish_order = order};
 }
 ChildResult succeeded(std::string upstream, int order) {
   return {.upstream = std::move(upstream),
           .outcome = Outcome::kSucceeded,
-          .status = grpc::Status::OK,
+          .status = CallStatus(),
           .finish_order = order};
 }
 ChildResult cancelled(std::string upstream, std::string reason) {
@@ -62,9 +62,9 @@ struct Info {
 };
 
 // Parses grpc-status-details-bin; every detail must be an ErrorInfo.
-google::rpc::Status parse_details(const grpc::Status& status, std::vector<Info>* infos) {
+google::rpc::Status parse_details(const CallStatus& status, std::vector<Info>* infos) {
   google::rpc::Status details;
-  EXPECT_TRUE(details.ParseFromString(status.error_details())) << "not a google.rpc.Status";
+  EXPECT_TRUE(details.ParseFromString(status.details())) << "not a google.rpc.Status";
   for (const auto& any : details.details()) {
     google::rpc::ErrorInfo info;
     EXPECT_TRUE(any.Is<google::rpc::ErrorInfo>()) << any.type_url();
@@ -84,17 +84,17 @@ TEST(OutcomeName, Names) {
 
 // Scatter-gather: one child fails, one had succeeded, the third is cancelled because of it.
 TEST(AggregateFailure, OneFailedChildOfAll) {
-  const grpc::Status status =
+  const CallStatus status =
       aggregate_failure(route_named("search"), "all",
                         {succeeded("shard-a", 0),
                          failed("shard-b", grpc::StatusCode::UNAVAILABLE, "connection refused", 1),
                          cancelled("shard-c", "sibling failed")});
 
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(status.code(), grpc::StatusCode::UNAVAILABLE);
   const std::string message =
       "curfew: fan-out (all) on route 'search' failed: 1 of 3 upstreams failed: "
       "shard-b: UNAVAILABLE: connection refused";
-  EXPECT_EQ(status.error_message(), message);
+  EXPECT_EQ(status.message(), message);
 
   std::vector<Info> infos;
   const google::rpc::Status details = parse_details(status, &infos);
@@ -125,17 +125,17 @@ TEST(AggregateFailure, OneFailedChildOfAll) {
 // The code is the one of the child that failed first in time (lowest finish_order); the message
 // and the details list children in configured order regardless.
 TEST(AggregateFailure, CodeOfFirstFailureInTimeListedInConfiguredOrder) {
-  const grpc::Status status =
+  const CallStatus status =
       aggregate_failure(route_named("quotes"), "quorum",
                         {failed("q1", grpc::StatusCode::INTERNAL, "boom", 2),
                          failed("q2", grpc::StatusCode::UNAVAILABLE, "down", 1),
                          failed("q3", grpc::StatusCode::RESOURCE_EXHAUSTED, "busy", 0)});
 
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "q3 finished first";
+  EXPECT_EQ(status.code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "q3 finished first";
   const std::string message =
       "curfew: fan-out (quorum) on route 'quotes' failed: 3 of 3 upstreams failed: "
       "q1: INTERNAL: boom; q2: UNAVAILABLE: down; q3: RESOURCE_EXHAUSTED: busy";
-  EXPECT_EQ(status.error_message(), message);
+  EXPECT_EQ(status.message(), message);
 
   std::vector<Info> infos;
   const google::rpc::Status details = parse_details(status, &infos);
@@ -155,14 +155,14 @@ TEST(AggregateFailure, CodeOfFirstFailureInTimeListedInConfiguredOrder) {
 
 // Successes and cancellations count towards N but not K, and are not in the message.
 TEST(AggregateFailure, QuorumMissedWithSuccessesAndCancellations) {
-  const grpc::Status status = aggregate_failure(
+  const CallStatus status = aggregate_failure(
       route_named("quotes"), "quorum",
       {succeeded("q1", 0), failed("q2", grpc::StatusCode::PERMISSION_DENIED, "nope", 2),
        failed("q3", grpc::StatusCode::NOT_FOUND, "gone", 1), cancelled("q4", "quorum impossible"),
        not_started("q5")});
 
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(status.error_message(),
+  EXPECT_EQ(status.code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(status.message(),
             "curfew: fan-out (quorum) on route 'quotes' failed: 2 of 5 upstreams failed: "
             "q2: PERMISSION_DENIED: nope; q3: NOT_FOUND: gone");
   std::vector<Info> infos;
@@ -188,14 +188,14 @@ TEST(AggregateFailure, QuorumMissedWithSuccessesAndCancellations) {
 
 // Nobody failed before the deadline: DEADLINE_EXCEEDED, no per-child list in the message.
 TEST(AggregateFailure, NoFailureMeansDeadlineExceeded) {
-  const grpc::Status status =
+  const CallStatus status =
       aggregate_failure(route_named("pricing"), "hedge",
                         {cancelled("pricing-a", "deadline"), not_started("pricing-b")});
 
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(status.code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   const std::string message =
       "curfew: fan-out (hedge) on route 'pricing' failed: 0 of 2 upstreams failed";
-  EXPECT_EQ(status.error_message(), message);
+  EXPECT_EQ(status.message(), message);
   std::vector<Info> infos;
   const google::rpc::Status details = parse_details(status, &infos);
   EXPECT_EQ(details.code(), grpc::StatusCode::DEADLINE_EXCEEDED);
@@ -214,22 +214,22 @@ TEST(AggregateFailure, NoFailureMeansDeadlineExceeded) {
 
 // A child failing with DEADLINE_EXCEEDED itself is a failure like any other.
 TEST(AggregateFailure, ChildDeadlineExceededIsAFailure) {
-  const grpc::Status status = aggregate_failure(
+  const CallStatus status = aggregate_failure(
       route_named("search"), "all",
       {failed("shard-a", grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded", 0),
        cancelled("shard-b", "sibling failed")});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_EQ(status.error_message(),
+  EXPECT_EQ(status.code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(status.message(),
             "curfew: fan-out (all) on route 'search' failed: 1 of 2 upstreams failed: "
             "shard-a: DEADLINE_EXCEEDED: Deadline Exceeded");
 }
 
 // A failed child with an empty message still gets its "UPSTREAM: CODE: " entry.
 TEST(AggregateFailure, EmptyChildMessage) {
-  const grpc::Status status = aggregate_failure(
+  const CallStatus status = aggregate_failure(
       route_named("search"), "all", {failed("shard-a", grpc::StatusCode::UNKNOWN, "", 0)});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNKNOWN);
-  EXPECT_EQ(status.error_message(),
+  EXPECT_EQ(status.code(), grpc::StatusCode::UNKNOWN);
+  EXPECT_EQ(status.message(),
             "curfew: fan-out (all) on route 'search' failed: 1 of 1 upstreams failed: "
             "shard-a: UNKNOWN: ");
   std::vector<Info> infos;
@@ -240,17 +240,17 @@ TEST(AggregateFailure, EmptyChildMessage) {
 
 // The failed child chosen for the code is found regardless of where it sits in the vector.
 TEST(AggregateFailure, FirstFailureCanBeLastConfigured) {
-  const grpc::Status status =
+  const CallStatus status =
       aggregate_failure(route_named("r"), "all",
                         {failed("a", grpc::StatusCode::ABORTED, "x", 5), succeeded("b", 0),
                          failed("c", grpc::StatusCode::DATA_LOSS, "y", 1)});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_EQ(status.code(), grpc::StatusCode::DATA_LOSS);
 }
 
 TEST(AggregateFailure, NoChildren) {
-  const grpc::Status status = aggregate_failure(route_named("empty"), "all", {});
-  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_EQ(status.error_message(),
+  const CallStatus status = aggregate_failure(route_named("empty"), "all", {});
+  EXPECT_EQ(status.code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(status.message(),
             "curfew: fan-out (all) on route 'empty' failed: 0 of 0 upstreams failed");
   std::vector<Info> infos;
   const google::rpc::Status details = parse_details(status, &infos);

@@ -48,6 +48,7 @@ Pattern for a pod spec:
 {{- with $v.config.upstreams }}{{ $_ := set $config "upstreams" . }}{{ end -}}
 {{- with $v.config.workers }}{{ $_ := set $config "workers" (int .) }}{{ end -}}
 {{- with $v.config.busy_poll }}{{ $_ := set $config "busy_poll" . }}{{ end -}}
+{{- with $v.config.data_path }}{{ $_ := set $config "data_path" . }}{{ end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
