@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <utility>
+
+#include "sidecar/log.h"
 
 namespace curfew::sidecar {
 
@@ -59,10 +62,26 @@ int H2DataPlane::take_least_loaded() noexcept {
   return static_cast<int>(target);
 }
 
+namespace {
+
+// A listener's task on one loop. Its failure (a bug, memory) is logged and ends that listener's
+// share of the loop alone: in the loop's root group it would cancel the loop's other listeners
+// and its upstream pool, and stop the loop for good. Cancellation passes through.
+rt::Task<void> contained(rt::Task<void> listener, int loop) {
+  try {
+    co_await std::move(listener);
+  } catch (const std::exception& e) {
+    log(LogLevel::kError,
+        "curfew: a listener's task on loop " + std::to_string(loop) + " failed: " + e.what());
+  }
+}
+
+}  // namespace
+
 rt::Task<void> H2DataPlane::root(int i) {
   LoopState& l = *loops_[static_cast<size_t>(i)];  // owned by the plane for the runtime's life
   rt::TaskGroup group;
-  co_await group.run([](LoopState& l, rt::TaskGroup& group) -> rt::Task<void> {
+  co_await group.run([](LoopState& l, rt::TaskGroup& group, int i) -> rt::Task<void> {
     group.spawn(l.pool.run(), "upstream-pool");
     for (;;) {  // until the plane stops (cancellation)
       std::vector<Start> starts;
@@ -70,7 +89,7 @@ rt::Task<void> H2DataPlane::root(int i) {
         std::lock_guard lock(l.mu);
         starts.swap(l.starts);
       }
-      for (Start& s : starts) s.started(group.spawn(s.make(), "listener"));
+      for (Start& s : starts) s.started(group.spawn(contained(s.make(), i), "listener"));
       if (starts.empty()) {
         l.has_starts.clear();
         std::lock_guard lock(l.mu);
@@ -80,7 +99,7 @@ rt::Task<void> H2DataPlane::root(int i) {
       }
       co_await l.has_starts.wait();
     }
-  }(l, group));
+  }(l, group, i));
 }
 
 }  // namespace curfew::sidecar

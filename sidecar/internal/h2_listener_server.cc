@@ -217,9 +217,12 @@ rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group,
       w.has_arrived.clear();
       co_await w.has_arrived.wait();
     }
-    std::vector<rt::Listener::Accepted> batch;
-    batch.swap(w.arrived);
-    for (auto& a : batch) group.spawn(serve_connection(worker, std::move(a)), "connection");
+    std::vector<ArrivedConnection> batch;  // owned first, so that a failed spawn leaks nothing
+    batch.reserve(w.arrived.size());
+    for (auto& a : w.arrived)
+      batch.emplace_back(std::move(a), w.connections, *options_.plane, worker);
+    w.arrived.clear();
+    for (auto& c : batch) group.spawn(serve_connection(worker, std::move(c)), "connection");
   }
 }
 
@@ -261,43 +264,44 @@ rt::Task<void> H2ListenerServer::accept_loop(rt::Listener listener) {
   }
 }
 
-rt::Task<void> H2ListenerServer::serve_connection(int worker, rt::Listener::Accepted accepted) {
+rt::Task<void> H2ListenerServer::serve_connection(int worker, ArrivedConnection connection) {
   Worker& w = *workers_[worker];
   rt::Loop& loop = (co_await rt::this_task{}).loop();
   // One connection's failure to start (epoll or memory) is that connection's alone.
   std::optional<h2::Session> session;
   try {
-    rt::Socket socket(loop, accepted.fd);  // closes the fd if it cannot be registered
-    socket.set_peer(accepted.peer);
+    rt::Socket socket(loop, connection.take_fd());  // closes the fd if it cannot be registered
+    socket.set_peer(connection.peer());
     session.emplace(std::move(socket), h2::Role::kServer, caller_limits_);
   } catch (const std::exception& e) {
-    w.connections.fetch_sub(1, std::memory_order_relaxed);
-    options_.plane->connection_ended(worker);
-    log(LogLevel::kWarning, "curfew: listener '" + name_ + "': connection from " + accepted.peer +
-                                " dropped: " + e.what());
+    log(LogLevel::kWarning, "curfew: listener '" + name_ + "': connection from " +
+                                connection.peer() + " dropped: " + e.what());
     co_return;
   }
   ConnectionObserver* observer = options_.plane->connection_observer();
-  struct Registered {
+  struct Registered {  // `connection` gives the counts back after this, when the frame goes
     Worker& w;
     h2::Session* s;
-    H2DataPlane& plane;
-    int worker;
     ConnectionObserver* observer;
     ~Registered() {
       w.sessions.erase(s);
-      w.connections.fetch_sub(1, std::memory_order_relaxed);
-      plane.connection_ended(worker);
       if (observer != nullptr)
         observer->connection_closed(ConnectionSide::kCaller, s->close_reason());
     }
-  } registered{w, &*session, *options_.plane, worker, observer};
+  } registered{w, &*session, observer};
   w.sessions.insert(&*session);
   if (observer != nullptr) observer->connection_opened(ConnectionSide::kCaller);
   if (stopping_.load(std::memory_order_relaxed)) session->shutdown();
-  co_await session->run([this, worker](std::shared_ptr<h2::Stream> stream) {
-    return call(worker, std::move(stream));
-  });
+  // A failure inside the session (a bug, memory) ends this connection alone: failing the
+  // listener's group would cancel every other connection of the loop.
+  try {
+    co_await session->run([this, worker](std::shared_ptr<h2::Stream> stream) {
+      return call(worker, std::move(stream));
+    });
+  } catch (const std::exception& e) {
+    log(LogLevel::kError, "curfew: listener '" + name_ + "': connection from " + connection.peer() +
+                              " ended by an internal error: " + e.what());
+  }
 }
 
 rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> stream) {

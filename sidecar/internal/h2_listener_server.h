@@ -93,6 +93,44 @@ class H2ListenerServer {
     std::atomic<bool>* flag_;
   };
 
+  // An accepted connection on its way to its task: owns the fd and the connection's place in the
+  // counts (the Worker's and the plane's), and gives both back when destroyed. Passed by value to
+  // serve_connection(), it lives in the coroutine frame, so nothing leaks when that task is
+  // cancelled before its first step (a shutdown right after an accept): the frame goes unrun.
+  class ArrivedConnection {
+   public:
+    ArrivedConnection(rt::Listener::Accepted accepted, std::atomic<int>& count, H2DataPlane& plane,
+                      int loop)
+        : fd_(std::exchange(accepted.fd, -1)),
+          peer_(std::move(accepted.peer)),
+          count_(&count),
+          plane_(&plane),
+          loop_(loop) {}
+    ArrivedConnection(ArrivedConnection&& o) noexcept
+        : fd_(std::exchange(o.fd_, -1)),
+          peer_(std::move(o.peer_)),
+          count_(std::exchange(o.count_, nullptr)),
+          plane_(o.plane_),
+          loop_(o.loop_) {}
+    ArrivedConnection& operator=(ArrivedConnection&&) = delete;
+    ~ArrivedConnection() {
+      if (fd_ >= 0) ::close(fd_);
+      if (count_ == nullptr) return;
+      count_->fetch_sub(1, std::memory_order_relaxed);
+      plane_->connection_ended(loop_);
+    }
+    // The fd, now the caller's to close.
+    int take_fd() noexcept { return std::exchange(fd_, -1); }
+    const std::string& peer() const noexcept { return peer_; }
+
+   private:
+    int fd_;
+    std::string peer_;
+    std::atomic<int>* count_;  // null once moved from
+    H2DataPlane* plane_;
+    int loop_;
+  };
+
   H2ListenerServer() = default;
   // `listener`: loop 0's, owned by its frame (so it goes on loop 0 even if never served).
   rt::Task<void> serve(int worker, RunningMark running, std::optional<rt::Listener> listener);
@@ -100,7 +138,7 @@ class H2ListenerServer {
   rt::Task<void> serve_loop(int worker, rt::TaskGroup& group,
                             std::optional<rt::Listener>& listener);
   rt::Task<void> accept_loop(rt::Listener listener);
-  rt::Task<void> serve_connection(int worker, rt::Listener::Accepted accepted);
+  rt::Task<void> serve_connection(int worker, ArrivedConnection connection);
   rt::Task<void> call(int worker, std::shared_ptr<h2::Stream> stream);
   // Refuses a call over a concurrency limit: RESOURCE_EXHAUSTED at once, reported like any call.
   void refuse(h2::Stream& stream, const Routing& routing, const config::Route* route,
