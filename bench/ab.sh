@@ -2,7 +2,7 @@
 # bench/ab.sh: two curfew binaries A/B on the same load, alternating, for before/after figures.
 #
 #   bash bench/ab.sh OLD_CURFEW NEW_CURFEW [ROUNDS=3] [CONCURRENCY=64]
-#   A_DATA_PATH=grpc B_DATA_PATH=nghttp2 bash bench/ab.sh build/release/app/curfew{,}   # one binary, two paths
+#   A_DATA_PATH=grpc bash bench/ab.sh OLD_CURFEW NEW_CURFEW  # an OLD binary that still had `data_path: grpc`
 #
 # One echo server and the load generator on CPU 0, the curfew under test alone on CPU 1 (the
 # pinning of bench/run.sh), a plain unary route; each round starts each binary afresh, warms its

@@ -3,14 +3,14 @@
 # (nghttpx, HAProxy and nginx's grpc_pass), the same load for all.
 #
 #   bash bench/run.sh            # installs the peers and h2load if missing, builds, runs, prints
-#   TARGETS="nghttpx curfew-grpc" bash bench/run.sh                  # only these targets
+#   TARGETS="nghttpx curfew" bash bench/run.sh                       # only these targets
 #
 # Environment (all optional): DURATION=5 WARMUP=1 (seconds per case), OPEN_RATE=2000 (calls/s of
 # the open-loop case), IDLE_STREAMS=10000, PIN=1 (0: no taskset), BUILD_DIR=build/release,
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
 # e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs),
 # TARGETS (the targets to run, space-separated, in the order given; default: all of them, i.e.
-# "direct nghttpx haproxy nginx curfew curfew-grpc curfew-bp").
+# "direct nghttpx haproxy nginx curfew curfew-bp").
 #
 # Targets:
 #   direct     the load generator calls the echo server itself (no proxy)
@@ -18,10 +18,7 @@
 #   haproxy    HAProxy (Debian haproxy, 2.6), `mode http`, HTTP/2 both ways, nbthread 1
 #              (bench/haproxy.cfg)
 #   nginx      nginx's grpc_pass, one worker process (bench/nginx.conf)
-#   curfew     curfew with `workers: 1` on its default data path (its own HTTP/2 connections on
-#              nghttp2)
-#   curfew-grpc  the same curfew and config with `data_path: grpc` (the old path: gRPC C-core
-#              both ways); left out when the curfew binary does not accept that key
+#   curfew     curfew with `workers: 1` (its own HTTP/2 connections on nghttp2)
 #   curfew-bp  the same curfew with busy_poll: 0.05ms; unary cases only; BUSY_POLL_TARGET=0 leaves
 #              it out of the default list (the default with CURFEW_BIN)
 # The peers run as their packages ship them, only configured for this benchmark: loopback,
@@ -50,13 +47,13 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 # curfew-bp needs a curfew that knows busy_poll: off by default for another CURFEW_BIN.
 if [[ -n ${CURFEW_BIN:-} ]]; then BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-0}; else BUSY_POLL_TARGET=${BUSY_POLL_TARGET:-1}; fi
-DEFAULT_TARGETS="direct nghttpx haproxy nginx curfew curfew-grpc"
+DEFAULT_TARGETS="direct nghttpx haproxy nginx curfew"
 if [[ $BUSY_POLL_TARGET == 1 ]]; then DEFAULT_TARGETS+=" curfew-bp"; fi
 read -r -a SELECTED <<<"${TARGETS:-$DEFAULT_TARGETS}"
 for t in "${SELECTED[@]}"; do
   case $t in
-    direct | nghttpx | haproxy | nginx | curfew | curfew-grpc | curfew-bp) ;;
-    *) echo "bench: unknown target \"$t\" in TARGETS (known: direct nghttpx haproxy nginx curfew curfew-grpc curfew-bp)"; exit 2 ;;
+    direct | nghttpx | haproxy | nginx | curfew | curfew-bp) ;;
+    *) echo "bench: unknown target \"$t\" in TARGETS (known: direct nghttpx haproxy nginx curfew curfew-bp)"; exit 2 ;;
   esac
 done
 selected() { [[ " ${SELECTED[*]} " == *" $1 "* ]]; }
@@ -123,11 +120,11 @@ else
   PIN_PROXY=()
 fi
 
-read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN P_CURFEW_BP P_ADMIN_BP P_CURFEW_GRPC P_ADMIN_GRPC \
+read -r P_ECHO P_A P_B P_C P_CURFEW P_NGINX P_ADMIN P_CURFEW_BP P_ADMIN_BP \
   P_NGHTTPX P_HAPROXY < <("$PY" - <<'EOF'
 import socket
 socks = []
-for _ in range(13):
+for _ in range(11):
     s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
@@ -183,13 +180,6 @@ EOF
 curfew_config "$P_ADMIN" "$P_CURFEW" >"$WORK/curfew.yaml"
 # The same config with busy polling (a worker polls 50 µs after each event instead of sleeping).
 curfew_config "$P_ADMIN_BP" "$P_CURFEW_BP" "busy_poll: 0.05ms" >"$WORK/curfew-bp.yaml"
-# The same config on curfew's own HTTP/2 connections.
-curfew_config "$P_ADMIN_GRPC" "$P_CURFEW_GRPC" "data_path: grpc" >"$WORK/curfew-grpc.yaml"
-if selected curfew-grpc && ! "$CURFEW" --check-config "$WORK/curfew-grpc.yaml" >"$WORK/check-grpc.log" 2>&1; then
-  echo "bench: $CURFEW does not accept data_path: grpc ($(tail -n 1 "$WORK/check-grpc.log")); curfew-grpc left out"
-  read -r -a SELECTED <<<"$(for t in "${SELECTED[@]}"; do [[ $t == curfew-grpc ]] || printf '%s ' "$t"; done)"
-  UNARY_TARGETS=("${SELECTED[@]}")
-fi
 # The targets of the other cases: curfew-bp runs the unary cases only; PROXIES: all but direct.
 STREAM_TARGETS=()
 PROXIES=()
@@ -219,14 +209,6 @@ start_all() {
     CURFEW_BP_PID=$!
     STARTED+=("$CURFEW_BP_PID")
     wait_port "$P_CURFEW_BP" curfew-bp
-  fi
-
-  # Target "curfew-grpc": the same binary and config with data_path: grpc (the old path).
-  if selected curfew-grpc; then
-    "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/curfew-grpc.yaml" --log-level warning >"$WORK/curfew-grpc.log" 2>&1 &
-    CURFEW_GRPC_PID=$!
-    STARTED+=("$CURFEW_GRPC_PID")
-    wait_port "$P_CURFEW_GRPC" curfew-grpc
   fi
 
   if selected nginx; then
@@ -284,7 +266,6 @@ pids_of() {
     direct) ;;
     curfew) echo "$CURFEW_PID" ;;
     curfew-bp) echo "$CURFEW_BP_PID" ;;
-    curfew-grpc) echo "$CURFEW_GRPC_PID" ;;
     nginx) echo "${NGINX_PIDS[@]}" ;;
     nghttpx) echo "${NGHTTPX_PIDS[@]}" ;;
     haproxy) echo "$HAPROXY_PID" ;;
@@ -313,7 +294,7 @@ pid_args() {
 port_of() {
   case $1 in
     direct) echo "$P_ECHO" ;; curfew) echo "$P_CURFEW" ;; curfew-bp) echo "$P_CURFEW_BP" ;;
-    curfew-grpc) echo "$P_CURFEW_GRPC" ;; nginx) echo "$P_NGINX" ;; nghttpx) echo "$P_NGHTTPX" ;;
+    nginx) echo "$P_NGINX" ;; nghttpx) echo "$P_NGHTTPX" ;;
     haproxy) echo "$P_HAPROXY" ;;
   esac
 }
@@ -372,13 +353,13 @@ for t in "${STREAM_TARGETS[@]}"; do run_case "stream c=64 (msgs)" "$t" --mode st
 # cancels upstream).
 for t in "${STREAM_TARGETS[@]}"; do
   case $t in
-    curfew | curfew-grpc) run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 ;;
+    curfew) run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 ;;
     *) run_case "20% hit deadline c=64" "$t" --mode closed --concurrency 64 --slow-fraction 0.2 --slow-deadline-ms 10 ;;
   esac
 done
 for t in "${STREAM_TARGETS[@]}"; do
   case $t in
-    curfew | curfew-grpc) run_case "fan-out all x3 c=64" "$t" --mode closed --concurrency 64 --method /bench.Fan/Unary ;;
+    curfew) run_case "fan-out all x3 c=64" "$t" --mode closed --concurrency 64 --method /bench.Fan/Unary ;;
     direct) na_case "fan-out all x3 c=64" "$t" "no proxy, nothing fans out" ;;
     *) na_case "fan-out all x3 c=64" "$t" "fan-out (one call to 3 upstreams, replies merged) is a curfew route feature" ;;
   esac
@@ -386,9 +367,7 @@ done
 
 sleep 2
 AFTER_KB_ARGS=()
-for t in curfew curfew-grpc; do
-  if selected "$t"; then AFTER_KB_ARGS+=(--after-kb "$t=$(rss_kb "$t")"); fi
-done
+if selected curfew; then AFTER_KB_ARGS+=(--after-kb "curfew=$(rss_kb curfew)"); fi
 
 # ---- h2load: a second opinion on unary c=64 ------------------------------------------------------
 H2=$WORK/h2load.txt

@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
 """Prints bench/run.sh's results as one table (Markdown), with the ratios of each curfew target
-(curfew, curfew-grpc, curfew-bp) to direct and to the other proxies (nghttpx, HAProxy, nginx) in every
+(curfew, curfew-bp) to direct and to the other proxies (nghttpx, HAProxy, nginx) in every
 scenario, then checks the targets of issue 7 and issue 16."""
 import argparse
 import json
 
 # Row order: the references first, then curfew's targets.
-TARGETS = ("direct", "nghttpx", "haproxy", "nginx", "curfew", "curfew-grpc", "curfew-bp")
+TARGETS = ("direct", "nghttpx", "haproxy", "nginx", "curfew", "curfew-bp")
 PEERS = ("nghttpx", "haproxy", "nginx")
 # Ratio rows: each curfew target against these (curfew-bp: as before, direct and nginx only).
-RATIO_REFS = {"curfew": ("direct",) + PEERS, "curfew-grpc": ("direct",) + PEERS,
+RATIO_REFS = {"curfew": ("direct",) + PEERS,
               "curfew-bp": ("direct", "nginx")}
 IDLE_NOTES = {"nginx": "master + worker", "nghttpx": "main + worker process",
-              "haproxy": "one process", "curfew": "", "curfew-grpc": "data_path: grpc"}
+              "haproxy": "one process", "curfew": ""}
 
 CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: "RESOURCE_EXHAUSTED",
               12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE"}
@@ -189,8 +189,8 @@ def main():
         per = facts["curfew_per_stream"] / 1024
         print(f"  <= 4 KiB per idle stream: {per:.2f} KiB {verdict(per <= 4)}")
 
-    # ---- issue 16: curfew (nghttp2 path) against the HTTP/2 proxies, CPU per call at c=64 ----
-    for name in ("curfew", "curfew-grpc"):
+    # ---- issue 16: curfew against the HTTP/2 proxies, CPU per call at c=64 ----
+    for name in ("curfew",):
         mine = g64.get(name)
         if not usable(mine) or not mine["proxy_cpu_s_per_1k"]:
             continue
