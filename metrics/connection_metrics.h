@@ -1,4 +1,4 @@
-// ConnectionMetrics: the Prometheus metrics of the HTTP/2 connections of the nghttp2 data path —
+// ConnectionMetrics: the Prometheus metrics of curfew's HTTP/2 connections —
 // open connections by side, closed connections by side and reason, failed upstream connects by
 // reason — from the reports of sidecar::ConnectionObserver (sidecar/connection_report.h). The
 // grpc++ data path reports no connections: there these families stay at 0.

@@ -169,7 +169,7 @@ inline constexpr MetricFamilyDecl kCancelPropagation{
         "issuing the upstream cancel.",
 };
 
-// ---- per HTTP/2 connection (ConnectionMetrics; the nghttp2 data path only) -------------------
+// ---- per HTTP/2 connection (ConnectionMetrics) ---------------------------------------------
 
 inline constexpr MetricFamilyDecl kConnections{
     .name = "curfew_connections",
@@ -177,7 +177,7 @@ inline constexpr MetricFamilyDecl kConnections{
     .labels = {"side"},
     .help =
         "Open HTTP/2 connections, by side: caller (accepted from callers) or upstream (curfew's "
-        "own, to upstream endpoints). Only the nghttp2 data path reports connections.",
+        "own, to upstream endpoints).",
 };
 inline constexpr MetricFamilyDecl kConnectionsClosed{
     .name = "curfew_connections_closed_total",
@@ -189,8 +189,7 @@ inline constexpr MetricFamilyDecl kConnectionsClosed{
         "invalid and sent GOAWAY), flooded (nghttp2's flood limits: SETTINGS, PING ACKs, resets, "
         "CONTINUATION), rapid_reset (curfew's rapid-reset rule, GOAWAY ENHANCE_YOUR_CALM), "
         "socket_error (a read or write failed), keepalive_timeout (an upstream answered no "
-        "keepalive PING), cancelled (curfew stopping). Only the nghttp2 "
-        "data path reports connections.",
+        "keepalive PING), cancelled (curfew stopping).",
 };
 inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
     .name = "curfew_upstream_connect_failures_total",
@@ -199,8 +198,7 @@ inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
     .help =
         "Failed attempts to connect to an upstream endpoint, by reason: resolve (the name did "
         "not resolve in time), connect (TCP connect failed or timed out), tls (the TLS handshake "
-        "failed), no_settings (no HTTP/2 SETTINGS within connect_timeout). Only the nghttp2 data "
-        "path reports connections.",
+        "failed), no_settings (no HTTP/2 SETTINGS within connect_timeout).",
 };
 
 // ---- per process (ServerMetrics) ---------------------------------------------------------------

@@ -21,7 +21,7 @@ enum class TimeoutCause { kNone, kRoute, kCaller, kBudget, kPerTry, kUpstream };
 enum class CancelCause { kNone, kCaller, kDeadline, kShutdown, kSibling, kHedgeLost };
 
 // Why curfew refused a call at once, without calling any upstream (the caller got
-// RESOURCE_EXHAUSTED): one of its concurrency limits was reached (listener_server.h).
+// RESOURCE_EXHAUSTED): one of its concurrency limits was reached (admission.h).
 enum class Rejection { kNone, kListenerLimit, kRouteLimit };
 
 // How a fan-out route calls its upstreams: all, quorum or hedge (config.h).

@@ -1,4 +1,4 @@
-// ConnectionObserver: the HTTP/2 connections of the nghttp2 data path, as they open and close,
+// ConnectionObserver: curfew's HTTP/2 connections, as they open and close,
 // for the connection metrics (metrics/connection_metrics.h). Callers' connections and curfew's
 // own connections to upstreams are both reported, each on the loop thread that owns it.
 #pragma once

@@ -1,7 +1,7 @@
-// Timers: a per-loop min-heap of deadlines. The loop sleeps in the completion queue until the
-// earliest one, then fires every timer that is due, in deadline order, before it resumes any
-// task. This is cheaper than a grpc::Alarm per timer and gives asyncio's ordering: two scopes with
-// the same deadline both fire before the body they interrupt runs again.
+// Timers: a per-loop min-heap of deadlines. The loop sleeps in epoll until the earliest one, then
+// fires every timer that is due, in deadline order, before it resumes any task. This gives
+// asyncio's ordering: two scopes with the same deadline both fire before the body they interrupt
+// runs again.
 #pragma once
 
 #include <cstddef>

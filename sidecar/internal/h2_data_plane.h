@@ -1,4 +1,4 @@
-// H2DataPlane: the nghttp2 data path's loops: one process-wide set of epoll loops serving every
+// H2DataPlane: the data path's loops: one process-wide set of epoll loops serving every
 // listener. Each loop owns the caller connections handed to it (by whichever listener accepted
 // them) and its own upstream connections (UpstreamPool: one multiplexed connection per endpoint
 // per loop, kept across reloads), so a call never crosses threads.

@@ -209,7 +209,7 @@ void H2ProxyCall::reply_deadline_exceeded() {
 }
 
 bool H2ProxyCall::upstream_deadline_was_ours() const {
-  // As proxy_call.cc: an upstream's clock reading may make its DEADLINE_EXCEEDED a little early.
+  // An upstream's clock reading may make its DEADLINE_EXCEEDED a little early.
   const rt::Duration slack =
       std::max<rt::Duration>(std::chrono::milliseconds(50), deadline_.budget / 10);
   return rt::Clock::now() + slack >= deadline_.upstream_deadline;

@@ -1,6 +1,6 @@
-// The unary policy of a fan-out, retry or mirror route, one function for both data paths: the
-// fan-out, the retries under the worker's budget, or a single call, over the path's
-// UnaryCaller. Records the attempts and the budget at the upstream start in `report`.
+// The unary policy of a fan-out, retry or mirror route, in one function: the fan-out, the
+// retries under the worker's budget, or a single call, over a UnaryCaller. Records the attempts and
+// the budget at the upstream start in `report`.
 #pragma once
 
 #include "config/config.h"
