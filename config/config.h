@@ -103,6 +103,30 @@ struct Route {
 // Limits
 //
 // Per-listener resource limits protecting the sidecar itself.
+// One caller connection's HTTP/2 defences (docs/security.md): a connection that breaks one is
+// closed with GOAWAY and counted; the listener's other connections are not affected. Changing
+// them takes a restart, as the listener's other limits do.
+struct ConnectionLimits {
+  // The preface and first SETTINGS within this (slowloris); 0: no limit.
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);
+  // A header block (HEADERS and its CONTINUATIONs) complete within this; 0: no limit.
+  std::chrono::nanoseconds headers_timeout = std::chrono::seconds(10);
+  // Frames that do no work (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, empty DATA): a bucket of
+  // this many, refilled at this rate and by the connection's own traffic.
+  int control_frame_burst = 1000;
+  int control_frames_per_second = 100;
+  // RST_STREAM frames a caller may send per second (burst as many): a bound for any caller.
+  int resets_per_second = 10000;
+  // Rapid reset (CVE-2023-44487): among the last 1000 streams opened, at least this many and this
+  // share reset by the caller (or refused for oversized headers) before any work began.
+  int rapid_reset_min_streams = 200;
+  int rapid_reset_percent = 50;
+  // CONTINUATION frames after one HEADERS (CVE-2024-28182).
+  int max_continuations = 8;
+
+  bool operator==(const ConnectionLimits&) const = default;
+};
+
 struct Limits {
   // Calls in progress at once on the listener; one more is refused with RESOURCE_EXHAUSTED at
   // once (never queued). Reloadable.
@@ -110,6 +134,7 @@ struct Limits {
   int max_message_bytes = 64 << 20;
   int max_metadata_bytes = 64 << 10;
   int max_concurrent_streams_per_connection = 1000;
+  ConnectionLimits connection;
 };
 
 // Listener

@@ -54,6 +54,22 @@ struct SessionLimits {
   uint32_t rapid_reset_window = 1000;
   uint32_t rapid_reset_min_streams = 200;
   uint32_t rapid_reset_percent = 50;
+  // The rule counts, beside resets, the streams curfew refused for a header list over
+  // max_header_list_bytes (HPACK bloat: cheap to send, costly to decode, no work done).
+  // Server role, against a caller that holds a connection without speaking (slowloris): the
+  // preface and first SETTINGS must arrive within `handshake_timeout`, and a header block once
+  // begun (HEADERS without END_HEADERS) must be complete within `headers_timeout` (nghttp2
+  // processes nothing else on the connection meanwhile); else the connection is closed. 0: off.
+  std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);
+  std::chrono::nanoseconds headers_timeout = std::chrono::seconds(10);
+  // Server role, frames that do no work (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, unknown types,
+  // DATA with neither payload nor END_STREAM): each costs a token from a bucket of
+  // `control_frame_burst`, refilled at `control_frames_per_second` and by the connection's real
+  // traffic (a token per HEADERS or DATA frame received, two per one sent: a peer's window
+  // updates and BDP pings follow the data it receives). Empty: GOAWAY ENHANCE_YOUR_CALM. nghttp2
+  // alone only catches floods whose ACKs the attacker does not read (max_outbound_ack).
+  uint32_t control_frame_burst = 1000;
+  uint32_t control_frames_per_second = 100;
   // CONTINUATION frames after one HEADERS (CVE-2024-28182).
   size_t max_continuations = 8;
   // Queued outbound SETTINGS/PING ACKs before the peer is treated as flooding.

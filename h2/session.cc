@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <system_error>
@@ -41,6 +42,25 @@ constexpr size_t kWriteBatchBytes = 64 << 10;
 constexpr size_t kReadBufferBytes = 16 << 10;
 // Between the server's shutdown notice and its final GOAWAY: a generous round trip.
 constexpr rt::Duration kShutdownNoticeGrace = std::chrono::milliseconds(100);
+// Between closing a connection for a broken rule (GOAWAY queued) and shutting its socket down
+// whether or not the peer read the GOAWAY.
+constexpr rt::Duration kTerminateGrace = std::chrono::milliseconds(250);
+
+// Frames that do no work for a stream: metered by the control-frame bucket (SessionLimits).
+// HEADERS, CONTINUATION and RST_STREAM have their own rules; GOAWAY ends the connection.
+bool does_no_work(const nghttp2_frame_hd& hd) {
+  switch (hd.type) {
+    case NGHTTP2_DATA:
+      return hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_CONTINUATION:
+    case NGHTTP2_RST_STREAM:
+    case NGHTTP2_GOAWAY:
+      return false;
+    default:  // PING, SETTINGS, WINDOW_UPDATE, PRIORITY, PUSH_PROMISE, unknown extensions
+      return true;
+  }
+}
 
 }  // namespace
 
@@ -58,6 +78,16 @@ const char* close_reason_name(CloseReason reason) noexcept {
       return "flooded";
     case CloseReason::kRapidReset:
       return "rapid_reset";
+    case CloseReason::kOversizedHeaders:
+      return "oversized_headers";
+    case CloseReason::kRefusedStreams:
+      return "refused_streams";
+    case CloseReason::kControlFlood:
+      return "control_flood";
+    case CloseReason::kHandshakeTimeout:
+      return "handshake_timeout";
+    case CloseReason::kHeadersTimeout:
+      return "headers_timeout";
     case CloseReason::kSocketError:
       return "socket_error";
     case CloseReason::kKeepaliveTimeout:
@@ -68,10 +98,46 @@ const char* close_reason_name(CloseReason reason) noexcept {
   return "unknown";
 }
 
+bool peer_broke_a_limit(CloseReason reason) noexcept {
+  switch (reason) {
+    case CloseReason::kProtocolError:
+    case CloseReason::kFlooded:
+    case CloseReason::kRapidReset:
+    case CloseReason::kOversizedHeaders:
+    case CloseReason::kRefusedStreams:
+    case CloseReason::kControlFlood:
+    case CloseReason::kHandshakeTimeout:
+    case CloseReason::kHeadersTimeout:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // nghttp2's callbacks, each a thin step into Session or Stream state. They run inside
 // nghttp2_session_mem_recv/mem_send on the loop thread and never destroy the session.
 struct Session::Callbacks {
   static Session& self(void* user_data) { return *static_cast<Session*>(user_data); }
+
+  // Every frame the peer sends, as its 9-byte header arrives (before nghttp2 acts on it).
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user_data) {
+    Session& s = self(user_data);
+    if (s.role_ != Role::kServer) return 0;
+    if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
+      const bool open = (hd->flags & NGHTTP2_FLAG_END_HEADERS) == 0;
+      if (open && hd->type == NGHTTP2_HEADERS) ++s.header_blocks_begun_;
+      s.in_header_block_ = open;
+      if (hd->type == NGHTTP2_HEADERS) s.earn_control_tokens(1);
+      return 0;
+    }
+    s.in_header_block_ = false;
+    if (does_no_work(*hd)) {
+      s.control_frame();
+    } else if (hd->type == NGHTTP2_DATA) {
+      s.earn_control_tokens(1);
+    }
+    return 0;
+  }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
@@ -108,6 +174,7 @@ struct Session::Callbacks {
       stream->reset_by_us_ = true;
       stream->reset_code_ = NGHTTP2_INTERNAL_ERROR;
       stream->header_list_too_large_ = true;
+      if (s.role_ == Role::kServer) s.early_reset(Waste::kOversized);
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     stream->building_.push_back({std::string(reinterpret_cast<const char*>(name), namelen),
@@ -208,6 +275,16 @@ struct Session::Callbacks {
 
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
+    if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
+      s.earn_control_tokens(2);
+    // nghttp2 refused a stream over SETTINGS_MAX_CONCURRENT_STREAMS before opening it (no
+    // on_begin_headers): it counts for the rapid-reset rule as an opened, wasted stream.
+    if (s.role_ == Role::kServer && frame->hd.type == NGHTTP2_RST_STREAM &&
+        frame->rst_stream.error_code == NGHTTP2_REFUSED_STREAM &&
+        s.find(frame->hd.stream_id) == nullptr) {
+      s.count_in_reset_window();
+      s.early_reset(Waste::kRefused);
+    }
     // Our side of a server stream is complete while the caller is still sending: the request is
     // not wanted any more, and RST_STREAM(NO_ERROR) frees the stream (RFC 9113 §8.1) instead of
     // leaving it open, holding a concurrency slot and buffered bytes.
@@ -270,9 +347,13 @@ struct Session::Callbacks {
 };
 
 Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionLimits& limits)
-    : transport_(std::move(transport)), role_(role), limits_(limits) {
+    : transport_(std::move(transport)),
+      role_(role),
+      limits_(limits),
+      control_tokens_(limits.control_frame_burst) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, Callbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::on_frame_recv);
@@ -328,17 +409,80 @@ bool Session::accepting_streams() const noexcept {
   return role_ == Role::kServer || nghttp2_session_check_request_allowed(session_) != 0;
 }
 
-void Session::early_reset() noexcept {
+void Session::early_reset(Waste why) noexcept {
   ++streams_reset_before_work_;
   ++window_early_resets_;
+  if (why == Waste::kOversized) ++window_oversized_;
+  if (why == Waste::kRefused) ++window_refused_;
   if (window_early_resets_ >= limits_.rapid_reset_min_streams &&
       uint64_t{window_early_resets_} * 100 >=
-          uint64_t{window_opened_} * limits_.rapid_reset_percent &&
-      close_reason_ == CloseReason::kOpen) {
-    // GOAWAY ENHANCE_YOUR_CALM, then the connection closes (the writer flushes it).
-    close_reason_ = CloseReason::kRapidReset;
-    nghttp2_session_terminate_session(session_, NGHTTP2_ENHANCE_YOUR_CALM);
-    kick();
+          uint64_t{window_opened_} * limits_.rapid_reset_percent) {
+    // Named after what most of the wasted streams were, for the metrics and the log.
+    CloseReason reason = CloseReason::kRapidReset;
+    if (window_oversized_ * 2 > window_early_resets_) reason = CloseReason::kOversizedHeaders;
+    if (window_refused_ * 2 > window_early_resets_) reason = CloseReason::kRefusedStreams;
+    terminate(reason, NGHTTP2_ENHANCE_YOUR_CALM);
+  }
+}
+
+void Session::control_frame() noexcept {
+  if (control_tokens_ == 0 && limits_.control_frames_per_second > 0) {
+    const rt::TimePoint now = rt::Clock::now();
+    const auto earned =
+        std::chrono::duration_cast<std::chrono::microseconds>(now - control_refilled_at_).count() *
+        limits_.control_frames_per_second / 1000000;
+    if (earned > 0) {
+      control_tokens_ =
+          static_cast<uint32_t>(std::min<int64_t>(earned, limits_.control_frame_burst));
+      control_refilled_at_ = now;
+    }
+  }
+  if (control_tokens_ > 0) {
+    --control_tokens_;
+    return;
+  }
+  terminate(CloseReason::kControlFlood, NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+void Session::terminate(CloseReason reason, uint32_t error_code) noexcept {
+  if (close_reason_ != CloseReason::kOpen) return;
+  close_reason_ = reason;
+  nghttp2_session_terminate_session(session_, error_code);
+  kick();
+  if (group_ != nullptr && !group_->aborting()) {
+    try {
+      group_->spawn(shut_down_later(), "h2-terminate");
+    } catch (...) {  // no memory for the timer: shut down now, GOAWAY or not
+      transport_->shutdown_both();
+    }
+  }
+}
+
+rt::Task<void> Session::shut_down_later() {
+  co_await rt::sleep(kTerminateGrace);
+  // A peer that reads its GOAWAY is gone by now; one that does not read is cut off.
+  if (!done_) transport_->shutdown_both();
+}
+
+rt::Task<void> Session::stall_guard() {
+  if (limits_.handshake_timeout > rt::Duration::zero()) {
+    co_await ready_.wait_until(rt::Clock::now() + limits_.handshake_timeout);
+    if (!peer_settings_) {
+      if (!done_) terminate(CloseReason::kHandshakeTimeout, NGHTTP2_PROTOCOL_ERROR);
+      co_return;
+    }
+  }
+  if (limits_.headers_timeout <= rt::Duration::zero()) co_return;
+  // The same block open at two checks a timeout apart was open at least that long.
+  std::optional<uint64_t> open_block;
+  for (;;) {  // until serve() cancels it as the connection ends
+    co_await rt::sleep(limits_.headers_timeout);
+    if (done_ || close_reason_ != CloseReason::kOpen) co_return;
+    if (in_header_block_ && open_block == header_blocks_begun_) {
+      terminate(CloseReason::kHeadersTimeout, NGHTTP2_PROTOCOL_ERROR);
+      co_return;
+    }
+    open_block = in_header_block_ ? std::optional(header_blocks_begun_) : std::nullopt;
   }
 }
 
@@ -361,6 +505,8 @@ void Session::count_in_reset_window() noexcept {
   if (++window_opened_ > limits_.rapid_reset_window) {  // a new window begins
     window_opened_ = 1;
     window_early_resets_ = 0;
+    window_oversized_ = 0;
+    window_refused_ = 0;
   }
 }
 
@@ -503,8 +649,14 @@ rt::Task<void> Session::serve(rt::TaskGroup& group) {
   last_read_ = rt::Clock::now();
   if (role_ == Role::kClient && limits_.keepalive.time > rt::Duration::zero())
     keepalive = group.spawn(keepalive_loop(), "h2-keepalive");
+  rt::TaskHandle<void> guard;
+  if (role_ == Role::kServer) {
+    control_refilled_at_ = last_read_;
+    guard = group.spawn(stall_guard(), "h2-stall-guard");
+  }
   co_await read_loop();
   if (keepalive.valid()) keepalive.cancel("the connection is over");
+  if (guard.valid()) guard.cancel("the connection is over");
   // The connection is over for reading: whatever is still being served has no one to answer.
   // Nothing more is sent for its streams (nghttp2 stops asking for their data); a GOAWAY goes
   // out if the socket still takes it.
@@ -551,6 +703,9 @@ rt::Task<void> Session::read_loop() {
       }
     }
     drained = n < buf.size();
+    // Closing for a broken rule: nothing more the peer sends is worth decoding; read on only to
+    // see the connection end.
+    if (close_reason_ != CloseReason::kOpen) continue;
     ssize_t rv = 0;
     auto deliver = [&](std::span<const uint8_t> bytes) {
       rv = nghttp2_session_mem_recv(session_, bytes.data(), bytes.size());
@@ -567,7 +722,9 @@ rt::Task<void> Session::read_loop() {
     if (rv < 0) {
       // Fatal for the connection; nghttp2 has queued a GOAWAY where the protocol asks for one,
       // and the writer flushes it before the socket closes.
-      finish(rv == NGHTTP2_ERR_FLOODED ? CloseReason::kFlooded : CloseReason::kProtocolError);
+      finish(rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                 ? CloseReason::kFlooded
+                 : CloseReason::kProtocolError);
       co_return;
     }
   }

@@ -13,6 +13,7 @@
 // Loop thread only. The Session must outlive run(); streams may outlive it (detached).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,11 +49,18 @@ enum class CloseReason {
   kProtocolError,     // nghttp2 found the peer's bytes invalid (it sends GOAWAY itself)
   kFlooded,           // nghttp2's flood limits (SETTINGS, PING ACKs, resets, CONTINUATION)
   kRapidReset,        // curfew's rapid-reset rule (SessionLimits::rapid_reset_*)
+  kOversizedHeaders,  // the same rule, tripped mostly by header lists over the limit
+  kRefusedStreams,    // the same rule, tripped mostly by streams over the stream limit
+  kControlFlood,      // frames that do no work beyond SessionLimits::control_frame_*
+  kHandshakeTimeout,  // no preface and SETTINGS within SessionLimits::handshake_timeout
+  kHeadersTimeout,    // a header block left open past SessionLimits::headers_timeout
   kSocketError,       // read or write failed
   kKeepaliveTimeout,  // client role: nothing arrived within Keepalive::timeout of a PING
   kCancelled,         // run() was cancelled (curfew stopping)
 };
 const char* close_reason_name(CloseReason reason) noexcept;
+// The peer broke the protocol or one of the session's limits (a misbehaving or hostile peer).
+bool peer_broke_a_limit(CloseReason reason) noexcept;
 
 class Session {
  public:
@@ -106,8 +114,22 @@ class Session {
   // Wakes the writer: nghttp2 may have something to send.
   void kick() noexcept { want_write_.set(); }
   void finish(CloseReason reason) noexcept;
-  // The peer reset a stream before any work was done for it: the rapid-reset rule.
-  void early_reset() noexcept;
+  // A stream the peer opened came to nothing before any work was done for it: the rapid-reset
+  // rule, which also counts streams refused for their header list or the stream limit.
+  enum class Waste { kReset, kOversized, kRefused };
+  void early_reset(Waste why = Waste::kReset) noexcept;
+  // Closes the connection for a rule the peer broke: GOAWAY `error_code`, nothing more read,
+  // and the socket shut down within kTerminateGrace even if the peer does not read the GOAWAY.
+  void terminate(CloseReason reason, uint32_t error_code) noexcept;
+  rt::Task<void> shut_down_later();
+  // A frame that does no work arrived (see SessionLimits::control_frame_burst).
+  void control_frame() noexcept;
+  // Real traffic: `tokens` back into the control-frame bucket.
+  void earn_control_tokens(uint32_t tokens) noexcept {
+    control_tokens_ = std::min(control_tokens_ + tokens, limits_.control_frame_burst);
+  }
+  // Server role: the handshake and header-block timeouts (SessionLimits).
+  rt::Task<void> stall_guard();
   // The caller reset a stream it had not opened yet (IdleResetFilter held the reset back).
   void idle_reset() noexcept;
   // ...and its stream's HEADERS came after all: the reset is replayed and counted as usual.
@@ -152,6 +174,16 @@ class Session {
   uint64_t streams_reset_before_work_ = 0;
   uint32_t window_opened_ = 0;  // the rapid-reset rule's window (SessionLimits)
   uint32_t window_early_resets_ = 0;
+  uint32_t window_oversized_ = 0;  // of which header lists curfew refused
+  uint32_t window_refused_ = 0;    // and streams refused over the stream limit
+  // The control-frame bucket (SessionLimits::control_frame_*); time refills it lazily, when it
+  // runs dry, so that the per-frame path reads no clock.
+  uint32_t control_tokens_ = 0;
+  rt::TimePoint control_refilled_at_{};
+  // A header block is open (HEADERS or CONTINUATION without END_HEADERS seen last), and how many
+  // have begun: the headers timeout sees the same block open at two of its checks.
+  bool in_header_block_ = false;
+  uint64_t header_blocks_begun_ = 0;
 };
 
 }  // namespace curfew::h2

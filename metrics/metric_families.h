@@ -188,7 +188,12 @@ inline constexpr MetricFamilyDecl kConnectionsClosed{
         "(GOAWAY exchanged, last stream done), protocol_error (nghttp2 found the peer's bytes "
         "invalid and sent GOAWAY), flooded (nghttp2's flood limits: SETTINGS, PING ACKs, resets, "
         "CONTINUATION), rapid_reset (curfew's rapid-reset rule, GOAWAY ENHANCE_YOUR_CALM), "
-        "socket_error (a read or write failed), keepalive_timeout (an upstream answered no "
+        "oversized_headers and refused_streams (the same rule, tripped by header lists over the "
+        "limit or streams over the stream limit), "
+        "control_flood (PING, SETTINGS, WINDOW_UPDATE, PRIORITY or empty DATA frames beyond "
+        "the connection's budget), handshake_timeout (no preface and SETTINGS in time), "
+        "headers_timeout (a header block left incomplete), socket_error (a read or write failed), "
+        "keepalive_timeout (an upstream answered no "
         "keepalive PING), cancelled (curfew stopping).",
 };
 inline constexpr MetricFamilyDecl kUpstreamConnectFailures{

@@ -24,7 +24,8 @@ absl::Status reloadable(const config::Config& before, const config::Config& afte
     if (a.limits.max_message_bytes != b.limits.max_message_bytes ||
         a.limits.max_metadata_bytes != b.limits.max_metadata_bytes ||
         a.limits.max_concurrent_streams_per_connection !=
-            b.limits.max_concurrent_streams_per_connection) {
+            b.limits.max_concurrent_streams_per_connection ||
+        a.limits.connection != b.limits.connection) {
       return absl::FailedPreconditionError("limits of listener " + describe(a) +
                                            " changed; restart curfew to apply them");
     }

@@ -7,9 +7,32 @@
 namespace curfew::config::internal {
 namespace {
 
+ConnectionLimits decode_connection_limits(const Value& value) {
+  value.expect_keys({"handshake_timeout", "headers_timeout", "control_frame_burst",
+                     "control_frames_per_second", "resets_per_second", "rapid_reset_min_streams",
+                     "rapid_reset_percent", "max_continuations"});
+  ConnectionLimits limits;
+  const auto read = [&](std::string_view key, int& field, int64_t min, int64_t max) {
+    if (const Value v = value.get(key); v.present()) field = static_cast<int>(v.as_int(min, max));
+  };
+  const auto read_timeout = [&](std::string_view key, std::chrono::nanoseconds& field) {
+    if (const Value v = value.get(key); v.present()) field = v.as_duration();
+  };
+  read_timeout("handshake_timeout", limits.handshake_timeout);
+  read_timeout("headers_timeout", limits.headers_timeout);
+  read("control_frame_burst", limits.control_frame_burst, 1, INT_MAX);
+  read("control_frames_per_second", limits.control_frames_per_second, 1, INT_MAX);
+  read("resets_per_second", limits.resets_per_second, 1, INT_MAX);
+  // The rule looks at the last 1000 streams: more than that could never trip it.
+  read("rapid_reset_min_streams", limits.rapid_reset_min_streams, 1, 1000);
+  read("rapid_reset_percent", limits.rapid_reset_percent, 1, 100);
+  read("max_continuations", limits.max_continuations, 0, 1000);
+  return limits;
+}
+
 Limits decode_limits(const Value& value) {
   value.expect_keys({"max_concurrent_calls", "max_message_bytes", "max_metadata_bytes",
-                     "max_concurrent_streams_per_connection"});
+                     "max_concurrent_streams_per_connection", "connection"});
   Limits limits;
   const auto read = [&](std::string_view key, int& field) {
     if (const Value v = value.get(key); v.present()) field = static_cast<int>(v.as_int(1, INT_MAX));
@@ -18,6 +41,8 @@ Limits decode_limits(const Value& value) {
   read("max_message_bytes", limits.max_message_bytes);
   read("max_metadata_bytes", limits.max_metadata_bytes);
   read("max_concurrent_streams_per_connection", limits.max_concurrent_streams_per_connection);
+  if (const Value v = value.get("connection"); v.present())
+    limits.connection = decode_connection_limits(v);
   return limits;
 }
 

@@ -20,6 +20,7 @@ namespace {
 // Accept failures such as EMFILE: wait this long before trying again, so a descriptor shortage
 // does not spin the acceptor.
 constexpr rt::Duration kAcceptBackoff = std::chrono::milliseconds(50);
+constexpr int kClosureLogsPerSecond = 10;
 
 // Every address form the config accepts for a listener: an IP literal, "*" (every address, IPv6
 // and IPv4: a dual-stack socket), or a name (its first address, resolved once at start).
@@ -99,6 +100,16 @@ h2::SessionLimits caller_session_limits(const config::Listener& listener) {
   callers.max_header_list_bytes = static_cast<uint32_t>(listener.limits.max_metadata_bytes);
   callers.max_send_header_block_bytes =
       std::max<size_t>(callers.max_send_header_block_bytes, listener.limits.max_metadata_bytes);
+  const config::ConnectionLimits& c = listener.limits.connection;
+  callers.handshake_timeout = c.handshake_timeout;
+  callers.headers_timeout = c.headers_timeout;
+  callers.control_frame_burst = static_cast<uint32_t>(c.control_frame_burst);
+  callers.control_frames_per_second = static_cast<uint32_t>(c.control_frames_per_second);
+  callers.reset_burst = static_cast<uint64_t>(c.resets_per_second);
+  callers.reset_rate_per_second = static_cast<uint64_t>(c.resets_per_second);
+  callers.rapid_reset_min_streams = static_cast<uint32_t>(c.rapid_reset_min_streams);
+  callers.rapid_reset_percent = static_cast<uint32_t>(c.rapid_reset_percent);
+  callers.max_continuations = static_cast<size_t>(c.max_continuations);
   return callers;
 }
 
@@ -302,6 +313,31 @@ rt::Task<void> H2ListenerServer::serve_connection(int worker, ArrivedConnection 
     log(LogLevel::kError, "curfew: listener '" + name_ + "': connection from " + connection.peer() +
                               " ended by an internal error: " + e.what());
   }
+  if (h2::peer_broke_a_limit(session->close_reason()))
+    log_closure(w, connection.peer(), session->close_reason());
+}
+
+void H2ListenerServer::log_closure(Worker& w, const std::string& peer, h2::CloseReason why) {
+  // Once per connection with its peer, but at most kClosureLogsPerSecond a second per loop: an
+  // attacker who reconnects again and again must not flood the log.
+  const rt::TimePoint now = rt::Clock::now();
+  if (now - w.closure_log_second >= std::chrono::seconds(1)) {
+    w.closure_log_second = now;
+    w.closures_logged = 0;
+  }
+  if (w.closures_logged >= kClosureLogsPerSecond) {
+    ++w.closures_not_logged;
+    return;
+  }
+  ++w.closures_logged;
+  std::string line = "curfew: listener '" + name_ + "': closed the connection from " + peer + ": " +
+                     h2::close_reason_name(why);
+  if (w.closures_not_logged > 0) {
+    line += " (and " + std::to_string(w.closures_not_logged) +
+            " more closed for a limit, not logged; see curfew_connections_closed_total)";
+    w.closures_not_logged = 0;
+  }
+  log(LogLevel::kWarning, line);
 }
 
 rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> stream) {

@@ -72,6 +72,10 @@ class H2ListenerServer {
     std::vector<rt::Listener::Accepted> arrived;  // handed over by the acceptor
     rt::Event has_arrived;
     std::unordered_set<h2::Session*> sessions;  // each lives in its connection task's frame
+    // Connections closed for breaking a limit, logged in the current second and not logged.
+    rt::TimePoint closure_log_second{};
+    int closures_logged = 0;
+    uint64_t closures_not_logged = 0;
     std::atomic<int> connections{0};
     rt::TaskHandle<void> task;         // serve(i), under the plane
     std::atomic<bool> running{false};  // serve(i) was started and has not ended
@@ -140,6 +144,8 @@ class H2ListenerServer {
   rt::Task<void> accept_loop(rt::Listener listener);
   rt::Task<void> serve_connection(int worker, ArrivedConnection connection);
   rt::Task<void> call(int worker, std::shared_ptr<h2::Stream> stream);
+  // A caller's connection was closed for breaking a limit: a warning naming the peer.
+  void log_closure(Worker& w, const std::string& peer, h2::CloseReason why);
   // Refuses a call over a concurrency limit: RESOURCE_EXHAUSTED at once, reported like any call.
   void refuse(h2::Stream& stream, const Routing& routing, const config::Route* route,
               Rejection why);

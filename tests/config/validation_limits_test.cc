@@ -92,6 +92,71 @@ TEST(RouteLimits, ExampleConfigLoads) {
   EXPECT_EQ(l.routes[0].max_concurrent_calls, 50);
   EXPECT_FALSE(l.routes[1].max_concurrent_calls.has_value());
   EXPECT_EQ(config->upstreams[0].connect_timeout, std::chrono::milliseconds(500));
+  EXPECT_EQ(l.limits.connection.handshake_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(l.limits.connection.headers_timeout, std::chrono::seconds(5));
+  EXPECT_EQ(l.limits.connection.rapid_reset_percent, 50);
+}
+
+std::string with_connection_limits(const std::string& limits) {
+  return "listeners:\n"
+         "  - name: in\n"
+         "    address: 127.0.0.1:15001\n"
+         "    limits:\n"
+         "      connection: " +
+         limits +
+         "\n"
+         "    routes:\n"
+         "      - {name: r, match: {prefix: /}, upstream: app}\n" +
+         std::string(kUpstreams);
+}
+
+TEST(ConnectionLimits, DefaultsAreSetOnPurpose) {
+  auto config = load_config_string(
+      with_routes("      - {name: r, match: {prefix: /}, upstream: app}\n"), "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ConnectionLimits& c = config->listeners[0].limits.connection;
+  EXPECT_EQ(c.handshake_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(c.headers_timeout, std::chrono::seconds(10));
+  EXPECT_EQ(c.control_frame_burst, 1000);
+  EXPECT_EQ(c.control_frames_per_second, 100);
+  EXPECT_EQ(c.resets_per_second, 10000);
+  EXPECT_EQ(c.rapid_reset_min_streams, 200);
+  EXPECT_EQ(c.rapid_reset_percent, 50);
+  EXPECT_EQ(c.max_continuations, 8);
+}
+
+TEST(ConnectionLimits, AreReadAndZeroTimeoutsTurnThemOff) {
+  auto config = load_config_string(
+      with_connection_limits("{handshake_timeout: 0s, headers_timeout: 2s, control_frame_burst: "
+                             "10, control_frames_per_second: 5, resets_per_second: 7, "
+                             "rapid_reset_min_streams: 20, rapid_reset_percent: 90, "
+                             "max_continuations: 0}"),
+      "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const ConnectionLimits& c = config->listeners[0].limits.connection;
+  EXPECT_EQ(c.handshake_timeout, std::chrono::seconds(0));
+  EXPECT_EQ(c.headers_timeout, std::chrono::seconds(2));
+  EXPECT_EQ(c.control_frame_burst, 10);
+  EXPECT_EQ(c.control_frames_per_second, 5);
+  EXPECT_EQ(c.resets_per_second, 7);
+  EXPECT_EQ(c.rapid_reset_min_streams, 20);
+  EXPECT_EQ(c.rapid_reset_percent, 90);
+  EXPECT_EQ(c.max_continuations, 0);
+}
+
+TEST(ConnectionLimits, BadValuesNameTheirField) {
+  EXPECT_THAT(load_error(with_connection_limits("{rapid_reset_percent: 101}")),
+              HasSubstr("listeners[0].limits.connection.rapid_reset_percent: must be between 1 "
+                        "and 100, got 101"));
+  EXPECT_THAT(load_error(with_connection_limits("{rapid_reset_min_streams: 5000}")),
+              HasSubstr("listeners[0].limits.connection.rapid_reset_min_streams: must be "
+                        "between 1 and 1000"));
+  EXPECT_THAT(load_error(with_connection_limits("{control_frame_burst: 0}")),
+              HasSubstr("listeners[0].limits.connection.control_frame_burst: must be between"));
+  EXPECT_THAT(load_error(with_connection_limits("{handshake_timeout: soon}")),
+              HasSubstr("listeners[0].limits.connection.handshake_timeout:"));
+  EXPECT_THAT(load_error(with_connection_limits("{ping_flood: 3}")),
+              HasSubstr("listeners[0].limits.connection"));
 }
 
 }  // namespace

@@ -396,6 +396,8 @@ function schemaSync(schemaFile, configDir) {
     ['properties.config', p.config.properties, 'drain_timeout', ['admin', 'drain_timeout'], []],
     ['definitions.listener', d.listener.properties, 'default_timeout', [], []],
     ['definitions.listener.properties.limits', d.listener.properties.limits.properties, 'max_message_bytes', [], []],
+    ['definitions.listener.properties.limits.properties.connection',
+     d.listener.properties.limits.properties.connection.properties, 'rapid_reset_percent', [], []],
     ['definitions.route', d.route.properties, 'deadline_offset', [], []],
     ['definitions.match', d.match.properties, 'prefix', [], []],
     ['definitions.retry', d.retry.properties, 'per_try_timeout', [], ['true']],
