@@ -65,10 +65,14 @@ const std::string kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 std::string frame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
   const auto n = static_cast<uint32_t>(payload.size());
-  std::string f = {static_cast<char>(n >> 16),           static_cast<char>(n >> 8),
-                   static_cast<char>(n),                 static_cast<char>(type),
-                   static_cast<char>(flags),             static_cast<char>((stream >> 24) & 0x7f),
-                   static_cast<char>(stream >> 16),      static_cast<char>(stream >> 8),
+  std::string f = {static_cast<char>(n >> 16),
+                   static_cast<char>(n >> 8),
+                   static_cast<char>(n),
+                   static_cast<char>(type),
+                   static_cast<char>(flags),
+                   static_cast<char>((stream >> 24) & 0x7f),
+                   static_cast<char>(stream >> 16),
+                   static_cast<char>(stream >> 8),
                    static_cast<char>(stream)};
   return f + payload;
 }
@@ -323,8 +327,8 @@ long attack_once(const Options& o, Connection& c, Clock::time_point until) {
 
 int run(const Options& o) {
   const Clock::time_point start = Clock::now();
-  const auto until = start + std::chrono::duration_cast<Clock::duration>(
-                                 std::chrono::duration<double>(o.seconds));
+  const auto until =
+      start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   std::vector<std::unique_ptr<Connection>> cs;
   const auto open = [&] {
     cs.push_back(std::make_unique<Connection>(o.host, o.port, start));
@@ -377,9 +381,10 @@ int run(const Options& o) {
     if (first < 0 || out.closed_ms < first) first = out.closed_ms;
     last = std::max(last, out.closed_ms);
   }
-  std::printf("attack=%s frames=%ld closed=%d of=%zu goaway=%ld first_close_ms=%ld "
-              "last_close_ms=%ld\n",
-              o.attack.c_str(), frames, closed, outcomes_.size(), goaway, first, last);
+  std::printf(
+      "attack=%s frames=%ld closed=%d of=%zu goaway=%ld first_close_ms=%ld "
+      "last_close_ms=%ld\n",
+      o.attack.c_str(), frames, closed, outcomes_.size(), goaway, first, last);
   return 0;
 }
 
@@ -408,8 +413,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (o.port <= 0 || o.attack.empty() || o.seconds <= 0 || o.seconds > 600 ||
-      o.connections < 1 || o.connections > 10000 || o.streams < 1 || o.streams > 100000) {
+  if (o.port <= 0 || o.attack.empty() || o.seconds <= 0 || o.seconds > 600 || o.connections < 1 ||
+      o.connections > 10000 || o.streams < 1 || o.streams > 100000) {
     std::fprintf(stderr,
                  "usage: curfew-h2-attack --port P --attack NAME [--host H] [--seconds S] "
                  "[--connections N] [--streams N] [--reconnect 1]\n");
