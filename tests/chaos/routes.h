@@ -128,6 +128,9 @@ inline std::vector<Method> make_methods(std::mt19937_64& rng) {
 
 struct Ports {
   int listener = 0, admin = 0;
+  // The attackers' listener (chaos_main.cc's attack menu), routed to an upstream port nobody
+  // listens on: its calls never reach the judged upstreams nor the main listener's counts.
+  int exposed = 0, nowhere = 0;
   int upstream[kUpstreams] = {};
 };
 
@@ -156,7 +159,15 @@ class ConfigWriter {
     out += "    limits: {max_concurrent_calls: " + std::to_string(listener_limit) + "}\n";
     out += "    routes:\n";
     for (const auto& r : routes) out += r;
+    out += "  - name: exposed\n    address: 127.0.0.1:" + std::to_string(ports_.exposed) + "\n";
+    out += "    default_timeout: 1s\n";
+    out +=
+        "    limits: {max_concurrent_streams_per_connection: 100, connection: "
+        "{handshake_timeout: 1s, headers_timeout: 1s}}\n";
+    out += "    routes:\n      - {name: anything, match: {prefix: /}, upstream: nowhere}\n";
     out += "upstreams:\n";
+    out += "  - {name: nowhere, endpoints: [127.0.0.1:" + std::to_string(ports_.nowhere) +
+           "], connect_timeout: 100ms}\n";
     // Fixed per upstream: curfew's channel arguments derive from connect_timeout, and channels
     // with equal arguments share their connection across reloads. A new value on every reload
     // would open new connections each time, and on a starved machine a handshake can miss a
