@@ -176,6 +176,15 @@ TEST(Reloadable, MaxConcurrentStreamsChangedIsRefused) {
                  "restart curfew to apply them");
 }
 
+// A hostile-connection limit is read when a connection is accepted, from the listener's start.
+TEST(Reloadable, ConnectionLimitChangedIsRefused) {
+  expect_refused(check(with("max_concurrent_streams_per_connection: 100",
+                            "max_concurrent_streams_per_connection: 100\n"
+                            "      connection: {handshake_timeout: 3s}")),
+                 "limits of listener 'inbound' on 127.0.0.1:15001 changed; "
+                 "restart curfew to apply them");
+}
+
 // Removing an explicit limit returns it to its default, which differs: refused.
 TEST(Reloadable, LimitBackToDefaultIsRefused) {
   expect_refused(check(with("      max_metadata_bytes: 16384\n", "")),
