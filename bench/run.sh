@@ -10,7 +10,10 @@
 # H2LOAD=1 (0: skip the h2load second opinion), SKIP_BUILD=0, CURFEW_BIN (another curfew binary,
 # e.g. for a before/after comparison), KEEP=1 (keep the temp folder with the processes' logs),
 # TARGETS (the targets to run, space-separated, in the order given; default: all of them, i.e.
-# "direct nghttpx haproxy nginx curfew curfew-bp").
+# "direct nghttpx haproxy nginx curfew curfew-bp"), ATTACKS (the attacks of the last section,
+# space-separated; "" skips it; default: every attack of curfew-h2-attack), ATTACK_SECONDS=5,
+# ATTACK_RECONNECT=0 (1: the attacker reconnects each time it is shed), CASES=1 (0: only the
+# attacks section).
 #
 # Targets:
 #   direct     the load generator calls the echo server itself (no proxy)
@@ -86,11 +89,16 @@ if [[ $SKIP_BUILD != 1 ]]; then
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-16 >/dev/null
   fi
   echo "bench: building in $BUILD_DIR"
-  cmake --build "$BUILD_DIR" --target curfew bench_loadgen bench_echo_server >"$BUILD_DIR/bench-build.log" 2>&1 || {
+  cmake --build "$BUILD_DIR" --target curfew bench_loadgen bench_echo_server curfew-h2-attack >"$BUILD_DIR/bench-build.log" 2>&1 || {
     tail -n 40 "$BUILD_DIR/bench-build.log"; echo "bench: BUILD FAILED"; exit 1; }
 fi
 CURFEW=${CURFEW_BIN:-$ROOT/$BUILD_DIR/app/curfew}
 LOADGEN=$ROOT/$BUILD_DIR/bench/bench_loadgen
+ATTACKER=$ROOT/$BUILD_DIR/tests/attack/curfew-h2-attack
+ATTACKS=${ATTACKS-rapid_reset ping_flood settings_flood window_update_flood empty_data_flood closed_stream_flood continuation_flood hpack_bloat idle_streams headers_stall slowloris}
+ATTACK_SECONDS=${ATTACK_SECONDS:-5}
+ATTACK_RECONNECT=${ATTACK_RECONNECT:-0}
+CASES=${CASES:-1}
 ECHO=$ROOT/$BUILD_DIR/bench/bench_echo_server
 
 # ---- processes ----------------------------------------------------------------------------------
@@ -317,6 +325,7 @@ na_case() {
   printf '  %-28s %-9s n/a: %s\n' "$1" "$2" "$3"
 }
 
+if [[ $CASES == 1 ]]; then
 # Memory first, on fresh processes (a heap grown by the load cases would hide the cost). The
 # direct case comes first: it measures gRPC's own cost of an idle stream, the echo server's RSS
 # per stream held directly, before the proxied cases grow that server's heap.
@@ -390,3 +399,61 @@ cp "$RESULTS" "$BUILD_DIR/bench/results.jsonl"
 "$PY" bench/table.py "$RESULTS" "${IDLE_KB_ARGS[@]}" "${AFTER_KB_ARGS[@]}" --h2load "$H2" --pinned "$PIN" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)"
 echo "raw results: $BUILD_DIR/bench/results.jsonl"
+fi  # CASES
+
+# ---- one hostile connection ---------------------------------------------------------------------
+# For each proxy and attack: legit unary calls at c=8 (the load generator, CPU 0) alone, then while
+# one attacking connection (curfew-h2-attack, CPU 0 too) attacks from 1 s before the calls start
+# to 1 s after they end; the ratio of the two calls/s, and what the attacker saw (its connection
+# closed, after how long, the GOAWAY code). docs/security.md explains each attack and curfew's limit.
+if [[ -n $ATTACKS ]]; then
+  ATTACK_RESULTS=$WORK/attacks.jsonl
+  : >"$ATTACK_RESULTS"
+  echo "bench: one hostile connection (${ATTACK_SECONDS}s per attack; reconnect=$ATTACK_RECONNECT)"
+  stop_all
+  start_all
+  sleep 1
+  for t in "${PROXIES[@]}"; do
+    [[ $t == curfew-bp ]] && continue
+    alone=$(timeout 120 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$t")" --mode closed \
+              --concurrency 8 --duration "$ATTACK_SECONDS" --warmup 1 2>/dev/null || echo '{}')
+    for a in $ATTACKS; do
+      timeout $((ATTACK_SECONDS + 30)) "${PIN_LOAD[@]}" "$ATTACKER" --port "$(port_of "$t")" --attack "$a" \
+        --seconds $((ATTACK_SECONDS + 2)) --reconnect "$ATTACK_RECONNECT" >"$WORK/attack.out" 2>&1 &
+      attacker_pid=$!
+      sleep 1
+      during=$(timeout 120 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$t")" --mode closed \
+                 --concurrency 8 --duration "$ATTACK_SECONDS" --warmup 0 2>/dev/null || echo '{}')
+      wait "$attacker_pid" || true
+      report=$(tail -n 1 "$WORK/attack.out")
+      echo "{\"target\":\"$t\",\"attack\":\"$a\",\"alone\":$alone,\"during\":$during,\"attacker\":\"$report\"}" >>"$ATTACK_RESULTS"
+      printf '  %-9s %-20s %s\n' "$t" "$a" "$report"
+      sleep 1  # what the attack left behind (timeouts, half-open streams) settles
+    done
+  done
+  mkdir -p "$BUILD_DIR/bench"
+  cp "$ATTACK_RESULTS" "$BUILD_DIR/bench/attacks.jsonl"
+  "$PY" - "$ATTACK_RESULTS" <<'PYEOF'
+import json, re, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+targets = list(dict.fromkeys(r["target"] for r in rows))
+attacks = list(dict.fromkeys(r["attack"] for r in rows))
+cell = {}
+for r in rows:
+    alone, during = r["alone"].get("rps"), r["during"].get("rps")
+    ratio = f"{during / alone:.2f}x" if alone and during is not None else "n/a"
+    m = dict(re.findall(r"(\w+)=(-?\d+)", r["attacker"]))
+    shed = (f"closed {m['first_close_ms']} ms" if m.get("closed", "0") != "0" else "not closed")
+    if m.get("goaway", "-1") != "-1":
+        shed += f", GOAWAY {m['goaway']}"
+    cell[(r["attack"], r["target"])] = f"{ratio} ({shed})"
+print()
+print("Legit callers' calls/s during the attack / alone (c=8), and what the attacker saw:")
+print()
+print("| attack | " + " | ".join(targets) + " |")
+print("|---|" + "---|" * len(targets))
+for a in attacks:
+    print(f"| {a} | " + " | ".join(cell.get((a, t), "") for t in targets) + " |")
+PYEOF
+  echo "raw attack results: $BUILD_DIR/bench/attacks.jsonl"
+fi

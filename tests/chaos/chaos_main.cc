@@ -419,9 +419,9 @@ class Run {
   // One hostile connection on the exposed listener, reconnecting for 1.5 s.
   void start_attack() {
     static const char* kAttacks[] = {
-        "rapid_reset",      "ping_flood",         "settings_flood", "window_update_flood",
-        "empty_data_flood", "continuation_flood", "hpack_bloat",    "idle_streams",
-        "headers_stall",    "slowloris"};
+        "rapid_reset",      "ping_flood",          "settings_flood",     "window_update_flood",
+        "empty_data_flood", "closed_stream_flood", "continuation_flood", "hpack_bloat",
+        "idle_streams",     "headers_stall",       "slowloris"};
     attack_name_ = kAttacks[rng_() % std::size(kAttacks)];
     attacker_ = std::make_unique<testing::Child>(
         std::vector<std::string>{CURFEW_H2_ATTACK_BINARY, "--port", std::to_string(ports_.exposed),

@@ -5,8 +5,10 @@
 
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "h2/session.h"
 #include "runtime/runtime.h"
@@ -32,14 +34,15 @@ class H2TestServer {
         co_await connections.run([](curfew::rt::Listener& listener, curfew::rt::Loop& loop,
                                     curfew::rt::TaskGroup& connections,
                                     curfew::h2::StreamHandler handler,
-                                    curfew::h2::SessionLimits limits) -> curfew::rt::Task<void> {
+                                    curfew::h2::SessionLimits limits,
+                                    std::shared_ptr<Closures> closures) -> curfew::rt::Task<void> {
           for (;;) {  // until the test stops the server (cancellation)
             auto accepted = co_await listener.accept();
             curfew::rt::Socket socket(loop, accepted.fd);
             socket.set_peer(accepted.peer);
-            connections.spawn(serve(std::move(socket), handler, limits));
+            connections.spawn(serve(std::move(socket), handler, limits, closures));
           }
-        }(listener, loop, connections, handler, limits));
+        }(listener, loop, connections, handler, limits, closures_));
       });
     });
     port_ = bound.get();
@@ -54,13 +57,28 @@ class H2TestServer {
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
 
- private:
-  static curfew::rt::Task<void> serve(curfew::rt::Socket socket, curfew::h2::StreamHandler handler,
-                                      curfew::h2::SessionLimits limits) {
-    curfew::h2::Session session(std::move(socket), curfew::h2::Role::kServer, limits);
-    co_await session.run(std::move(handler));
+  // Why each connection that ended so far ended, in order.
+  std::vector<curfew::h2::CloseReason> closures() const {
+    std::lock_guard lock(closures_->mu);
+    return closures_->reasons;
   }
 
+ private:
+  struct Closures {
+    mutable std::mutex mu;
+    std::vector<curfew::h2::CloseReason> reasons;
+  };
+
+  static curfew::rt::Task<void> serve(curfew::rt::Socket socket, curfew::h2::StreamHandler handler,
+                                      curfew::h2::SessionLimits limits,
+                                      std::shared_ptr<Closures> closures) {
+    curfew::h2::Session session(std::move(socket), curfew::h2::Role::kServer, limits);
+    co_await session.run(std::move(handler));
+    std::lock_guard lock(closures->mu);
+    closures->reasons.push_back(session.close_reason());
+  }
+
+  std::shared_ptr<Closures> closures_ = std::make_shared<Closures>();
   curfew::rt::Runtime runtime_;
   std::thread thread_;
   int port_ = 0;
