@@ -9,6 +9,10 @@
 //   .../Stream echo every message until the client half-closes, then OK
 //   .../Slow   read one message, wait --slow-ms (or until the call is cancelled), then answer it;
 //              counts the calls that were cancelled before the wait ended
+//   .../Hold   read one message and wait (10 s at most) for the caller to cancel; notes when the
+//              cancellation arrived (CLOCK_MONOTONIC) under the call's x-bench-id metadata
+//   .../CancelLog  answers with the notes so far ("id nanoseconds" lines) and forgets them: the
+//              load generator's cancel mode matches them with when it cancelled (cancel lag)
 // Every other method behaves as Stream. Runs until SIGINT/SIGTERM; prints its counters then.
 #include <signal.h>
 
@@ -18,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,18 +37,29 @@ std::atomic<long> g_calls{0};
 std::atomic<long> g_slow_cancelled{0};
 std::atomic<long> g_slow_completed{0};
 int g_slow_ms = 1000;
+constexpr int kHoldMs = 10000;
+std::mutex g_cancel_log_mu;
+std::string g_cancel_log;  // "id nanoseconds\n" per cancellation of a Hold call
+
+long long monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 struct Tag {
   virtual void done(bool ok) = 0;
 };
 
-enum class Kind { kUnary, kStream, kSlow };
+enum class Kind { kUnary, kStream, kSlow, kHold, kCancelLog };
 
 Kind kind_of(const std::string& method) {
   const auto slash = method.rfind('/');
   const std::string name = slash == std::string::npos ? method : method.substr(slash + 1);
   if (name == "Unary") return Kind::kUnary;
   if (name == "Slow") return Kind::kSlow;
+  if (name == "Hold") return Kind::kHold;
+  if (name == "CancelLog") return Kind::kCancelLog;
   return Kind::kStream;
 }
 
@@ -100,11 +116,23 @@ class Call {
           state_ = State::kFinishing;
           ++pending_;
           stream_.WriteAndFinish(message_, grpc::WriteOptions(), grpc::Status::OK, &op_tag_);
-        } else if (kind_ == Kind::kSlow) {
+        } else if (kind_ == Kind::kSlow || kind_ == Kind::kHold) {
           state_ = State::kWaiting;
           ++pending_;
-          alarm_.Set(cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(g_slow_ms),
+          const int ms = kind_ == Kind::kSlow ? g_slow_ms : kHoldMs;
+          alarm_.Set(cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(ms),
                      &alarm_tag_);
+        } else if (kind_ == Kind::kCancelLog) {
+          std::string log;
+          {
+            std::lock_guard lock(g_cancel_log_mu);
+            log.swap(g_cancel_log);
+          }
+          grpc::Slice slice(log);
+          message_ = grpc::ByteBuffer(&slice, 1);
+          state_ = State::kFinishing;
+          ++pending_;
+          stream_.WriteAndFinish(message_, grpc::WriteOptions(), grpc::Status::OK, &op_tag_);
         } else {
           state_ = State::kWriting;
           ++pending_;
@@ -145,9 +173,21 @@ class Call {
     done_ = true;
     if (ctx_.IsCancelled()) {
       cancelled_ = true;
+      if (kind_ == Kind::kHold) note_cancel();
       if (state_ == State::kWaiting) alarm_.Cancel();  // the alarm tag completes with ok=false
     }
     maybe_delete();
+  }
+
+  void note_cancel() {
+    const long long now = monotonic_ns();
+    const auto& md = ctx_.client_metadata();
+    const auto it = md.find("x-bench-id");
+    if (it == md.end()) return;
+    const std::string line =
+        std::string(it->second.data(), it->second.size()) + " " + std::to_string(now) + "\n";
+    std::lock_guard lock(g_cancel_log_mu);
+    g_cancel_log += line;
   }
 
   void read() {

@@ -5,6 +5,7 @@
 //   bench_loadgen --target ... --mode open --rate 5000         # fixed arrival rate
 //   bench_loadgen --target ... --mode stream --concurrency 64  # ping-pong on long-lived streams
 //   bench_loadgen --target ... --mode idle --streams 10000 --channels 20 --hold 2
+//   bench_loadgen --target ... --mode cancel --concurrency 8 [--hold-ms 5]
 //
 // closed: `concurrency` calls always in flight; each completion issues the next call.
 // open:   call k is due at start + k/rate whatever happened to earlier calls, and its latency is
@@ -14,6 +15,10 @@
 // stream: `concurrency` bidi streams; each message round trip is one operation.
 // idle:   opens --streams bidi streams (one ping-pong each, so each is established end to end),
 //         holds them idle, and reports the RSS the --pid processes gained per stream.
+// cancel: `concurrency` callers each start a call to .../Hold (bench_echo_server waits for its
+//         cancellation), cancel it --hold-ms later, and start the next; at the end the echo
+//         server's CancelLog says when each cancellation reached it (CLOCK_MONOTONIC, the same
+//         clock on one machine): the cancel lag, caller's cancel -> upstream observes it.
 //
 // Only the calls that complete inside the measured window (after --warmup, for --duration
 // seconds) count. With --pid (repeatable) the process's CPU time (/proc/PID/stat utime+stime)
@@ -26,15 +31,20 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -62,6 +72,7 @@ struct Options {
   int deadline_ms = 0;  // deadline on every (non-slow) call; 0: none
   int streams = 10000;
   double hold = 2;
+  int hold_ms = 5;  // mode cancel
   long max_inflight = 20000;
   long calls = 0;  // closed loop: stop after this many calls (0: run for the duration)
   std::vector<int> pids;
@@ -532,6 +543,114 @@ int Generator::run() {
   return report(window, cpu_end - cpu_start, hwm, client_end - client_start, extra);
 }
 
+long long monotonic_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// One unary generic call on `cq`, waited for (polling the queue is what moves the call along);
+// with `cancel_after`, the call is cancelled that long after it started unless it ended first,
+// and `cancelled_at` is when. False when it did not complete in time.
+bool call_and_wait(grpc::GenericStub& stub, grpc::CompletionQueue& cq, grpc::ClientContext& ctx,
+                   const std::string& method, const grpc::ByteBuffer& request,
+                   grpc::ByteBuffer* reply, grpc::Status* status,
+                   std::optional<std::chrono::milliseconds> cancel_after = std::nullopt,
+                   long long* cancelled_at = nullptr) {
+  auto call = stub.PrepareUnaryCall(&ctx, method, request, &cq);
+  call->StartCall();
+  int tag = 0;
+  call->Finish(reply, status, &tag);
+  void* got = nullptr;
+  bool ok = false;
+  if (cancel_after) {
+    if (cq.AsyncNext(&got, &ok, std::chrono::system_clock::now() + *cancel_after) ==
+        grpc::CompletionQueue::GOT_EVENT) {
+      return true;  // it ended before its time to be cancelled
+    }
+    *cancelled_at = monotonic_ns();
+    ctx.TryCancel();
+  }
+  return cq.AsyncNext(&got, &ok, std::chrono::system_clock::now() + std::chrono::seconds(15)) ==
+         grpc::CompletionQueue::GOT_EVENT;
+}
+
+// Mode cancel (see the top): the cancel lag of `concurrency` callers for `duration` seconds.
+int run_cancel(const Options& o) {
+  auto channel = grpc::CreateChannel(o.target, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  std::string hold_method = o.method;
+  hold_method = hold_method.substr(0, hold_method.rfind('/') + 1) + "Hold";
+  const std::string log_method = hold_method.substr(0, hold_method.rfind('/') + 1) + "CancelLog";
+  grpc::Slice slice(std::string(static_cast<size_t>(o.payload), 'x'));
+  const grpc::ByteBuffer request(&slice, 1);
+  std::mutex mu;
+  std::map<long, long long> cancelled_at;  // x-bench-id -> when the caller cancelled
+  std::atomic<long> next_id{0};
+  const TimePoint start = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(o.warmup));
+  const TimePoint end = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(o.duration));
+  std::vector<std::thread> callers;
+  for (int c = 0; c < o.concurrency; ++c) {
+    callers.emplace_back([&] {
+      grpc::CompletionQueue cq;
+      for (int n = 0; n < 1000000 && Clock::now() < end; ++n) {
+        const long id = next_id.fetch_add(1);
+        grpc::ClientContext ctx;
+        ctx.AddMetadata("x-bench-id", std::to_string(id));
+        grpc::ByteBuffer reply;
+        grpc::Status status;
+        long long at = 0;
+        call_and_wait(stub, cq, ctx, hold_method, request, &reply, &status,
+                      std::chrono::milliseconds(o.hold_ms), &at);
+        if (Clock::now() >= start) {
+          std::lock_guard lock(mu);
+          cancelled_at[id] = at;
+        }
+      }
+      cq.Shutdown();
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq.Next(&tag, &ok)) {
+      }
+    });
+  }
+  for (auto& t : callers) t.join();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the last cancels land
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer reply;
+  grpc::Status status;
+  call_and_wait(stub, cq, ctx, log_method, request, &reply, &status);
+  std::string log;
+  std::vector<grpc::Slice> slices;
+  if (status.ok() && reply.Dump(&slices).ok()) {
+    for (const auto& s : slices) log.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  std::vector<double> lags_us;
+  std::istringstream in(log);
+  long id = 0;
+  long long seen = 0;
+  while (in >> id >> seen) {
+    auto it = cancelled_at.find(id);
+    if (it != cancelled_at.end() && it->second > 0)
+      lags_us.push_back(static_cast<double>(seen - it->second) / 1000.0);
+  }
+  std::sort(lags_us.begin(), lags_us.end());
+  auto pct = [&](double p) {
+    if (lags_us.empty()) return 0.0;
+    return lags_us[std::min(lags_us.size() - 1, static_cast<size_t>(p * lags_us.size()))];
+  };
+  std::printf(
+      "{\"mode\":\"cancel\",\"concurrency\":%d,\"hold_ms\":%d,\"cancels\":%zu,\"observed\":%zu,"
+      "\"lag_p50_us\":%.1f,\"lag_p90_us\":%.1f,\"lag_p99_us\":%.1f,\"lag_max_us\":%.1f%s}\n",
+      o.concurrency, o.hold_ms, cancelled_at.size(), lags_us.size(), pct(0.5), pct(0.9), pct(0.99),
+      lags_us.empty() ? 0.0 : lags_us.back(),
+      status.ok() ? "" : (",\"error\":\"CancelLog: " + status.error_message() + "\"").c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -572,6 +691,8 @@ int main(int argc, char** argv) {
       o.streams = std::max(1, std::atoi(v));
     else if (arg == "--hold")
       o.hold = std::atof(v);
+    else if (arg == "--hold-ms")
+      o.hold_ms = std::max(0, std::atoi(v));
     else if (arg == "--max-inflight")
       o.max_inflight = std::max(1L, std::atol(v));
     else if (arg == "--pid")
@@ -585,6 +706,7 @@ int main(int argc, char** argv) {
   if (o.duration <= 0 || o.duration > 600 || o.warmup < 0 || o.warmup > 60) {
     usage("--duration must be in (0, 600] and --warmup in [0, 60] seconds");
   }
+  if (o.mode == "cancel") return run_cancel(o);
   Generator g(o);
   return g.run();
 }

@@ -356,6 +356,9 @@ for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=1" "$t" --mode closed --con
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
 for t in "${STREAM_TARGETS[@]}"; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
+# Cancel lag: 8 callers cancel calls the upstream holds, 5 ms in; the echo server notes when each
+# cancellation reaches it (the table's "Cancel lag").
+for t in "${STREAM_TARGETS[@]}"; do run_case "cancel lag c=8" "$t" --mode cancel --concurrency 8 --hold-ms 5; done
 # The same 20% of calls go to a method that answers after 1 s: the caller's own 10 ms deadline
 # cuts them when calling direct or through nghttpx, HAProxy or nginx; through curfew the caller
 # sends no deadline and the route's 10 ms timeout cuts them (curfew answers DEADLINE_EXCEEDED and

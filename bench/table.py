@@ -67,8 +67,22 @@ def main():
         return f"{x / y:.{nd}f}×"
 
     facts = {}
+    cancel_rows = []
     for sc in order:
         group = by[sc]
+        if sc.startswith("cancel lag"):
+            facts["cancel"] = group
+            for t in TARGETS:
+                res = group.get(t)
+                if res is None:
+                    continue
+                if "error" in res or "na" in res:
+                    cancel_rows.append([t, "–", "", "", "", "", res.get("error") or res.get("na")])
+                    continue
+                cancel_rows.append([t, fmt(res["cancels"]), fmt(res["observed"]),
+                                    fmt(res["lag_p50_us"]), fmt(res["lag_p90_us"]),
+                                    fmt(res["lag_p99_us"]), fmt(res["lag_max_us"])])
+            continue
         if "idle streams" in sc:
             for t in TARGETS:
                 res = group.get(t)
@@ -146,6 +160,17 @@ def main():
           + ("Pinned: client and upstream on CPU 0, proxy on CPU 1." if a.pinned == "1" else "Not pinned.")
           + (f" Load average before the run: {a.load}." if a.load else ""))
 
+    if cancel_rows:
+        print()
+        print("Cancel lag (mode cancel, c=8: the caller cancels a held call 5 ms in; µs until the "
+              "upstream's gRPC server sees the cancellation, CLOCK_MONOTONIC on both sides):")
+        print()
+        print("| target | cancels | observed | p50 µs | p90 µs | p99 µs | max µs |")
+        print("|---|---|---|---|---|---|---|")
+        for r in cancel_rows:
+            print("| " + " | ".join(str(c) for c in r) + " |")
+        print()
+
     if a.h2load:
         try:
             h2 = dict(line.split() for line in open(a.h2load) if line.strip())
@@ -188,6 +213,19 @@ def main():
     if "curfew_per_stream" in facts:
         per = facts["curfew_per_stream"] / 1024
         print(f"  <= 4 KiB per idle stream: {per:.2f} KiB {verdict(per <= 4)}")
+
+    # ---- issue 16: cancel lag p99 within 0.5 ms of direct; c=1 p50 no higher than the peers' best ----
+    cl = facts.get("cancel", {})
+    if usable(cl.get("curfew")) and usable(cl.get("direct")):
+        d = cl["curfew"]["lag_p99_us"] - cl["direct"]["lag_p99_us"]
+        print(f"  curfew: cancel lag p99 within 0.5 ms of direct: {cl['curfew']['lag_p99_us']:.0f} vs "
+              f"{cl['direct']['lag_p99_us']:.0f} µs (+{d:.0f}) {verdict(d <= 500)}")
+    if usable(g1.get("curfew")):
+        peers = [(g1[p]["p50_us"], p) for p in PEERS if usable(g1.get(p))]
+        if peers:
+            best, who = min(peers)
+            print(f"  curfew: c=1 p50 no higher than the best peer's ({who}): "
+                  f"{g1['curfew']['p50_us']:.0f} vs {best:.0f} µs {verdict(g1['curfew']['p50_us'] <= best)}")
 
     # ---- issue 16: curfew against the HTTP/2 proxies, CPU per call at c=64 ----
     for name in ("curfew",):
