@@ -95,6 +95,8 @@ const char* close_reason_name(CloseReason reason) noexcept {
       return "keepalive_timeout";
     case CloseReason::kCancelled:
       return "cancelled";
+    case CloseReason::kInternalError:
+      return "internal_error";
   }
   return "unknown";
 }
@@ -647,7 +649,15 @@ rt::Task<void> Session::run(StreamHandler handler) {
   try {
     co_await group.run(serve(group));
   } catch (...) {
-    finish(CloseReason::kCancelled);
+    // A cancellation (curfew stopping) is not an exception; anything else is a failure inside.
+    CloseReason why = CloseReason::kInternalError;
+    try {
+      throw;
+    } catch (const std::exception&) {
+    } catch (...) {
+      why = CloseReason::kCancelled;
+    }
+    finish(why);
     group_ = nullptr;
     detach_streams();
     transport_->close();

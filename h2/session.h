@@ -57,6 +57,7 @@ enum class CloseReason {
   kSocketError,       // read or write failed
   kKeepaliveTimeout,  // client role: nothing arrived within Keepalive::timeout of a PING
   kCancelled,         // run() was cancelled (curfew stopping)
+  kInternalError,     // run() failed inside (a bug, memory): logged by whoever ran it
 };
 const char* close_reason_name(CloseReason reason) noexcept;
 // The peer broke the protocol or one of the session's limits (a misbehaving or hostile peer).

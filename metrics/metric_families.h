@@ -194,7 +194,8 @@ inline constexpr MetricFamilyDecl kConnectionsClosed{
         "the connection's budget), handshake_timeout (no preface and SETTINGS in time), "
         "headers_timeout (a header block left incomplete), socket_error (a read or write failed), "
         "keepalive_timeout (an upstream answered no "
-        "keepalive PING), cancelled (curfew stopping).",
+        "keepalive PING), cancelled (curfew stopping), internal_error (a failure inside curfew, "
+        "logged).",
 };
 inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
     .name = "curfew_upstream_connect_failures_total",

@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "runtime/errors.h"
 #include "sidecar/log.h"
 
 namespace curfew::sidecar {
@@ -64,16 +65,22 @@ int H2DataPlane::take_least_loaded() noexcept {
 
 namespace {
 
-// A listener's task on one loop. Its failure (a bug, memory) is logged and ends that listener's
-// share of the loop alone: in the loop's root group it would cancel the loop's other listeners
-// and its upstream pool, and stop the loop for good. Cancellation passes through.
-rt::Task<void> contained(rt::Task<void> listener, int loop) {
+// A listener's task on one loop. One connection's failure is that connection's alone (the
+// listener catches it); a failure of the listener's task itself (a bug, memory) leaves that loop
+// without the listener while the acceptor still hands it connections nobody serves, or on the
+// accepting loop closes the port while /readyz says ready. Neither may pass for health: it is
+// logged and becomes a FatalError, which stops curfew (non-zero) so the platform restarts it.
+// Cancellation passes through.
+rt::Task<void> fatal_on_failure(rt::Task<void> listener, int loop) {
+  std::string what;
   try {
     co_await std::move(listener);
+    co_return;
   } catch (const std::exception& e) {
-    log(LogLevel::kError,
-        "curfew: a listener's task on loop " + std::to_string(loop) + " failed: " + e.what());
+    what = "curfew: a listener's task on loop " + std::to_string(loop) + " failed: " + e.what();
   }
+  log(LogLevel::kError, what + "; curfew stops");
+  throw rt::FatalError(what);
 }
 
 }  // namespace
@@ -89,7 +96,7 @@ rt::Task<void> H2DataPlane::root(int i) {
         std::lock_guard lock(l.mu);
         starts.swap(l.starts);
       }
-      for (Start& s : starts) s.started(group.spawn(contained(s.make(), i), "listener"));
+      for (Start& s : starts) s.started(group.spawn(fatal_on_failure(s.make(), i), "listener"));
       if (starts.empty()) {
         l.has_starts.clear();
         std::lock_guard lock(l.mu);

@@ -230,8 +230,11 @@ rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group,
     }
     std::vector<ArrivedConnection> batch;  // owned first, so that a failed spawn leaks nothing
     batch.reserve(w.arrived.size());
-    for (auto& a : w.arrived)
-      batch.emplace_back(std::move(a), w.connections, *options_.plane, worker);
+    for (auto& a : w.arrived) {
+      rt::Listener::Accepted taken = std::move(a);
+      a.fd = -1;  // the fd now belongs to `batch` alone (a move copies the int)
+      batch.emplace_back(std::move(taken), w.connections, *options_.plane, worker);
+    }
     w.arrived.clear();
     for (auto& c : batch) group.spawn(serve_connection(worker, std::move(c)), "connection");
   }
@@ -276,7 +279,7 @@ rt::Task<void> H2ListenerServer::accept_loop(rt::Listener listener) {
 }
 
 rt::Task<void> H2ListenerServer::serve_connection(int worker, ArrivedConnection connection) {
-  Worker& w = *workers_[worker];
+  Worker& w = *workers_[worker];  // `workers_` is fixed after start(); the server outlives this
   rt::Loop& loop = (co_await rt::this_task{}).loop();
   // One connection's failure to start (epoll or memory) is that connection's alone.
   std::optional<h2::Session> session;

@@ -38,7 +38,8 @@ struct UpstreamReply {
 // How the unary policies (fan-out, retries, mirroring) reach a named upstream: one buffered
 // unary call, the deadline `deadline` propagated. Cancellation of the awaiting task cancels the
 // call (RST_STREAM CANCEL) and throws CancelledError. The data path's is H2UnaryCaller
-// (h2_unary_call.h); tests may script their own.
+// (h2_unary_call.h); tests may script their own. `request` (and what it borrows) must outlive
+// the returned task: the caller's bytes are sent from where they are, not copied.
 class UnaryCaller {
  public:
   virtual ~UnaryCaller() = default;

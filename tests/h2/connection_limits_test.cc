@@ -110,8 +110,7 @@ TEST(ControlFrameBudget, ControlFramesThatComeWithRealTrafficAreNeverCutOff) {
   bool closed = false;
   const uint32_t last = 1 + 2 * (kCalls - 1);
   const auto frames = curfew_test::read_frames(
-      fd,
-      [&](const std::vector<curfew_test::RawFrame>& fs) { return ended(fs, last); }, &closed);
+      fd, [&](const std::vector<curfew_test::RawFrame>& fs) { return ended(fs, last); }, &closed);
   ::close(fd);
   EXPECT_TRUE(ended(frames, last)) << "not every call was answered";
   EXPECT_FALSE(closed);
@@ -145,8 +144,8 @@ TEST(HeadersTimeout, AHeaderBlockLeftOpenIsClosedAndOtherConnectionsAreServed) {
   send_all(other, hello() + frame(kHeaders, kEndHeaders | kEndStream, 1, request_block()));
   bool other_closed = false;
   const auto answered = curfew_test::read_frames(
-      other,
-      [](const std::vector<curfew_test::RawFrame>& fs) { return ended(fs, 1); }, &other_closed);
+      other, [](const std::vector<curfew_test::RawFrame>& fs) { return ended(fs, 1); },
+      &other_closed);
   EXPECT_TRUE(ended(answered, 1));
   EXPECT_FALSE(other_closed);
   const auto start = std::chrono::steady_clock::now();
