@@ -56,6 +56,9 @@ class Stream {
   bool ended_cleanly() const noexcept { return inbound_ended_; }
   // We refused the peer's header block: over SessionLimits::max_header_list_bytes.
   bool header_list_too_large() const noexcept { return header_list_too_large_; }
+  // Frees the received header block (headers(), empty after this) once nobody reads it again: a
+  // long-lived idle stream keeps only what it still needs.
+  void release_headers() noexcept { Headers().swap(headers_); }
 
   // --- Outbound ---
 

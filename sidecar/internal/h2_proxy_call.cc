@@ -533,6 +533,10 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
       append_forwardable(up.headers(), response);
       caller_.send_headers(response);
       response_started_ = true;
+      // Neither header block is read again (the request cannot be sent again once a response
+      // began): a long-lived stream (a watch, a bidi session) does not keep them (~0.8 KiB).
+      up.release_headers();
+      caller_.release_headers();
     };
     response_messages_ =
         wire::MessageReader(static_cast<uint32_t>(ctx_.listener->limits.max_message_bytes));
