@@ -115,6 +115,11 @@ struct ConnectionLimits {
   // this many, refilled at this rate and by the connection's own traffic.
   int control_frame_burst = 1000;
   int control_frames_per_second = 100;
+  // A connection older than max_age (±10%) gets GOAWAY and its calls finish; max_age_grace later
+  // what is left is closed. Callers reconnect, maybe to another replica, so long-lived
+  // connections rebalance after a scale-up. 0s: never / no forced close.
+  std::chrono::nanoseconds max_age = std::chrono::minutes(30);
+  std::chrono::nanoseconds max_age_grace = std::chrono::minutes(5);
   // RST_STREAM frames a caller may send per second (burst as many): a bound for any caller.
   int resets_per_second = 10000;
   // Rapid reset (CVE-2023-44487): among the last 1000 streams opened, at least this many and this

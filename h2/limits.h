@@ -74,6 +74,12 @@ struct SessionLimits {
   // alone only catches floods whose ACKs the attacker does not read (max_outbound_ack).
   uint32_t control_frame_burst = 1000;
   uint32_t control_frames_per_second = 100;
+  // Server role: a connection older than `max_age` (±10%, so that connections opened together do
+  // not all turn over together) gets GOAWAY and its calls finish; `max_age_grace` later,
+  // whatever is left is closed. Callers reconnect, maybe to another replica: long-lived
+  // connections rebalance after a scale-up. 0: never / no forced close.
+  std::chrono::nanoseconds max_age{0};
+  std::chrono::nanoseconds max_age_grace{0};
   // CONTINUATION frames after one HEADERS (CVE-2024-28182).
   size_t max_continuations = 8;
   // Queued outbound SETTINGS/PING ACKs before the peer is treated as flooding.

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -97,6 +98,8 @@ const char* close_reason_name(CloseReason reason) noexcept {
       return "cancelled";
     case CloseReason::kInternalError:
       return "internal_error";
+    case CloseReason::kMaxAge:
+      return "max_age";
   }
   return "unknown";
 }
@@ -482,24 +485,52 @@ rt::Task<void> Session::shut_down_later() {
 }
 
 rt::Task<void> Session::stall_guard() {
+  const rt::TimePoint born = rt::Clock::now();
   if (limits_.handshake_timeout > rt::Duration::zero()) {
-    co_await ready_.wait_until(rt::Clock::now() + limits_.handshake_timeout);
+    co_await ready_.wait_until(born + limits_.handshake_timeout);
     if (!peer_settings_) {
       if (!done_) terminate(CloseReason::kHandshakeTimeout, NGHTTP2_PROTOCOL_ERROR);
       co_return;
     }
   }
-  if (limits_.headers_timeout <= rt::Duration::zero()) co_return;
-  // The same block open at two checks a timeout apart was open at least that long.
+  const bool check_headers = limits_.headers_timeout > rt::Duration::zero();
+  std::optional<rt::TimePoint> age_at, grace_at;
+  if (limits_.max_age > rt::Duration::zero()) {
+    // ±10%, from the session's address and birth: no shared random state across loop threads.
+    const uint64_t mix = (reinterpret_cast<uintptr_t>(this) >> 4) ^
+                         static_cast<uint64_t>(born.time_since_epoch().count());
+    const double jitter = 0.9 + 0.2 * static_cast<double>(mix % 1001) / 1000.0;
+    age_at = born + std::chrono::duration_cast<rt::Duration>(limits_.max_age * jitter);
+  }
+  // The same header block open at two checks a timeout apart was open at least that long.
   std::optional<uint64_t> open_block;
-  for (;;) {  // until serve() cancels it as the connection ends
-    co_await rt::sleep(limits_.headers_timeout);
+  rt::TimePoint next_check = born + limits_.headers_timeout;
+  for (;;) {  // until serve() cancels it as the connection ends, or nothing is left to watch
+    rt::TimePoint wake = rt::TimePoint::max();
+    if (check_headers) wake = next_check;
+    if (age_at && !aged_out_) wake = std::min(wake, *age_at);
+    if (grace_at) wake = std::min(wake, *grace_at);
+    if (wake == rt::TimePoint::max()) co_return;
+    co_await rt::sleep_until(wake);
     if (done_ || close_reason_ != CloseReason::kOpen) co_return;
-    if (in_header_block_ && open_block == header_blocks_begun_) {
-      terminate(CloseReason::kHeadersTimeout, NGHTTP2_PROTOCOL_ERROR);
+    const rt::TimePoint now = rt::Clock::now();
+    if (age_at && !aged_out_ && now >= *age_at) {
+      aged_out_ = true;
+      shutdown();  // GOAWAY: no new streams; those open finish
+      if (limits_.max_age_grace > rt::Duration::zero()) grace_at = now + limits_.max_age_grace;
+    }
+    if (grace_at && now >= *grace_at) {
+      terminate(CloseReason::kMaxAge, NGHTTP2_NO_ERROR);
       co_return;
     }
-    open_block = in_header_block_ ? std::optional(header_blocks_begun_) : std::nullopt;
+    if (check_headers && now >= next_check) {
+      if (in_header_block_ && open_block == header_blocks_begun_) {
+        terminate(CloseReason::kHeadersTimeout, NGHTTP2_PROTOCOL_ERROR);
+        co_return;
+      }
+      open_block = in_header_block_ ? std::optional(header_blocks_begun_) : std::nullopt;
+      next_check = now + limits_.headers_timeout;
+    }
   }
 }
 
@@ -528,6 +559,10 @@ void Session::count_in_reset_window() noexcept {
 }
 
 void Session::finish(CloseReason reason) noexcept {
+  // A connection that aged out ends when its last call did (or its peer, told by the GOAWAY,
+  // closed it): it ended for its age.
+  if (aged_out_ && (reason == CloseReason::kGoaway || reason == CloseReason::kPeerClosed))
+    reason = CloseReason::kMaxAge;
   if (close_reason_ == CloseReason::kOpen) close_reason_ = reason;
   done_ = true;
   ready_.set();

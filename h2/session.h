@@ -58,6 +58,7 @@ enum class CloseReason {
   kKeepaliveTimeout,  // client role: nothing arrived within Keepalive::timeout of a PING
   kCancelled,         // run() was cancelled (curfew stopping)
   kInternalError,     // run() failed inside (a bug, memory): logged by whoever ran it
+  kMaxAge,            // server role: past SessionLimits::max_age (GOAWAY, calls finished)
 };
 const char* close_reason_name(CloseReason reason) noexcept;
 // The peer broke the protocol or one of the session's limits (a misbehaving or hostile peer).
@@ -131,7 +132,8 @@ class Session {
   void earn_control_tokens(uint32_t tokens) noexcept {
     control_earned_ = std::min(control_earned_ + tokens, limits_.control_frame_burst + 2048);
   }
-  // Server role: the handshake and header-block timeouts (SessionLimits).
+  // Server role: the handshake and header-block timeouts, and the connection's age
+  // (SessionLimits).
   rt::Task<void> stall_guard();
   // The caller reset a stream it had not opened yet (IdleResetFilter held the reset back).
   void idle_reset() noexcept;
@@ -188,6 +190,7 @@ class Session {
   // A header block is open (HEADERS or CONTINUATION without END_HEADERS seen last), and how many
   // have begun: the headers timeout sees the same block open at two of its checks.
   bool in_header_block_ = false;
+  bool aged_out_ = false;  // GOAWAY sent for max_age: the connection's end is reported so
   uint64_t header_blocks_begun_ = 0;
 };
 

@@ -195,7 +195,7 @@ inline constexpr MetricFamilyDecl kConnectionsClosed{
         "headers_timeout (a header block left incomplete), socket_error (a read or write failed), "
         "keepalive_timeout (an upstream answered no "
         "keepalive PING), cancelled (curfew stopping), internal_error (a failure inside curfew, "
-        "logged).",
+        "logged), max_age (a caller connection past limits.connection.max_age, drained).",
 };
 inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
     .name = "curfew_upstream_connect_failures_total",

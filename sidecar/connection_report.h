@@ -42,6 +42,7 @@ inline constexpr EnumLabel<h2::CloseReason> kCloseReasonLabels[] = {
     {h2::CloseReason::kKeepaliveTimeout, "keepalive_timeout"},
     {h2::CloseReason::kCancelled, "cancelled"},
     {h2::CloseReason::kInternalError, "internal_error"},
+    {h2::CloseReason::kMaxAge, "max_age"},
 };
 // curfew_upstream_connect_failures_total{reason}
 inline constexpr EnumLabel<ConnectFailure> kConnectFailureLabels[] = {

@@ -8,9 +8,9 @@ namespace curfew::config::internal {
 namespace {
 
 ConnectionLimits decode_connection_limits(const Value& value) {
-  value.expect_keys({"handshake_timeout", "headers_timeout", "control_frame_burst",
-                     "control_frames_per_second", "resets_per_second", "rapid_reset_min_streams",
-                     "rapid_reset_percent", "max_continuations"});
+  value.expect_keys({"handshake_timeout", "headers_timeout", "max_age", "max_age_grace",
+                     "control_frame_burst", "control_frames_per_second", "resets_per_second",
+                     "rapid_reset_min_streams", "rapid_reset_percent", "max_continuations"});
   ConnectionLimits limits;
   const auto read = [&](std::string_view key, int& field, int64_t min, int64_t max) {
     if (const Value v = value.get(key); v.present()) field = static_cast<int>(v.as_int(min, max));
@@ -20,6 +20,8 @@ ConnectionLimits decode_connection_limits(const Value& value) {
   };
   read_timeout("handshake_timeout", limits.handshake_timeout);
   read_timeout("headers_timeout", limits.headers_timeout);
+  read_timeout("max_age", limits.max_age);
+  read_timeout("max_age_grace", limits.max_age_grace);
   read("control_frame_burst", limits.control_frame_burst, 1, INT_MAX);
   read("control_frames_per_second", limits.control_frames_per_second, 1, INT_MAX);
   read("resets_per_second", limits.resets_per_second, 1, INT_MAX);

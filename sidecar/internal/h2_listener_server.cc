@@ -103,6 +103,8 @@ h2::SessionLimits caller_session_limits(const config::Listener& listener) {
   const config::ConnectionLimits& c = listener.limits.connection;
   callers.handshake_timeout = c.handshake_timeout;
   callers.headers_timeout = c.headers_timeout;
+  callers.max_age = c.max_age;
+  callers.max_age_grace = c.max_age_grace;
   callers.control_frame_burst = static_cast<uint32_t>(c.control_frame_burst);
   callers.control_frames_per_second = static_cast<uint32_t>(c.control_frames_per_second);
   callers.reset_burst = static_cast<uint64_t>(c.resets_per_second);

@@ -95,6 +95,8 @@ TEST(RouteLimits, ExampleConfigLoads) {
   EXPECT_EQ(l.limits.connection.handshake_timeout, std::chrono::seconds(5));
   EXPECT_EQ(l.limits.connection.headers_timeout, std::chrono::seconds(5));
   EXPECT_EQ(l.limits.connection.rapid_reset_percent, 50);
+  EXPECT_EQ(l.limits.connection.max_age, std::chrono::minutes(10));
+  EXPECT_EQ(l.limits.connection.max_age_grace, std::chrono::minutes(2));
 }
 
 std::string with_connection_limits(const std::string& limits) {
@@ -123,6 +125,8 @@ TEST(ConnectionLimits, DefaultsAreSetOnPurpose) {
   EXPECT_EQ(c.rapid_reset_min_streams, 200);
   EXPECT_EQ(c.rapid_reset_percent, 50);
   EXPECT_EQ(c.max_continuations, 8);
+  EXPECT_EQ(c.max_age, std::chrono::minutes(30));
+  EXPECT_EQ(c.max_age_grace, std::chrono::minutes(5));
 }
 
 TEST(ConnectionLimits, AreReadAndZeroTimeoutsTurnThemOff) {

@@ -11,11 +11,14 @@
 #include <string>
 #include <thread>
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "h2/session.h"
 #include "h2_test_server.h"
 #include "raw_frames.h"
+#include "runtime/sleep.h"
 
 namespace rt = curfew::rt;
 namespace h2 = curfew::h2;
@@ -162,6 +165,67 @@ TEST(HeadersTimeout, AHeaderBlockLeftOpenIsClosedAndOtherConnectionsAreServed) {
   EXPECT_NE(std::find(reasons.begin(), reasons.end(), h2::CloseReason::kHeadersTimeout),
             reasons.end())
       << names;
+}
+
+// Past max_age a connection gets GOAWAY and its calls finish; a grpc++ caller calling all along
+// moves to a new connection without a failed call (the connection turns over several times).
+TEST(MaxAge, AnAgedConnectionIsReplacedWithoutAFailedCall) {
+  h2::SessionLimits limits;
+  limits.max_age = 300ms;
+  H2TestServer server(answer_ok(), limits);
+  auto channel = grpc::CreateChannel(server.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  int ok = 0, failed = 0;
+  const auto until = std::chrono::steady_clock::now() + 1500ms;
+  for (int i = 0; i < 100000 && std::chrono::steady_clock::now() < until; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    grpc::CompletionQueue cq;
+    grpc::Slice slice(std::string(5, '\0'));
+    auto call = stub.PrepareUnaryCall(&ctx, "/a/B", grpc::ByteBuffer(&slice, 1), &cq);
+    call->StartCall();
+    grpc::ByteBuffer reply;
+    grpc::Status status;
+    call->Finish(&reply, &status, reinterpret_cast<void*>(1));
+    void* tag = nullptr;
+    bool done = false;
+    cq.Next(&tag, &done);
+    if (status.ok()) {
+      ++ok;
+    } else if (++failed <= 3) {
+      ADD_FAILURE() << "call failed: " << status.error_code() << " " << status.error_message();
+    }
+  }
+  EXPECT_EQ(failed, 0);
+  EXPECT_GT(ok, 0);
+  const auto reasons = closures(server, 2);
+  EXPECT_GE(std::count(reasons.begin(), reasons.end(), h2::CloseReason::kMaxAge), 2)
+      << "the caller's connection was not replaced";
+}
+
+// A call still open max_age_grace after the GOAWAY is not waited for: the connection closes.
+TEST(MaxAge, WhatIsLeftAfterTheGraceIsClosed) {
+  h2::SessionLimits limits;
+  limits.max_age = 200ms;
+  limits.max_age_grace = 300ms;
+  H2TestServer server(
+      [](std::shared_ptr<h2::Stream> s) -> rt::Task<void> {
+        s->note_work_started();
+        co_await rt::sleep(30s);  // never answers in time
+      },
+      limits);
+  const int fd = connect_to(server.port());
+  send_all(fd, hello() + frame(kHeaders, kEndHeaders, 1, request_block()));
+  const auto start = std::chrono::steady_clock::now();
+  bool closed = false;
+  const long goaway = read_until_close(fd, &closed);
+  const auto took = std::chrono::steady_clock::now() - start;
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(goaway, 0) << "GOAWAY NO_ERROR expected";
+  EXPECT_GE(took, 350ms);  // 200 ms ±10% + 300 ms
+  EXPECT_LT(took, 3s);
+  EXPECT_EQ(closures(server, 1), std::vector{h2::CloseReason::kMaxAge});
 }
 
 }  // namespace
