@@ -1,15 +1,12 @@
 #include "metrics/admin_server.h"
 
-#include <httplib.h>
-#include <sys/socket.h>
-
 #include <charconv>
-#include <chrono>
 #include <sstream>
 
 #include <prometheus/text_serializer.h>
 
 #include "absl/status/status.h"
+#include "metrics/internal/http1_server.h"
 
 namespace curfew::metrics {
 
@@ -26,7 +23,7 @@ bool split_admin_address(const std::string& address, std::string& host, int& por
   } else if (host.find(':') != std::string::npos) {
     return false;  // an IPv6 host needs its brackets
   }
-  if (host == "*") host = "0.0.0.0";
+  if (host == "*") host = "::";
   return !host.empty();
 }
 
@@ -39,69 +36,45 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(Options options)
   }
   auto self = std::unique_ptr<AdminServer>(new AdminServer());
   self->options_ = std::move(options);
-  self->server_ = std::make_unique<httplib::Server>();
-  httplib::Server& server = *self->server_;
-  const int threads = std::max(1, self->options_.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  server.set_read_timeout(5, 0);
-  server.set_write_timeout(5, 0);
-  server.set_keep_alive_timeout(5);
-  // cpp-httplib sets SO_REUSEPORT by default, which lets a second process bind the same port
-  // and silently share the scrapes. SO_REUSEADDR only: a restart can rebind at once, but an
-  // address in use is an error.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-
-  AdminServer* raw = self.get();
-  server.Get("/metrics", [raw](const httplib::Request&, httplib::Response& res) {
-    res.set_content(raw->scrape(), "text/plain; version=0.0.4; charset=utf-8");
-  });
-  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain; charset=utf-8");
-  });
-  server.Get("/readyz", [raw](const httplib::Request&, httplib::Response& res) {
-    const bool ready = raw->options_.ready && raw->options_.ready();
-    res.status = ready ? 200 : 503;
-    res.set_content(ready ? "ready\n" : "not ready\n", "text/plain; charset=utf-8");
-  });
-  server.set_exception_handler(
-      [](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-        res.status = 500;
-        res.set_content("internal error\n", "text/plain; charset=utf-8");
-      });
-
-  if (port == 0) {
-    self->port_ = server.bind_to_any_port(host);
-    if (self->port_ <= 0) self->port_ = 0;
-  } else if (server.bind_to_port(host, port)) {
-    self->port_ = port;
+  AdminServer* raw = self.get();  // the server stops (threads joined) before `self` goes
+  using internal::HttpResponse;
+  std::vector<internal::Http1Server::Route> routes = {
+      {.path = "/healthz", .handler = [] { return HttpResponse{.body = "ok\n"}; }},
+      {.path = "/readyz",
+       .handler =
+           [raw] {
+             const bool ready = raw->options_.ready && raw->options_.ready();
+             return HttpResponse{.status = ready ? 200 : 503,
+                                 .body = ready ? "ready\n" : "not ready\n"};
+           }},
+      {.path = "/metrics",
+       .handler =
+           [raw] {
+             return HttpResponse{.content_type = "text/plain; version=0.0.4; charset=utf-8",
+                                 .body = raw->scrape()};
+           },
+       .slow = true},
+  };
+  internal::Http1Server::Limits limits;
+  limits.request_timeout = self->options_.request_timeout;
+  limits.idle_timeout = self->options_.idle_timeout;
+  limits.write_timeout = self->options_.write_timeout;
+  limits.max_connections = std::max(1, self->options_.max_connections);
+  auto server = internal::Http1Server::start(host, port, std::move(routes), limits);
+  if (!server.ok()) {
+    return absl::UnavailableError("admin: cannot listen on " + self->options_.address + " (" +
+                                  std::string(server.status().message()) + ")");
   }
-  if (self->port_ == 0) {
-    return absl::UnavailableError("admin: cannot listen on " + self->options_.address +
-                                  " (address in use or not local?)");
-  }
-  self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
-  // stop() only takes effect once the server runs: wait for it (bounded; it is immediate).
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!server.is_running() && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!server.is_running()) {
-    return absl::InternalError("admin: the HTTP server on " + self->options_.address +
-                               " did not start");
-  }
+  self->server_ = std::move(*server);
   return self;
 }
 
 AdminServer::~AdminServer() { stop(); }
 
+int AdminServer::port() const noexcept { return server_ ? server_->port() : 0; }
+
 void AdminServer::stop() {
-  if (server_ && thread_.joinable()) {
-    server_->stop();
-    thread_.join();
-  }
+  if (server_) server_->stop();
 }
 
 std::string AdminServer::scrape() const {

@@ -11,7 +11,7 @@ packages=(
   clang-format-16 clang-tidy-16          # scripts/check-style.sh: the tree's format and lint checks
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev prometheus-cpp-dev libyaml-cpp-dev
-  libcpp-httplib-dev                     # the admin HTTP server (/metrics, /healthz, /readyz)
+  libcpp-httplib-dev                     # the tests' HTTP client (admin endpoints, scrapes)
   libgtest-dev libgmock-dev libbenchmark-dev
   libnghttp2-dev                         # the data path's HTTP/2 (Debian's 1.52, security-patched)
   libc-ares-dev                          # upstream name resolution off the loop threads

@@ -2,8 +2,12 @@
 // served), reload counters for SIGHUP and file changes, per-call metrics of real calls.
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <future>
+#include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -141,6 +145,77 @@ TEST_F(Binary, SigtermMakesReadyzFailWhileMetricsServeThroughTheDrain) {
   EXPECT_TRUE(in_flight.get().ok());
   EXPECT_EQ(curfew_->process().wait_exit(), 0) << output();
   EXPECT_EQ(status("/healthz"), -1) << "the admin server stops with the process";
+}
+
+// A TCP connection to 127.0.0.1:port that sends `bytes` and is then left alone (-1 on failure).
+int connect_and_send(int port, const std::string& bytes) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  if (!bytes.empty()) (void)send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  return fd;
+}
+
+// Issue 17: 64 admin connections stalled in their request line and 64 that say nothing (more
+// than the admin server holds at once) do not delay /readyz: the kubelet's probe (1 s timeout)
+// keeps passing. The earlier server answered after 20 s with 8 such connections.
+TEST_F(Binary, StalledAdminConnectionsDoNotDelayReadyz) {
+  std::vector<int> hostile;
+  for (int i = 0; i < 64; ++i) {
+    hostile.push_back(
+        connect_and_send(curfew_->admin_port(), "GET /readyz HTTP/1.1\r\nHost: x\r\n"));
+    hostile.push_back(connect_and_send(curfew_->admin_port(), ""));
+  }
+  for (int fd : hostile) EXPECT_GE(fd, 0);
+  auto slowest = std::chrono::steady_clock::duration::zero();
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(status("/readyz"), 200);
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+    std::this_thread::sleep_for(20ms);
+  }
+  const auto slowest_ms = std::chrono::duration_cast<std::chrono::milliseconds>(slowest);
+  std::printf(
+      "[ admin ] curfew binary, 128 stalled admin connections: slowest of 20 /readyz "
+      "%lld ms\n",
+      static_cast<long long>(slowest_ms.count()));
+  EXPECT_LT(slowest_ms, 1000ms);
+  EXPECT_EQ(status("/healthz"), 200);
+  for (int fd : hostile) {
+    if (fd >= 0) close(fd);
+  }
+}
+
+// admin.address "*:PORT" (what the Helm chart writes) answers on IPv4 and, where the platform has
+// it, IPv6.
+TEST(BinaryStart, AdminOnStarAnswersOnIPv4AndIPv6) {
+  TempDir dir;
+  CurfewWithAdmin curfew(dir, R"(admin: {address: "*:0"}
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    routes:
+      - {name: all, match: {prefix: /}, upstream: demo}
+upstreams:
+  - {name: demo, endpoints: [127.0.0.1:1]}
+)");
+  ASSERT_TRUE(curfew.ok()) << curfew.process().output();
+  EXPECT_EQ(curfew.status("/readyz"), 200);
+  const int v6 = socket(AF_INET6, SOCK_STREAM, 0);
+  if (v6 < 0) GTEST_SKIP() << "no IPv6 here";
+  close(v6);
+  httplib::Client client("::1", curfew.admin_port());
+  client.set_connection_timeout(2);
+  client.set_read_timeout(5);
+  auto res = client.Get("/readyz");
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
 }
 
 TEST(BinaryStart, AdminAddressInUseFailsTheStart) {
