@@ -10,9 +10,10 @@
 //       writes the curfew.yaml of every ConfigMap that has one to DIR/<configmap name>.yaml.
 //   node check.js pod FILE --style classic|native --config-change rollout|reload [--no-prestop]
 //       every workload whose pod runs curfew has it wired as the chart promises: sidecar style,
-//       probes on the admin port, admin listening on 0.0.0.0 in the pod, config mounted from a
-//       rendered ConfigMap, hardening, grace period vs preStop + drain, scrape annotations,
-//       config checksum, listener ports, and a Service that targets curfew rather than the app.
+//       probes on the admin port, admin listening on every address in the pod ("*": IPv6 and
+//       IPv4), config mounted from a rendered ConfigMap, hardening, grace period vs preStop +
+//       drain, scrape annotations, config checksum, listener ports, and a Service that targets
+//       curfew rather than the app.
 //   node check.js monitoring FILE
 //       ServiceMonitor/PodMonitor scrape curfew-admin, the PrometheusRule's alerts and the
 //       dashboard cover curfew's metrics.
@@ -205,8 +206,8 @@ function checkPod(file, style, configChange, expectPreStop) {
     const admin = adminPort && adminPort.containerPort;
     if (config) {
       const address = config.admin && config.admin.address;
-      if (address !== `0.0.0.0:${admin}`) {
-        fail(`${where}: config admin.address is ${address}, must be 0.0.0.0:${admin} for the kubelet's probes`);
+      if (address !== `*:${admin}`) {
+        fail(`${where}: config admin.address is ${address}, must be *:${admin} (every address, IPv6 too) for the kubelet's probes`);
       }
     }
     const portOf = (p) => (typeof p === 'string' ? ((curfew.ports || []).find((x) => x.name === p) || {}).containerPort : p);

@@ -169,9 +169,9 @@ config-change)
 
 probes)
   # The chart's probes and scrape annotation, against the real curfew running the rendered config:
-  # every httpGet the pod spec declares answers 200 on loopback (the admin server binds 0.0.0.0,
-  # so the kubelet reaches it on the pod IP), /metrics serves curfew's metrics, SIGTERM drains
-  # and exits 0.
+  # every httpGet the pod spec declares answers 200 on loopback (the admin server binds every
+  # address, "*", so the kubelet reaches it on the pod IP, IPv4 or IPv6), /metrics serves
+  # curfew's metrics, SIGTERM drains and exits 0.
   [[ -x $curfew ]] || die "curfew binary $curfew is missing"
   read -r admin listen < <(node -e '
     const net = require("net");
@@ -194,8 +194,14 @@ probes)
   "$curfew" --config "$config" >"$work/curfew.log" 2>&1 &
   pid=$!
   trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-  for get in "${gets[@]}"; do
-    url=http://127.0.0.1:$get
+  # Over IPv6 too where the machine has ::1 (the kubelet probes the pod IP, IPv6 on an IPv6 or
+  # dual-stack cluster); /proc/net/if_inet6 lists ::1 as 31 zeros and a 1.
+  urls=()
+  for get in "${gets[@]}"; do urls+=("http://127.0.0.1:$get"); done
+  if grep -q '^0\{31\}1 ' /proc/net/if_inet6 2>/dev/null; then
+    for get in "${gets[@]}"; do urls+=("http://[::1]:$get"); done
+  fi
+  for url in "${urls[@]}"; do
     code=000
     for _ in $(seq 100); do
       code=$(node -e '

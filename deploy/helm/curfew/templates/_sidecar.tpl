@@ -32,7 +32,7 @@ Pattern for a pod spec:
 {{/* curfew.config: curfew.yaml, from config plus the chart's admin port and drain timeout. */}}
 {{- define "curfew.config" -}}
 {{- $v := .values -}}
-{{- $config := dict "admin" (dict "address" (printf "0.0.0.0:%d" (int $v.ports.admin))) -}}
+{{- $config := dict "admin" (dict "address" (printf "*:%d" (int $v.ports.admin))) -}}
 {{- $_ := set $config "drain_timeout" $v.drainTimeout -}}
 {{- /* Helm reads values as YAML 1.1, where an unquoted `on:` key (retry.on) is true. */ -}}
 {{- $listeners := deepCopy $v.config.listeners -}}
