@@ -6,6 +6,7 @@
 #include <cstring>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "runtime/errors.h"
 #include "runtime/sleep.h"
@@ -233,8 +234,8 @@ rt::Task<void> H2ListenerServer::serve_loop(int worker, rt::TaskGroup& group,
     std::vector<ArrivedConnection> batch;  // owned first, so that a failed spawn leaks nothing
     batch.reserve(w.arrived.size());
     for (auto& a : w.arrived) {
-      rt::Listener::Accepted taken = std::move(a);
-      a.fd = -1;  // the fd now belongs to `batch` alone (a move copies the int)
+      // The fd now belongs to `batch` alone (a move would copy the int and leave it in `a`).
+      rt::Listener::Accepted taken{.fd = std::exchange(a.fd, -1), .peer = std::move(a.peer)};
       batch.emplace_back(std::move(taken), w.connections, *options_.plane, worker);
     }
     w.arrived.clear();
