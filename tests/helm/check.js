@@ -9,11 +9,24 @@
 //   node check.js extract-config FILE DIR
 //       writes the curfew.yaml of every ConfigMap that has one to DIR/<configmap name>.yaml.
 //   node check.js pod FILE --style classic|native --config-change rollout|reload [--no-prestop]
-//       every workload whose pod runs curfew has it wired as the chart promises: sidecar style,
-//       probes on the admin port, admin listening on every address in the pod ("*": IPv6 and
-//       IPv4), config mounted from a rendered ConfigMap, hardening, grace period vs preStop +
-//       drain, scrape annotations, config checksum, listener ports, and a Service that targets
-//       curfew rather than the app.
+//                [--kube-version V] [--no-hold] [--no-app-prestop] [--sized] [--no-run-as-user]
+//                [--drain-shorter-ok]
+//       every workload whose pod runs curfew has it wired as the chart promises: sidecar style
+//       and start/stop order (classic: curfew first with a postStart wait for /readyz; native:
+//       init container with restartPolicy Always and a /readyz startup probe; the app's preStop
+//       matching curfew's drain), preStop as the sleep action from Kubernetes 1.30 (V, default
+//       helm's 1.32.0), probes on the admin port, admin listening on every address in the pod
+//       ("*": IPv6 and IPv4), config mounted from a rendered ConfigMap (rollout: named after
+//       the config's hash), drain_timeout covering every route's deadline, hardening, grace
+//       period vs preStop + drain, the CPU request passed in, scrape annotations, config
+//       checksum, listener ports, app pods not labelled as curfew, and a Service that targets
+//       curfew rather than the app. --sized: curfew's requests follow config.workers.
+//   node check.js restricted FILE
+//       every pod passes Pod Security "restricted" (the fields the profile names).
+//   node check.js policies FILE [--expect-spread]
+//       PodDisruptionBudget, NetworkPolicy (its rules: curfew's listeners open, the admin port to
+//       monitoring only, the app's own ports closed), topology spread and HPA (the app
+//       container's metrics; the Deployment then sets no replicas) fit the pods they select.
 //   node check.js monitoring FILE
 //       ServiceMonitor/PodMonitor scrape curfew-admin, the PrometheusRule's alerts and the
 //       dashboard cover curfew's metrics.
@@ -144,7 +157,49 @@ function podSpecs(objects) {
   return out;
 }
 
-function checkPod(file, style, configChange, expectPreStop) {
+// The minor version of a Kubernetes version ("1.30.2", "v1.28.0" -> 30, 28); major must be 1.
+function kubeMinor(text) {
+  const m = /^v?1\.([0-9]+)/.exec(String(text));
+  if (!m) die(`bad --kube-version ${text}`);
+  return Number(m[1]);
+}
+
+// A lifecycle handler that sleeps, in milliseconds; undefined when it is not a sleep. From
+// Kubernetes 1.30 it must be the sleep action (no sleep binary needed in the image).
+function sleepMillis(handler, where, what, kube) {
+  if (!handler) return 0;
+  if (handler.sleep) {
+    if (!Number.isInteger(handler.sleep.seconds) || handler.sleep.seconds < 0) {
+      fail(`${where}: ${what} sleep action has no whole seconds: ${JSON.stringify(handler.sleep)}`);
+      return undefined;
+    }
+    if (kube < 30) fail(`${where}: ${what} uses the sleep action, which Kubernetes 1.${kube} lacks`);
+    return handler.sleep.seconds * 1000;
+  }
+  const cmd = (handler.exec && handler.exec.command) || [];
+  if (!/(^|\/)sleep$/.test(cmd[0] || '') || !(Number(cmd[1]) >= 0)) {
+    fail(`${where}: ${what} should be a sleep, is ${JSON.stringify(handler)}`);
+    return undefined;
+  }
+  if (kube >= 30) fail(`${where}: ${what} should use the sleep action on Kubernetes 1.${kube} (no sleep binary needed), is exec ${JSON.stringify(cmd)}`);
+  return Number(cmd[1]) * 1000;
+}
+
+// The longest deadline curfew gives a call of each route: its timeout (or the listener's
+// default_timeout, 1s when unset) or its max_timeout, whichever is longer.
+function routeBounds(config) {
+  const out = [];
+  for (const l of (config && config.listeners) || []) {
+    for (const r of l.routes || []) {
+      const base = millis(r.timeout !== undefined ? r.timeout : (l.default_timeout !== undefined ? l.default_timeout : '1s'));
+      const cap = r.max_timeout !== undefined ? millis(r.max_timeout) : 0;
+      out.push({listener: l.name, route: r.name, ms: Math.max(base, cap)});
+    }
+  }
+  return out;
+}
+
+function checkPod(file, style, configChange, expectPreStop, opts) {
   const objects = loadObjects(file);
   const pods = podSpecs(objects).filter(({spec}) =>
     [...(spec.containers || []), ...(spec.initContainers || [])].some((c) => c.name === 'curfew'));
@@ -169,6 +224,43 @@ function checkPod(file, style, configChange, expectPreStop) {
     if (!curfew) continue;
     const apps = containers.filter((c) => c.name !== 'curfew');
     if (!apps.length) fail(`${where}: the pod has no app container beside curfew`);
+
+    // Start order. Classic: the kubelet starts containers in order and waits for each one's
+    // postStart hook, so curfew comes first and its hook waits for /readyz. Native: the app
+    // starts once the init container's startup probe (/readyz) passes.
+    if (style === 'classic') {
+      const at = containers.indexOf(curfew);
+      if (at !== 0) fail(`${where}: classic sidecar must be the pod's first container (the kubelet starts them in order), is at ${at}`);
+      const hook = curfew.lifecycle && curfew.lifecycle.postStart;
+      if (opts.hold) {
+        const cmd = (hook && hook.exec && hook.exec.command) || [];
+        const adminName = ((curfew.ports || []).find((p) => p.name === 'curfew-admin') || {}).containerPort;
+        const script = cmd.join(' ');
+        if (!hook) {
+          fail(`${where}: curfew has no postStart wait for /readyz, so the app may start before curfew listens`);
+        } else if (!script.includes('/readyz') || !script.includes(`/dev/tcp/127.0.0.1/${adminName}`)) {
+          fail(`${where}: curfew's postStart does not wait for /readyz on the admin port ${adminName}: ${JSON.stringify(cmd)}`);
+        }
+      } else if (hook) {
+        fail(`${where}: curfew has a postStart hook although holdAppUntilReady is false`);
+      }
+    } else {
+      const sp = curfew.startupProbe && curfew.startupProbe.httpGet;
+      if (!sp || sp.path !== '/readyz') fail(`${where}: a native sidecar needs a startup probe on /readyz, which holds the app back until curfew is ready`);
+      if (curfew.lifecycle && curfew.lifecycle.postStart) fail(`${where}: a native sidecar needs no postStart wait`);
+    }
+
+    // App pods are the app's, not curfew's.
+    if ((meta.labels || {})['app.kubernetes.io/name'] === 'curfew') {
+      fail(`${where}: the app's pods are labelled app.kubernetes.io/name: curfew`);
+    }
+
+    // curfew's CPU request reaches curfew (workers: 0 sizes its loops from it).
+    const cpuEnv = (curfew.env || []).find((e) => e.name === 'CURFEW_CPU_REQUEST_MILLICORES');
+    const ref = cpuEnv && cpuEnv.valueFrom && cpuEnv.valueFrom.resourceFieldRef;
+    if (!ref || ref.containerName !== 'curfew' || ref.resource !== 'requests.cpu' || String(ref.divisor) !== '1m') {
+      fail(`${where}: curfew needs env CURFEW_CPU_REQUEST_MILLICORES from resourceFieldRef {containerName: curfew, resource: requests.cpu, divisor: 1m}, has ${JSON.stringify(cpuEnv)}`);
+    }
 
     // The config: a ConfigMap volume mounted (whole directory) where --config points.
     const args = curfew.args || [];
@@ -235,11 +327,15 @@ function checkPod(file, style, configChange, expectPreStop) {
       }
     }
 
-    // Hardening.
+    // Hardening. runAsNonRoot makes the kubelet refuse uid 0; the uid itself may be left to the
+    // platform (OpenShift's restricted SCC assigns one).
     const sc = curfew.securityContext || {};
-    const podSc = spec.securityContext || {};
     if (sc.runAsNonRoot !== true) fail(`${where}: curfew must set runAsNonRoot: true`);
-    if (sc.runAsUser === 0 || (sc.runAsUser === undefined && !podSc.runAsUser)) fail(`${where}: curfew must run as a non-zero uid`);
+    if (sc.runAsUser === 0) fail(`${where}: curfew must run as a non-zero uid`);
+    if (opts.runAsUser && !Number.isInteger(sc.runAsUser)) fail(`${where}: curfew sets no runAsUser`);
+    if (!opts.runAsUser && (sc.runAsUser !== undefined || sc.runAsGroup !== undefined)) {
+      fail(`${where}: runAsUser/runAsGroup are set (${sc.runAsUser}/${sc.runAsGroup}) although the values leave them to the platform`);
+    }
     if (sc.readOnlyRootFilesystem !== true) fail(`${where}: curfew must have a read-only root filesystem`);
     if (sc.allowPrivilegeEscalation !== false) fail(`${where}: curfew must set allowPrivilegeEscalation: false`);
     if (sc.privileged === true) fail(`${where}: curfew must not be privileged`);
@@ -250,18 +346,39 @@ function checkPod(file, style, configChange, expectPreStop) {
     // Shutdown: the grace period covers the preStop delay and the whole drain.
     const grace = spec.terminationGracePeriodSeconds;
     const drainMs = config ? millis(config.drain_timeout === undefined ? '10s' : config.drain_timeout) : NaN;
-    const exec = curfew.lifecycle && curfew.lifecycle.preStop && curfew.lifecycle.preStop.exec;
-    let preStopMs = 0;
-    if (exec) {
-      const cmd = exec.command || [];
-      if (!/(^|\/)sleep$/.test(cmd[0] || '') || !(Number(cmd[1]) >= 0)) {
-        fail(`${where}: curfew preStop should be a sleep, is ${JSON.stringify(cmd)}`);
-      } else {
-        preStopMs = Number(cmd[1]) * 1000;
+    const preStopHook = curfew.lifecycle && curfew.lifecycle.preStop;
+    const preStopMs = sleepMillis(preStopHook, where, 'curfew preStop', opts.kube) || 0;
+    if (expectPreStop && !(preStopMs > 0)) fail(`${where}: curfew has no preStop delay`);
+    if (!expectPreStop && preStopHook) fail(`${where}: curfew has a preStop hook although preStopDelay is 0s`);
+    // The app's preStop matches curfew's drain. Classic: the app gets SIGTERM only once curfew
+    // has stopped forwarding calls to it (curfew's preStop, then its drain). Native: curfew stops
+    // after the app anyway; the app waits for endpoints to forget the pod (curfew's preStop).
+    const appNeedMs = style === 'classic' ? preStopMs + drainMs : preStopMs;
+    if (opts.appPreStop && appNeedMs > 0) {
+      for (const app of apps) {
+        const hook = app.lifecycle && app.lifecycle.preStop;
+        if (!hook) {
+          fail(`${where}: app container ${app.name} has no preStop, so it gets SIGTERM while curfew still forwards calls to it`);
+          continue;
+        }
+        const ms = sleepMillis(hook, where, `app container ${app.name} preStop`, opts.kube);
+        if (ms !== undefined && ms < appNeedMs) {
+          fail(`${where}: app container ${app.name} preStop sleeps ${ms}ms, less than curfew's ${style === 'classic' ? 'preStop + drain' : 'preStop'} (${appNeedMs}ms)`);
+        }
       }
     }
-    if (expectPreStop && !(preStopMs > 0)) fail(`${where}: curfew has no preStop delay`);
-    if (!expectPreStop && exec) fail(`${where}: curfew has a preStop hook although preStopDelay is 0s`);
+    // drain_timeout lets every call in flight finish within its own deadline.
+    for (const b of opts.drainCoversRoutes ? routeBounds(config) : []) {
+      if (drainMs < b.ms) fail(`${where}: drain_timeout ${drainMs}ms is shorter than route ${b.route} (listener ${b.listener}), whose calls may last ${b.ms}ms`);
+    }
+    if (opts.sized) {
+      const workers = Math.max(1, Number((config && config.workers) || 0));
+      const req = (curfew.resources && curfew.resources.requests) || {};
+      const cpu = String(req.cpu || '0');
+      const milli = cpu.endsWith('m') ? Number(cpu.slice(0, -1)) : Number(cpu) * 1000;
+      if (!(milli >= 100 * workers)) fail(`${where}: curfew's CPU request ${req.cpu} is not sized to its ${workers} worker(s) (at least ${100 * workers}m)`);
+      if (!req.memory || !(curfew.resources.limits || {}).memory) fail(`${where}: curfew needs a memory request and limit`);
+    }
     if (!Number.isInteger(grace)) {
       fail(`${where}: terminationGracePeriodSeconds is not set`);
     } else if (grace * 1000 < preStopMs + drainMs) {
@@ -276,6 +393,16 @@ function checkPod(file, style, configChange, expectPreStop) {
     }
     if (configText !== undefined) {
       const sum = crypto.createHash('sha256').update(configText).digest('hex');
+      const cmName = ((spec.volumes || []).find((v) => mount && v.name === mount.name) || {configMap: {}}).configMap.name;
+      const cm = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name === cmName);
+      if (configChange === 'rollout') {
+        if (!String(cmName).endsWith(`-${sum.slice(0, 10)}`)) {
+          fail(`${where}: rollout: ConfigMap ${cmName} is not named after its config's hash (${sum.slice(0, 10)}), so running pods would hot-reload a change`);
+        }
+        if (cm && cm.immutable !== true) fail(`${where}: rollout: the hash-named ConfigMap ${cmName} should be immutable`);
+      } else if (/-[0-9a-f]{10}$/.test(String(cmName)) || (cm && cm.immutable)) {
+        fail(`${where}: reload: ConfigMap ${cmName} must keep one name and stay mutable, so that curfew reloads its updates`);
+      }
       if (configChange === 'rollout') {
         if (ann['checksum/curfew-config'] !== sum) {
           fail(`${where}: checksum/curfew-config is ${ann['checksum/curfew-config']}, the config's sha256 is ${sum}`);
@@ -301,6 +428,140 @@ function checkPod(file, style, configChange, expectPreStop) {
     }
   }
   finish(`checked ${pods.length} pod(s) running curfew (${style} sidecar, config change: ${configChange}): ${pods.map((p) => id(p.owner)).join(', ')}`);
+}
+
+// Pod Security Standards, "restricted" profile (which includes "baseline"), field by field.
+function checkRestricted(file) {
+  const objects = loadObjects(file);
+  const pods = podSpecs(objects);
+  if (!pods.length) fail('no pod rendered');
+  const allowedVolumes = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
+  const safeSysctls = ['kernel.shm_rmid_forced', 'net.ipv4.ip_local_port_range', 'net.ipv4.ip_unprivileged_port_start',
+    'net.ipv4.tcp_syncookies', 'net.ipv4.ping_group_range', 'net.ipv4.ip_local_reserved_ports', 'net.ipv4.tcp_keepalive_time',
+    'net.ipv4.tcp_fin_timeout', 'net.ipv4.tcp_keepalive_intvl', 'net.ipv4.tcp_keepalive_probes'];
+  for (const {owner, spec} of pods) {
+    const where = id(owner);
+    const psc = spec.securityContext || {};
+    for (const k of ['hostNetwork', 'hostPID', 'hostIPC']) if (spec[k]) fail(`${where}: ${k} is set`);
+    for (const v of spec.volumes || []) {
+      const type = Object.keys(v).find((k) => k !== 'name');
+      if (!allowedVolumes.includes(type)) fail(`${where}: volume ${v.name} is of type ${type}, which restricted forbids`);
+    }
+    for (const s of psc.sysctls || []) if (!safeSysctls.includes(s.name)) fail(`${where}: unsafe sysctl ${s.name}`);
+    if (psc.runAsUser === 0) fail(`${where}: pod runAsUser 0`);
+    const podSeccomp = psc.seccompProfile && psc.seccompProfile.type;
+    if (podSeccomp && !['RuntimeDefault', 'Localhost'].includes(podSeccomp)) fail(`${where}: pod seccompProfile ${podSeccomp}`);
+    const all = [...(spec.initContainers || []), ...(spec.containers || []), ...(spec.ephemeralContainers || [])];
+    for (const c of all) {
+      const cw = `${where} container ${c.name}`;
+      const sc = c.securityContext || {};
+      if (sc.privileged) fail(`${cw}: privileged`);
+      if (sc.allowPrivilegeEscalation !== false) fail(`${cw}: allowPrivilegeEscalation must be false`);
+      const nonRoot = sc.runAsNonRoot !== undefined ? sc.runAsNonRoot : psc.runAsNonRoot;
+      if (nonRoot !== true) fail(`${cw}: runAsNonRoot must be true (container or pod)`);
+      if (sc.runAsUser === 0) fail(`${cw}: runAsUser 0`);
+      const seccomp = (sc.seccompProfile && sc.seccompProfile.type) || podSeccomp;
+      if (!['RuntimeDefault', 'Localhost'].includes(seccomp)) fail(`${cw}: seccompProfile must be RuntimeDefault or Localhost (container or pod), is ${seccomp}`);
+      const caps = sc.capabilities || {};
+      if (!(caps.drop || []).includes('ALL')) fail(`${cw}: capabilities must drop ALL`);
+      for (const a of caps.add || []) if (a !== 'NET_BIND_SERVICE') fail(`${cw}: adds capability ${a}`);
+      if (sc.procMount && sc.procMount !== 'Default') fail(`${cw}: procMount ${sc.procMount}`);
+      if (sc.windowsOptions && sc.windowsOptions.hostProcess) fail(`${cw}: hostProcess`);
+      for (const p of c.ports || []) if (p.hostPort) fail(`${cw}: hostPort ${p.hostPort}`);
+    }
+  }
+  finish(`Pod Security "restricted" holds for ${pods.length} pod(s): ${pods.map((p) => id(p.owner)).join(', ')}`);
+}
+
+const selects = (matchLabels, labels) => !!matchLabels && Object.keys(matchLabels).length > 0 &&
+  Object.entries(matchLabels).every(([k, v]) => (labels || {})[k] === v);
+
+// PodDisruptionBudget, NetworkPolicy, topology spread and HPA against the pods they are for.
+function checkPolicies(file, opts) {
+  const objects = loadObjects(file);
+  const deployments = objects.filter((o) => o.kind === 'Deployment');
+  const podOf = (d) => ({labels: d.spec.template.metadata.labels || {}, spec: d.spec.template.spec});
+  let n = 0;
+  for (const pdb of objects.filter((o) => o.kind === 'PodDisruptionBudget')) {
+    n++;
+    const sel = pdb.spec.selector && pdb.spec.selector.matchLabels;
+    if (!deployments.some((d) => selects(sel, podOf(d).labels))) fail(`${id(pdb)} selects none of the rendered pods`);
+    if ((pdb.spec.minAvailable !== undefined) === (pdb.spec.maxUnavailable !== undefined)) {
+      fail(`${id(pdb)} needs exactly one of minAvailable and maxUnavailable`);
+    }
+  }
+  for (const np of objects.filter((o) => o.kind === 'NetworkPolicy')) {
+    n++;
+    const d = deployments.find((x) => selects(np.spec.podSelector && np.spec.podSelector.matchLabels, podOf(x).labels));
+    if (!d) { fail(`${id(np)} selects none of the rendered pods`); continue; }
+    if (!(np.spec.policyTypes || []).includes('Ingress')) fail(`${id(np)} does not govern Ingress`);
+    const {spec} = podOf(d);
+    const all = [...(spec.initContainers || []), ...spec.containers];
+    const curfew = all.find((c) => c.name === 'curfew');
+    const portNumber = (p) => {
+      if (typeof p === 'number') return p;
+      for (const c of all) for (const cp of c.ports || []) if (cp.name === p) return cp.containerPort;
+      return undefined;
+    };
+    const admin = ((curfew.ports || []).find((p) => p.name === 'curfew-admin') || {}).containerPort;
+    const listeners = (curfew.ports || []).filter((p) => p.name !== 'curfew-admin').map((p) => p.containerPort);
+    const appPorts = all.filter((c) => c !== curfew).flatMap((c) => (c.ports || []).map((p) => p.containerPort));
+    const open = new Set();
+    for (const [i, rule] of (np.spec.ingress || []).entries()) {
+      if (!rule.ports || !rule.ports.length) {
+        fail(`${id(np)} ingress rule ${i} has no ports: it opens every port, the app's ${appPorts.join(', ')} too`);
+        continue;
+      }
+      for (const p of rule.ports) {
+        const port = portNumber(p.port);
+        if (appPorts.includes(port)) fail(`${id(np)} ingress rule ${i}: the app's own port ${port} is open, so callers can bypass curfew`);
+        if (port === admin) {
+          const from = rule.from || [];
+          if (!from.length) fail(`${id(np)} ingress rule ${i}: the admin port ${admin} is open to every source, not only monitoring`);
+          for (const peer of from) {
+            const podSel = peer.podSelector && peer.podSelector.matchLabels;
+            if (!peer.ipBlock && !(podSel && Object.keys(podSel).length)) {
+              fail(`${id(np)} ingress rule ${i}: the admin port ${admin} is open to every pod of ${peer.namespaceSelector ? 'the selected namespaces' : 'the namespace'}, not only monitoring`);
+            }
+          }
+        }
+        open.add(port);
+      }
+    }
+    for (const l of listeners) if (!open.has(l)) fail(`${id(np)} leaves curfew's listener port ${l} closed, so callers cannot reach the app`);
+    if (!open.has(admin)) fail(`${id(np)} leaves the admin port ${admin} closed to monitoring`);
+  }
+  for (const d of deployments) {
+    const {labels, spec} = podOf(d);
+    const spread = spec.topologySpreadConstraints || [];
+    for (const c of spread) {
+      n++;
+      if (!selects(c.labelSelector && c.labelSelector.matchLabels, labels)) {
+        fail(`${id(d)}: topology spread on ${c.topologyKey} selects none of its own pods`);
+      }
+    }
+    if (opts.spread && !spread.some((c) => c.topologyKey === 'kubernetes.io/hostname' && c.whenUnsatisfiable === 'ScheduleAnyway')) {
+      fail(`${id(d)}: no soft spread (ScheduleAnyway) across nodes`);
+    }
+    const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler' && o.spec.scaleTargetRef.kind === 'Deployment' &&
+      o.spec.scaleTargetRef.name === d.metadata.name);
+    if (hpa) {
+      n++;
+      if (d.spec.replicas !== undefined) fail(`${id(d)} sets replicas although ${id(hpa)} scales it (every helm upgrade would reset the count)`);
+      const apps = spec.containers.filter((c) => c.name !== 'curfew').map((c) => c.name);
+      const metrics = hpa.spec.metrics || [];
+      if (!metrics.length) fail(`${id(hpa)} has no metrics`);
+      for (const m of metrics) {
+        if (m.type !== 'ContainerResource' || !apps.includes(m.containerResource.container)) {
+          fail(`${id(hpa)} does not scale on the app container's metrics: ${JSON.stringify(m)}`);
+        }
+      }
+      if (!(hpa.spec.minReplicas <= hpa.spec.maxReplicas)) fail(`${id(hpa)}: minReplicas > maxReplicas`);
+    } else if (!Number.isInteger(d.spec.replicas) && objects.some((o) => o.kind === 'HorizontalPodAutoscaler')) {
+      fail(`${id(d)} sets no replicas and no HPA scales it`);
+    }
+  }
+  finish(`checked ${n} PodDisruptionBudget/NetworkPolicy/spread/HPA object(s) against the pods they select`);
 }
 
 function checkMonitoring(file) {
@@ -407,6 +668,8 @@ function schemaSync(schemaFile, configDir) {
     ['definitions.mirror', d.mirror.properties, 'percent', [], []],
     ['definitions.upstream', d.upstream.properties, 'endpoints', [], []],
     ['definitions.upstream.properties.tls', d.upstream.properties.tls.properties, 'ca_file', [], []],
+    ['definitions.upstream.properties.outlier_detection',
+     d.upstream.properties.outlier_detection.properties, 'consecutive_failures', [], []],
   ];
   const used = new Set();
   for (const [where, props, marker, chartSets, aliases] of pairs) {
@@ -461,8 +724,19 @@ function main(argv) {
       const change = option('--config-change', 'rollout');
       if (!['classic', 'native'].includes(style)) die('--style classic|native is required');
       if (!['rollout', 'reload'].includes(change)) die('--config-change must be rollout or reload');
-      return checkPod(file, style, change, !rest.includes('--no-prestop'));
+      return checkPod(file, style, change, !rest.includes('--no-prestop'), {
+        kube: kubeMinor(option('--kube-version', '1.32.0')),
+        hold: !rest.includes('--no-hold'),
+        appPreStop: !rest.includes('--no-app-prestop'),
+        sized: rest.includes('--sized'),
+        runAsUser: !rest.includes('--no-run-as-user'),
+        drainCoversRoutes: !rest.includes('--drain-shorter-ok'),
+      });
     }
+    case 'restricted':
+      return checkRestricted(file);
+    case 'policies':
+      return checkPolicies(file, {spread: rest.includes('--expect-spread')});
     case 'monitoring':
       return checkMonitoring(file);
     case 'schema-sync':

@@ -5,20 +5,30 @@
 #   helm_test.sh CURFEW_BINARY CASE [ARGS...]
 #
 #   lint [VALUES]                      helm lint --strict, with the default values or VALUES
-#   render VALUES STYLE CHANGE [monitoring]
+#   render VALUES STYLE CHANGE [OPTION...]
 #                                      helm template; every object validated against its schema
-#                                      (check.js validate); the pod checked (check.js pod); with
-#                                      `monitoring`, the monitors, alert rules and dashboard too
+#                                      (check.js validate); the pod checked (check.js pod); PDB,
+#                                      NetworkPolicy, spread and HPA checked (check.js policies).
+#                                      OPTIONs: monitoring (the monitors, alert rules and dashboard
+#                                      too), restricted (Pod Security "restricted"), spread (the
+#                                      default soft spread is there), kube=V (helm template
+#                                      --kube-version V), set:K=V (--set K=V), expect:KIND (an
+#                                      object of that kind is rendered), pod:--FLAG (a check.js
+#                                      pod flag)
 #   check-config VALUES                the curfew.yaml rendered into the ConfigMap passes
 #                                      `curfew --check-config`
 #   schema-sync                        values.schema.json allows exactly curfew's config keys
 #   reject BAD_VALUES                  helm template refuses the file with the schema's message(s)
 #                                      listed in its `# expect:` lines
 #   refuse MESSAGE HELM_ARGS...        helm template with these arguments fails, saying MESSAGE
-#   config-change                      rollout: any config change changes the pod template;
-#                                      reload: route changes do not, listener changes do
+#   config-change                      rollout: any config change changes the pod template and
+#                                      the hash-suffixed ConfigMap name, nothing else does;
+#                                      reload: route changes do not, listener changes do, and the
+#                                      ConfigMap keeps its name
 #   probes                             curfew, run with the rendered config, answers the rendered
-#                                      probes and scrape annotation; SIGTERM drains and exits 0
+#                                      probes and scrape annotation; the classic sidecar's
+#                                      postStart hook waits for it (and gives up when it never
+#                                      comes); SIGTERM drains and exits 0
 #   readme                             the worked examples in deploy/helm/README.md render and pass
 #   package                            helm package makes the archive, which lints and renders
 #   include STYLE                      the consumer chart (tests/helm/consumer) that includes
@@ -86,16 +96,30 @@ lint)
   ;;
 
 render)
-  values=$1 style=$2 change=$3 monitoring=${4:-}
+  values=$1 style=$2 change=$3
+  shift 3
   mapfile -t args < <(values_args "$values")
-  render "$chart" "$work/out.yaml" "${args[@]}"
   expect=(--expect ConfigMap --expect Deployment --expect Service)
-  [[ $monitoring == monitoring ]] &&
-    expect+=(--expect ServiceMonitor --expect PodMonitor --expect PrometheusRule)
+  pod_flags=() policy_flags=() monitoring= restricted=
+  for option in "$@"; do
+    case $option in
+    monitoring) monitoring=1; expect+=(--expect ServiceMonitor --expect PodMonitor --expect PrometheusRule) ;;
+    restricted) restricted=1 ;;
+    spread) policy_flags+=(--expect-spread) ;;
+    kube=*) args+=(--kube-version "${option#kube=}"); pod_flags+=(--kube-version "${option#kube=}") ;;
+    set:*) args+=(--set "${option#set:}") ;;
+    expect:*) expect+=(--expect "${option#expect:}") ;;
+    pod:*) pod_flags+=("${option#pod:}") ;;
+    *) die "unknown render option $option" ;;
+    esac
+  done
+  render "$chart" "$work/out.yaml" "${args[@]}"
   $check validate "$work/out.yaml" "${expect[@]}"
-  $check pod "$work/out.yaml" --style "$style" --config-change "$change"
-  [[ $monitoring == monitoring ]] && $check monitoring "$work/out.yaml"
-  pass "helm template ($values): every object valid, $style sidecar wired as promised"
+  $check pod "$work/out.yaml" --style "$style" --config-change "$change" "${pod_flags[@]}"
+  $check policies "$work/out.yaml" "${policy_flags[@]}"
+  [[ -n $monitoring ]] && $check monitoring "$work/out.yaml"
+  [[ -n $restricted ]] && $check restricted "$work/out.yaml"
+  pass "helm template ($values $*): every object valid, $style sidecar wired as promised"
   ;;
 
 check-config)
@@ -146,6 +170,15 @@ config-change)
       for (const k of Object.keys(a).sort()) console.log(`${k}=${a[k]}`);' "$1"
   }
   same() { [[ "$(annotations "$1")" == "$(annotations "$2")" ]]; }
+  cm() {  # cm OUT: the name of the ConfigMap holding curfew.yaml, and the one the pod mounts
+    node -e '
+      const YAML = require("yaml");
+      const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((x) => x.toJS());
+      const c = docs.find((o) => o && o.kind === "ConfigMap" && o.data && o.data["curfew.yaml"]);
+      const d = docs.find((o) => o && o.kind === "Deployment");
+      const v = d.spec.template.spec.volumes.find((x) => x.name === "curfew-config");
+      console.log(`${c.metadata.name} ${v.configMap.name}`);' "$1"
+  }
   route='config.listeners[0].routes[0]'
   base=(--set "config.listeners[0].name=inbound" --set "config.listeners[0].address=0.0.0.0:15001"
         --set "$route.name=default" --set "$route.match.prefix=/" --set "$route.upstream=app")
@@ -155,7 +188,26 @@ config-change)
     render "$chart" "$work/$change-c.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s" \
       --set "config.listeners[0].address=0.0.0.0:15009"
     render "$chart" "$work/$change-d.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s"
+    # Values that are not curfew's config: the app, curfew's log level and image, the PDB.
+    render "$chart" "$work/$change-e.yaml" --set configChange=$change "${base[@]}" --set "$route.timeout=1s" \
+      --set app.replicaCount=7 --set app.image.tag=9.9.9 --set logLevel=debug --set image.tag=0.2.0 --set pdb.maxUnavailable=2
     same "$work/$change-a.yaml" "$work/$change-d.yaml" || die "$change: the same values gave different pod annotations"
+    for x in a b c d e; do
+      read -r made mounted < <(cm "$work/$change-$x.yaml")
+      [[ $made == "$mounted" ]] || die "$change: the pod mounts ConfigMap $mounted, the chart renders $made"
+      eval "cm_$x=\$made"
+    done
+    echo "$change ConfigMap names: $cm_a (a), $cm_b (timeout changed), $cm_c (listener changed), $cm_d (a again), $cm_e (other values changed)"
+    [[ $cm_a == "$cm_d" ]] || die "$change: the same config gave ConfigMap names $cm_a and $cm_d"
+    [[ $cm_a == "$cm_e" ]] || die "$change: the ConfigMap name changed from $cm_a to $cm_e although the config did not"
+    if [[ $change == rollout ]]; then
+      [[ $cm_a =~ -[0-9a-f]{10}$ ]] || die "rollout: the ConfigMap name $cm_a carries no hash of the config"
+      [[ $cm_a != "$cm_b" && $cm_a != "$cm_c" ]] ||
+        die "rollout: a config change kept the ConfigMap name ($cm_a), so running pods would hot-reload it"
+    else
+      [[ ! $cm_a =~ -[0-9a-f]{10}$ && $cm_b == "$cm_a" && $cm_c == "$cm_a" ]] ||
+        die "reload: the ConfigMap name changed ($cm_a, $cm_b, $cm_c): running pods must see the update and reload it"
+    fi
     if [[ $change == rollout ]]; then
       same "$work/$change-a.yaml" "$work/$change-b.yaml" && die "rollout: a route timeout change leaves the pod template alone"
     else
@@ -164,7 +216,7 @@ config-change)
     same "$work/$change-a.yaml" "$work/$change-c.yaml" && die "$change: a listener change leaves the pod template alone (curfew cannot reload it)"
     annotations "$work/$change-a.yaml"
   done
-  pass "configChange rollout rolls on any config change; reload rolls only for listener changes"
+  pass "configChange rollout rolls on any config change, with a ConfigMap named after the config; reload rolls only for listener changes and keeps one ConfigMap"
   ;;
 
 probes)
@@ -178,10 +230,45 @@ probes)
     const free = () => new Promise((ok) => { const s = net.createServer().listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => ok(p)); }); });
     (async () => { const a = await free(); let b = await free(); while (b === a) b = await free(); console.log(a, b); })();')
   l='config.listeners[0]'
-  render "$chart" "$work/out.yaml" --set ports.admin="$admin" --set "$l.name=inbound" \
-    --set "$l.address=0.0.0.0:$listen" --set "$l.routes[0].name=default" \
-    --set "$l.routes[0].match.prefix=/" --set "$l.routes[0].upstream=app"
+  # Classic sidecar, so that the pod has the postStart wait too.
+  probe_values=(--set nativeSidecar=false --set ports.admin="$admin" --set "$l.name=inbound"
+    --set "$l.address=0.0.0.0:$listen" --set "$l.routes[0].name=default"
+    --set "$l.routes[0].match.prefix=/" --set "$l.routes[0].upstream=app")
+  render "$chart" "$work/out.yaml" "${probe_values[@]}"
+  # The same pod with a 2 s startup budget: its wait gives up after 2 s.
+  render "$chart" "$work/short.yaml" "${probe_values[@]}" --set probes.startup.periodSeconds=1 \
+    --set probes.startup.failureThreshold=2
   config=$($check extract-config "$work/out.yaml" "$work/configs")
+  post_start() {  # post_start OUT SCRIPT: writes curfew's postStart command, one argument a line
+    node -e '
+      const YAML = require("yaml");
+      const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
+      const c = docs.find((o) => o && o.kind === "Deployment").spec.template.spec.containers.find((x) => x.name === "curfew");
+      const cmd = c.lifecycle && c.lifecycle.postStart && c.lifecycle.postStart.exec && c.lifecycle.postStart.exec.command;
+      if (!cmd) { console.error("FAIL: the classic sidecar has no postStart exec hook"); process.exit(1); }
+      require("fs").writeFileSync(process.argv[2], JSON.stringify(cmd));' "$1" "$2"
+  }
+  run_hook() {  # run_hook CMD_JSON: runs the hook's command as the kubelet would (exec, no shell around it)
+    node -e '
+      const cmd = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const r = require("child_process").spawnSync(cmd[0], cmd.slice(1), {stdio: "inherit"});
+      process.exit(r.status === null ? 99 : r.status);' "$1"
+  }
+  post_start "$work/out.yaml" "$work/hook.json"
+  post_start "$work/short.yaml" "$work/hook-short.json"
+  # Nothing listens yet: the short hook must give up, non-zero, saying so.
+  start=$SECONDS
+  if run_hook "$work/hook-short.json" 2>"$work/hook.err"; then die "the postStart wait succeeded with no curfew running"; fi
+  cat "$work/hook.err"
+  grep -q "did not answer 200" "$work/hook.err" || die "the postStart wait failed without saying why"
+  ((SECONDS - start <= 6)) || die "the postStart wait took $((SECONDS - start)) s to give up on a 2 s budget"
+  echo "postStart wait with nothing listening: gave up after $((SECONDS - start)) s"
+  # The real hook starts before curfew, as the kubelet runs it: it must still be waiting a second
+  # later, then succeed once curfew is ready.
+  run_hook "$work/hook.json" >"$work/hook.out" 2>&1 &
+  hook=$!
+  sleep 1
+  kill -0 $hook 2>/dev/null || { cat "$work/hook.out"; die "the postStart hook returned before curfew was started"; }
   mapfile -t gets < <(node -e '
     const YAML = require("yaml");
     const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
@@ -193,7 +280,12 @@ probes)
   ((${#gets[@]} == 4)) || die "could not read the probes from the rendered pod"
   "$curfew" --config "$config" >"$work/curfew.log" 2>&1 &
   pid=$!
-  trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$work"' EXIT
+  trap 'kill -9 $pid $hook 2>/dev/null || true; rm -rf "$work"' EXIT
+  hook_status=0
+  wait $hook || hook_status=$?
+  cat "$work/hook.out"
+  ((hook_status == 0)) || { cat "$work/curfew.log"; die "the postStart wait exited $hook_status although curfew came up"; }
+  echo "postStart wait: returned 0 once curfew answered /readyz"
   # Over IPv6 too where the machine has ::1 (the kubelet probes the pod IP, IPv6 on an IPv6 or
   # dual-stack cluster); /proc/net/if_inet6 lists ::1 as 31 zeros and a 1.
   urls=()
@@ -223,7 +315,7 @@ probes)
   cat "$work/curfew.log"
   ((status == 0)) || die "curfew exited $status after SIGTERM"
   grep -q "drain" "$work/curfew.log" || die "curfew did not log its drain"
-  pass "the rendered probes and scrape endpoint answer 200 from curfew running the rendered config; SIGTERM drains"
+  pass "the rendered probes and scrape endpoint answer 200 from curfew running the rendered config; the postStart hook waits for it; SIGTERM drains"
   ;;
 
 readme)
@@ -298,7 +390,7 @@ include)
     const s = d.spec.template.spec;
     const names = [...(s.initContainers || []).map((c) => `init:${c.name}`), ...s.containers.map((c) => c.name)];
     console.log(`pod containers: ${names.join(", ")}`);
-    const want = process.argv[2] === "native" ? "init:curfew,orders" : "orders,curfew";
+    const want = process.argv[2] === "native" ? "init:curfew,orders" : "curfew,orders";
     if (names.join(",") !== want) { console.error(`FAIL: expected ${want}`); process.exit(1); }
     if (docs.some((o) => o && o.kind === "Deployment" && o !== d)) {
       console.error("FAIL: the curfew dependency rendered a Deployment of its own (app.enabled: false)"); process.exit(1);

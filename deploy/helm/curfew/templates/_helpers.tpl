@@ -21,9 +21,66 @@ context and its `.Values.curfew`. The chart's own templates pass (dict "root" $ 
 {{- end -}}
 {{- end -}}
 
-{{/* curfew.configMapNameOf: the ConfigMap holding curfew.yaml. */}}
+{{/*
+curfew.configMapNameOf: the ConfigMap holding curfew.yaml. configChange rollout: the name ends in
+the first 10 hex digits of the config's sha256, so a changed config is a new ConfigMap that only
+the new ReplicaSet's pods mount (running pods keep theirs and never hot-reload it); the name
+changes with the config and only then. configChange reload: one fixed name, updated in place.
+*/}}
 {{- define "curfew.configMapNameOf" -}}
+{{- if eq .values.configChange "reload" -}}
 {{- printf "%s-config" (include "curfew.fullnameOf" . | trunc 56 | trimSuffix "-") -}}
+{{- else -}}
+{{- printf "%s-config-%s" (include "curfew.fullnameOf" . | trunc 45 | trimSuffix "-") (include "curfew.config" . | sha256sum | trunc 10) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+curfew.nativeOf: "true" when curfew runs as a native sidecar. nativeSidecar true/false decides;
+null (the default) means native on Kubernetes >= 1.29 (.Capabilities.KubeVersion), classic before.
+*/}}
+{{- define "curfew.nativeOf" -}}
+{{- $native := .values.nativeSidecar -}}
+{{- if kindIs "invalid" $native -}}
+{{- $native = semverCompare ">=1.29.0-0" .root.Capabilities.KubeVersion.Version -}}
+{{- end -}}
+{{- if $native }}true{{ end -}}
+{{- end -}}
+
+{{/* curfew.sleepActionOf: "true" when the cluster has the sleep lifecycle action (>= 1.30). */}}
+{{- define "curfew.sleepActionOf" -}}
+{{- if semverCompare ">=1.30.0-0" .root.Capabilities.KubeVersion.Version }}true{{ end -}}
+{{- end -}}
+
+{{/*
+curfew.sleepHandlerOf: a lifecycle handler that sleeps (dict "root" "values" "duration"): the sleep
+action (whole seconds, rounded up) where the cluster has it, so that no image needs a sleep binary;
+exec /bin/sleep on older clusters.
+*/}}
+{{- define "curfew.sleepHandlerOf" -}}
+{{- if include "curfew.sleepActionOf" . -}}
+sleep:
+  seconds: {{ include "curfew.ceilSeconds" .duration }}
+{{- else -}}
+exec:
+  command: ["/bin/sleep", {{ include "curfew.sleepArg" .duration | quote }}]
+{{- end -}}
+{{- end -}}
+
+{{/*
+curfew.appSelectorLabels: the labels of the app's pods (standalone chart). They name the app
+(app.name), not curfew: the pods are the app's, curfew only runs beside it.
+*/}}
+{{- define "curfew.appSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Values.app.name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "curfew.appLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "curfew.appSelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.app.image.tag | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/* curfew.fullname: curfew.fullnameOf for this chart's own values. */}}

@@ -7,8 +7,11 @@ The chart's own Deployment uses them, and so can any chart that lists this one a
     (dict "root" $ "values" .Values.curfew)      from a parent chart
     (dict "root" $ "values" .Values)             in this chart
 and renders:
-  curfew.initContainers  list items: the curfew container when nativeSidecar is true, else nothing
-  curfew.containers      list items: the curfew container when nativeSidecar is false, else nothing
+  curfew.initContainers  list items: the curfew container for a native sidecar, else nothing
+  curfew.containers      list items: the curfew container for a classic sidecar, else nothing;
+                         put it before the app's containers (the kubelet starts them in order)
+  curfew.appLifecycle    map entry: the app container's lifecycle, with a default preStop that
+                         matches curfew's drain (takes "lifecycle": the app's own hooks)
   curfew.volumes         list items: the config ConfigMap volume (+ extraVolumes)
   curfew.podAnnotations  map entries: config checksum, Prometheus scrape annotations
   curfew.terminationGracePeriodSeconds   a number: preStopDelay + drainTimeout + slack
@@ -21,9 +24,10 @@ Pattern for a pod spec:
         {{- . | nindent 8 }}
       {{- end }}
       containers:
+        {{- include "curfew.containers" $cf | nindent 8 }}
         - name: my-app
           ...
-        {{- include "curfew.containers" $cf | nindent 8 }}
+          {{- include "curfew.appLifecycle" $cf | nindent 10 }}
       volumes:
         {{- include "curfew.volumes" $cf | nindent 8 }}
 ================================================================================================
@@ -77,6 +81,36 @@ the admin port.
 {{- end -}}
 {{- end -}}
 {{- $_ := include "curfew.terminationGracePeriodSeconds" . -}}
+{{- include "curfew.drainCoversRoutesOf" . -}}
+{{- end -}}
+
+{{/*
+curfew.drainCoversRoutesOf: refuses a drainTimeout shorter than the longest deadline curfew
+itself gives a call: per route, its timeout (or the listener's default_timeout, 1s if unset) or
+its max_timeout, whichever is longer. A call in flight at SIGTERM could otherwise be cancelled
+before its own deadline. A route without max_timeout keeps whatever deadline the caller sent,
+which no drain can be sized for: set max_timeout to bound it. drainCoversRoutes: false accepts a
+shorter drain (e.g. for long streaming routes that callers re-open anyway).
+*/}}
+{{- define "curfew.drainCoversRoutesOf" -}}
+{{- $v := .values -}}
+{{- if not (eq $v.drainCoversRoutes false) -}}
+{{- $drain := include "curfew.millis" $v.drainTimeout | int64 -}}
+{{- range $l := $v.config.listeners -}}
+{{- $default := $l.default_timeout | default "1s" -}}
+{{- range $r := $l.routes -}}
+{{- $longest := default $default $r.timeout -}}
+{{- $what := ternary "its timeout" "the listener's default_timeout" (not (empty $r.timeout)) -}}
+{{- if and $r.max_timeout (gt (include "curfew.millis" $r.max_timeout | int64) (include "curfew.millis" $longest | int64)) -}}
+{{- $longest = $r.max_timeout -}}
+{{- $what = "its max_timeout" -}}
+{{- end -}}
+{{- if lt $drain (include "curfew.millis" $longest | int64) -}}
+{{- fail (printf "drainTimeout %s is shorter than route %q of listener %q, whose calls may last %s (%s): calls in flight at SIGTERM would be cancelled before their deadline. Raise drainTimeout to at least %s, or set drainCoversRoutes: false to accept that." $v.drainTimeout $r.name $l.name $longest $what $longest) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* curfew.terminationGracePeriodSeconds: enough for the preStop delay and the whole drain. */}}
@@ -98,8 +132,10 @@ the admin port.
 - name: curfew
   image: {{ printf "%s:%s" $v.image.repository $v.image.tag | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy | default "IfNotPresent" }}
-  {{- if $v.nativeSidecar }}
-  # A native sidecar: started before the app containers, stopped after them.
+  {{- $native := include "curfew.nativeOf" . }}
+  {{- if $native }}
+  # A native sidecar: started before the app containers (once the startup probe passes),
+  # stopped after them.
   restartPolicy: Always
   {{- end }}
   args:
@@ -116,10 +152,18 @@ the admin port.
       containerPort: {{ int .port }}
       protocol: TCP
     {{- end }}
-  {{- with $v.extraEnv }}
   env:
+    # curfew's CPU request in millicores: with workers: 0 curfew runs one loop thread per CPU
+    # the container may use, and a request without a limit leaves cpu.max at "max".
+    - name: CURFEW_CPU_REQUEST_MILLICORES
+      valueFrom:
+        resourceFieldRef:
+          containerName: curfew
+          resource: requests.cpu
+          divisor: 1m
+    {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- end }}
   startupProbe:
     httpGet:
       path: /readyz
@@ -141,22 +185,39 @@ the admin port.
     {{- with $v.probes.readiness }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- if gt (include "curfew.millis" $v.preStopDelay | int64) 0 }}
+  {{- $wait := and (not $native) (not (eq $v.holdAppUntilReady false)) }}
+  {{- $preStop := gt (include "curfew.millis" $v.preStopDelay | int64) 0 }}
+  {{- if or $wait $preStop }}
   lifecycle:
+    {{- if $wait }}
+    postStart:
+      # Classic sidecar: the kubelet starts the next container (the app) only once this hook
+      # returns, so it waits for /readyz (curfew has no wait command of its own; bash's
+      # /dev/tcp needs no curl in the image).
+      exec:
+        command:
+          - /bin/bash
+          - -c
+          - |
+            {{- include "curfew.readyWaitScriptOf" . | nindent 12 }}
+    {{- end }}
+    {{- if $preStop }}
     preStop:
       # Keep serving while endpoints and load balancers forget this pod; SIGTERM then drains
       # for up to drainTimeout ({{ $v.drainTimeout }}).
-      exec:
-        command: ["/bin/sleep", {{ include "curfew.sleepArg" $v.preStopDelay | quote }}]
+      {{- include "curfew.sleepHandlerOf" (dict "root" .root "values" $v "duration" $v.preStopDelay) | nindent 6 }}
+    {{- end }}
   {{- end }}
-  {{- with $v.resources }}
   resources:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
+    {{- include "curfew.resourcesOf" . | nindent 4 }}
   securityContext:
     runAsNonRoot: true
-    runAsUser: {{ int (default 65532 $v.securityContext.runAsUser) }}
-    runAsGroup: {{ int (default 65532 $v.securityContext.runAsGroup) }}
+    {{- with $v.securityContext.runAsUser }}
+    runAsUser: {{ int . }}
+    {{- end }}
+    {{- with $v.securityContext.runAsGroup }}
+    runAsGroup: {{ int . }}
+    {{- end }}
     readOnlyRootFilesystem: true
     allowPrivilegeEscalation: false
     privileged: false
@@ -165,8 +226,8 @@ the admin port.
     seccompProfile:
       type: RuntimeDefault
   volumeMounts:
-    # The whole directory, never a subPath: the kubelet then swaps in an updated ConfigMap and
-    # curfew reloads it.
+    # The whole directory, never a subPath: with configChange reload the kubelet then swaps in
+    # an updated ConfigMap and curfew reloads it.
     - name: curfew-config
       mountPath: /etc/curfew
       readOnly: true
@@ -178,15 +239,77 @@ the admin port.
 
 {{- define "curfew.initContainers" -}}
 {{- include "curfew.checkOf" . -}}
-{{- if .values.nativeSidecar -}}
+{{- if include "curfew.nativeOf" . -}}
 {{- include "curfew.container" . -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "curfew.containers" -}}
 {{- include "curfew.checkOf" . -}}
-{{- if not .values.nativeSidecar -}}
+{{- if not (include "curfew.nativeOf" .) -}}
 {{- include "curfew.container" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+curfew.readyWaitScriptOf: the classic sidecar's postStart wait, a bash script: GET /readyz on the
+admin port until it answers 200, for at most the startup probe's budget (initialDelaySeconds +
+periodSeconds x failureThreshold); then it fails, and the kubelet restarts curfew.
+*/}}
+{{- define "curfew.readyWaitScriptOf" -}}
+{{- $p := default (dict) .values.probes.startup -}}
+{{- $budget := add (int (default 0 $p.initialDelaySeconds)) (mul (int (default 10 $p.periodSeconds)) (int (default 3 $p.failureThreshold))) -}}
+t={{ $budget }}
+while ((SECONDS < t)); do
+  { printf 'GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+    read -r -t 2 _ code _ <&3; } 2>/dev/null 3<>/dev/tcp/127.0.0.1/{{ int .values.ports.admin }}
+  [[ $code == 200 ]] && exit 0
+  sleep 0.2
+done
+echo "curfew: /readyz did not answer 200 within ${t}s" >&2
+exit 1
+{{- end -}}
+
+{{/*
+curfew.resourcesOf: curfew's resources: the values' `resources` when set, else sized to the
+worker count W (config.workers, or 1 for workers: 0, which follows the CPU request): requests
+W x 100m CPU and 32Mi + W x 32Mi memory, a memory limit of 4x the request, no CPU limit (CFS
+throttling would add latency to every call).
+*/}}
+{{- define "curfew.resourcesOf" -}}
+{{- if .values.resources -}}
+{{- toYaml .values.resources -}}
+{{- else -}}
+{{- $w := max 1 (int (default 0 .values.config.workers)) -}}
+{{- $mem := add 32 (mul 32 $w) -}}
+requests:
+  cpu: {{ printf "%dm" (mul 100 $w) }}
+  memory: {{ printf "%dMi" $mem }}
+limits:
+  memory: {{ printf "%dMi" (mul 4 $mem) }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+curfew.appLifecycle: the app container's `lifecycle:` (dict "root" "values" "lifecycle"): the app's
+own hooks (lifecycle), plus, unless it has a preStop or appPreStop is false, a default preStop
+that matches curfew's drain. Classic sidecar: preStopDelay + drainTimeout, so the app gets SIGTERM
+only once curfew has stopped forwarding calls to it (curfew's preStop, then its drain). Native
+sidecar: preStopDelay, so endpoints forget the pod before the app stops; curfew stops after it.
+*/}}
+{{- define "curfew.appLifecycle" -}}
+{{- $v := .values -}}
+{{- $own := deepCopy (default (dict) .lifecycle) -}}
+{{- $ms := include "curfew.millis" $v.preStopDelay | int64 -}}
+{{- if not (include "curfew.nativeOf" .) -}}
+{{- $ms = add $ms (include "curfew.millis" $v.drainTimeout | int64) -}}
+{{- end -}}
+{{- if and (not (hasKey $own "preStop")) (not (eq $v.appPreStop false)) (gt $ms 0) -}}
+{{- $_ := set $own "preStop" (include "curfew.sleepHandlerOf" (dict "root" .root "values" $v "duration" (printf "%dms" $ms)) | fromYaml) -}}
+{{- end -}}
+{{- with $own -}}
+lifecycle:
+  {{- toYaml . | nindent 2 }}
 {{- end -}}
 {{- end -}}
 
