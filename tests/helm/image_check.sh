@@ -11,7 +11,8 @@
 #   1. buildah bud builds the Dockerfile (both stages, every step as written);
 #   2. the image's user, entrypoint and exposed ports are those the chart relies on;
 #   3. as in a pod rendered by the chart (uid 65532, read-only root filesystem, the chart's
-#      ConfigMap mounted read-only at /etc/curfew): the preStop hook's /bin/sleep runs, curfew
+#      ConfigMap mounted read-only at /etc/curfew): the preStop hook's /bin/sleep (clusters before
+#      1.30) runs, the classic sidecar's postStart wait (bash) returns once curfew is ready, curfew
 #      accepts the rendered config, answers the probes and the scrape endpoint with 200, and exits 0
 #      on SIGTERM after draining.
 set -euo pipefail
@@ -63,13 +64,21 @@ config=$(buildah inspect --type image --format '{{.OCIv1.Config.User}} {{.OCIv1.
 [[ $config == "65532:65532 [/usr/local/bin/curfew]" ]] || die "image user/entrypoint is '$config'"
 
 # 3. Run it as the chart's pod does.
-"$tools/bin/helm" template image-check "$repo/deploy/helm/curfew" --set ports.admin=19971 \
+"$tools/bin/helm" template image-check "$repo/deploy/helm/curfew" --set ports.admin=19971 --set nativeSidecar=false \
   --set 'config.listeners[0].name=inbound' --set 'config.listeners[0].address=0.0.0.0:19972' \
   --set 'config.listeners[0].routes[0].name=default' --set 'config.listeners[0].routes[0].match.prefix=/' \
   --set 'config.listeners[0].routes[0].upstream=app' >"$work/rendered.yaml" 2>/dev/null
 NODE_PATH=$tools/helm-test-node/node_modules node "$repo/tests/helm/check.js" extract-config \
   "$work/rendered.yaml" "$work/config" >/dev/null
-mv "$work/config/image-check-curfew-config.yaml" "$work/config/curfew.yaml"
+mv "$work/config"/image-check-curfew-config*.yaml "$work/config/curfew.yaml"
+# The classic sidecar's postStart wait, as rendered (a bash script).
+NODE_PATH=$tools/helm-test-node/node_modules node -e '
+  const YAML = require("yaml");
+  const docs = YAML.parseAllDocuments(require("fs").readFileSync(process.argv[1], "utf8")).map((d) => d.toJS());
+  const c = docs.find((o) => o && o.kind === "Deployment").spec.template.spec.containers.find((x) => x.name === "curfew");
+  const cmd = c.lifecycle.postStart.exec.command;
+  if (cmd[0] !== "/bin/bash" || cmd[1] !== "-c") throw new Error("unexpected postStart " + JSON.stringify(cmd));
+  require("fs").writeFileSync(process.argv[2], cmd[2]);' "$work/rendered.yaml" "$work/config/wait.sh"
 ctr=$(buildah from localhost/curfew:check)
 root=$(buildah mount "$ctr")
 cat >"$work/pod.sh" <<EOF
@@ -84,6 +93,8 @@ as_pod=(chroot --userspec=65532:65532 "$root")
 "\${as_pod[@]}" /usr/local/bin/curfew --config /etc/curfew/curfew.yaml &
 pid=\$!
 trap 'kill -9 \$pid 2>/dev/null || true' EXIT
+"\${as_pod[@]}" /bin/bash /etc/curfew/wait.sh || { echo "FAIL: the postStart wait fails in the image" >&2; exit 1; }
+echo "image_check: the postStart wait (bash /dev/tcp) returned 0 once curfew was ready"
 for path in healthz readyz metrics; do
   code=000
   for _ in \$(seq 50); do
