@@ -49,6 +49,16 @@ const Route* Listener::route_for(std::string_view method) const {
   return nullptr;
 }
 
+const char* balancer_name(Upstream::Balancer balancer) noexcept {
+  switch (balancer) {
+    case Upstream::Balancer::kPeakEwma:
+      return "peak_ewma";
+    case Upstream::Balancer::kRoundRobin:
+      return "round_robin";
+  }
+  return "?";
+}
+
 const Upstream* Config::find_upstream(std::string_view name) const {
   for (const Upstream& upstream : upstreams) {
     if (upstream.name == name) return &upstream;

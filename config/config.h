@@ -191,7 +191,27 @@ struct Upstream {
   // upstreams sharing an endpoint share its connection's.
   std::chrono::nanoseconds keepalive_time = std::chrono::minutes(5);
   std::chrono::nanoseconds keepalive_timeout = std::chrono::seconds(20);
+
+  // Endpoint set: every address of every endpoint (a DNS name resolves to all its A and AAAA
+  // records) gets its own connection, and each call picks one of them.
+  enum class Balancer {
+    kPeakEwma,    // power of two choices over outstanding calls x a peak-EWMA of latency
+    kRoundRobin,  // each address in turn
+  };
+  Balancer balancer = Balancer::kPeakEwma;
+  // DNS names are resolved again this often (and soon after a connection to one fails).
+  std::chrono::nanoseconds resolve_interval = std::chrono::seconds(5);
+  // An address whose calls keep failing (connection failures, UNAVAILABLE) is ejected: no call
+  // picks it for a while, longer each time it is ejected again.
+  struct OutlierDetection {
+    int consecutive_failures = 5;  // 0: never eject
+    std::chrono::nanoseconds base_ejection_time = std::chrono::seconds(10);
+    std::chrono::nanoseconds max_ejection_time = std::chrono::seconds(300);
+    int max_ejection_percent = 50;  // never more of the set ejected at once (at least 1 kept)
+  };
+  OutlierDetection outlier_detection;
 };
+const char* balancer_name(Upstream::Balancer balancer) noexcept;
 
 // Admin
 //

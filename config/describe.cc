@@ -121,11 +121,19 @@ std::string describe(const Config& config) {
   }
   absl::StrAppend(&out, "\n", table(routes));
 
-  std::vector<Row> upstreams = {{"UPSTREAM", "ENDPOINTS", "CONNECT_TIMEOUT", "TLS"}};
+  std::vector<Row> upstreams = {
+      {"UPSTREAM", "ENDPOINTS", "CONNECT_TIMEOUT", "TLS", "BALANCER", "RESOLVE", "EJECT"}};
   for (const Upstream& upstream : config.upstreams) {
-    upstreams.push_back({upstream.name, absl::StrJoin(upstream.endpoints, ","),
-                         format_duration(upstream.connect_timeout),
-                         upstream.tls.enabled ? "on" : "off"});
+    const Upstream::OutlierDetection& o = upstream.outlier_detection;
+    upstreams.push_back(
+        {upstream.name, absl::StrJoin(upstream.endpoints, ","),
+         format_duration(upstream.connect_timeout), upstream.tls.enabled ? "on" : "off",
+         balancer_name(upstream.balancer), format_duration(upstream.resolve_interval),
+         o.consecutive_failures == 0 ? std::string("off")
+                                     : absl::StrCat("after ", o.consecutive_failures, " failures, ",
+                                                    format_duration(o.base_ejection_time), "..",
+                                                    format_duration(o.max_ejection_time), ", max ",
+                                                    o.max_ejection_percent, "%")});
   }
   absl::StrAppend(&out, "\n", table(upstreams));
   return out;

@@ -26,6 +26,7 @@ struct Totals {
   std::array<std::array<uint64_t, ConnectionMetrics::kCloseReasons>, ConnectionMetrics::kSides>
       closed{};
   std::array<uint64_t, ConnectionMetrics::kConnectFailures> connect_failures{};
+  std::map<std::string, uint64_t> ejections;
 };
 
 // Each family declared in kConnectionFamilies has one collector, collect(totals, family) below
@@ -61,6 +62,12 @@ void collect(const Totals& t, Family<family::kUpstreamConnectFailures>& f) {
   }
 }
 
+// By upstream, from its first ejection on (upstream names are not known in advance).
+template <>
+void collect(const Totals& t, Family<family::kUpstreamEndpointEjections>& f) {
+  for (const auto& [upstream, n] : t.ejections) f.counter({upstream}, n);
+}
+
 }  // namespace
 
 // Relaxed: each cell is a count on its own; nothing else is published through it. fetch_add,
@@ -90,8 +97,17 @@ void ConnectionMetrics::upstream_connect_failed(sidecar::ConnectFailure why) noe
   connect_failures_[static_cast<size_t>(r)].fetch_add(1, std::memory_order_relaxed);
 }
 
+void ConnectionMetrics::endpoint_ejected(const std::string& upstream) {
+  std::lock_guard lock(ejections_mu_);
+  ++ejections_[upstream];
+}
+
 std::vector<prometheus::MetricFamily> ConnectionMetrics::Collect() const {
   Totals totals;
+  {
+    std::lock_guard lock(ejections_mu_);
+    totals.ejections = ejections_;
+  }
   for (size_t s = 0; s < kSides; ++s) {
     totals.open[s] = open_[s].load(std::memory_order_relaxed);
     for (size_t r = 0; r < kCloseReasons; ++r) {

@@ -1,7 +1,8 @@
 // ConnectionMetrics: the Prometheus metrics of curfew's HTTP/2 connections —
 // open connections by side, closed connections by side and reason, failed upstream connects by
-// reason — from the reports of sidecar::ConnectionObserver (sidecar/connection_report.h). The
-// grpc++ data path reports no connections: there these families stay at 0.
+// reason, endpoints ejected by upstream — from the reports of sidecar::ConnectionObserver
+// (sidecar/connection_report.h). The grpc++ data path reports no connections: there these families
+// stay at 0.
 //
 // Design: connections open and close rarely (per connection, not per call), so unlike CallMetrics
 // there are no per-thread shards: one fixed array of relaxed std::atomic cells per family, indexed
@@ -18,6 +19,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include <prometheus/collectable.h>
@@ -44,6 +48,8 @@ class ConnectionMetrics final : public sidecar::ConnectionObserver, public prome
   void connection_opened(sidecar::ConnectionSide side) noexcept override;
   void connection_closed(sidecar::ConnectionSide side, h2::CloseReason reason) noexcept override;
   void upstream_connect_failed(sidecar::ConnectFailure why) noexcept override;
+  // Ejections are rare (seconds apart at most): a map under a mutex, by upstream name.
+  void endpoint_ejected(const std::string& upstream) override;
 
   // Collectable: any thread; concurrent with the reports.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -53,6 +59,8 @@ class ConnectionMetrics final : public sidecar::ConnectionObserver, public prome
   std::array<std::atomic<int64_t>, kSides> open_{};
   std::array<std::array<std::atomic<uint64_t>, kCloseReasons>, kSides> closed_{};
   std::array<std::atomic<uint64_t>, kConnectFailures> connect_failures_{};
+  mutable std::mutex ejections_mu_;
+  std::map<std::string, uint64_t> ejections_;  // guarded by ejections_mu_
 };
 
 }  // namespace curfew::metrics

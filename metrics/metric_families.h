@@ -207,6 +207,15 @@ inline constexpr MetricFamilyDecl kUpstreamConnectFailures{
         "failed), no_settings (no HTTP/2 SETTINGS within connect_timeout).",
 };
 
+inline constexpr MetricFamilyDecl kUpstreamEndpointEjections{
+    .name = "curfew_upstream_endpoint_ejections_total",
+    .type = MetricType::Counter,
+    .labels = {"upstream"},
+    .help =
+        "Endpoints (addresses) of an upstream ejected by outlier detection: consecutive "
+        "connection failures or UNAVAILABLE answers (upstreams[].outlier_detection).",
+};
+
 // ---- per process (ServerMetrics) ---------------------------------------------------------------
 
 inline constexpr MetricFamilyDecl kConfigReloads{
@@ -275,6 +284,7 @@ inline constexpr const MetricFamilyDecl* kConnectionFamilies[] = {
     &family::kConnections,
     &family::kConnectionsClosed,
     &family::kUpstreamConnectFailures,
+    &family::kUpstreamEndpointEjections,
 };
 
 // The families of ServerMetrics::Collect().

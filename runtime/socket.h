@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include <cstddef>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <string>
@@ -36,6 +37,10 @@ struct SocketAddress {
   static SocketAddress parse(std::string_view text);
   std::string to_string() const;
   int family() const noexcept { return storage.ss_family; }
+  // The same bytes (addresses are built zero-filled, so padding compares equal).
+  friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept {
+    return a.length == b.length && std::memcmp(&a.storage, &b.storage, a.length) == 0;
+  }
 };
 
 // A connected, non-blocking stream socket registered on one loop.

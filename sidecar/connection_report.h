@@ -3,6 +3,8 @@
 // own connections to upstreams are both reported, each on the loop thread that owns it.
 #pragma once
 
+#include <string>
+
 #include "h2/session.h"
 #include "sidecar/call_report.h"
 
@@ -62,6 +64,8 @@ class ConnectionObserver {
   virtual void connection_closed(ConnectionSide side, h2::CloseReason reason) = 0;
   // An attempt to connect to an upstream endpoint failed.
   virtual void upstream_connect_failed(ConnectFailure why) = 0;
+  // An endpoint of upstream `upstream` was ejected (outlier detection; EndpointSet).
+  virtual void endpoint_ejected(const std::string& upstream) { (void)upstream; }
 };
 
 }  // namespace curfew::sidecar

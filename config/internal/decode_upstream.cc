@@ -24,13 +24,34 @@ Upstream::Tls decode_tls(const Value& value) {
   return tls;
 }
 
+Upstream::OutlierDetection decode_outlier_detection(const Value& value) {
+  value.expect_keys(
+      {"consecutive_failures", "base_ejection_time", "max_ejection_time", "max_ejection_percent"});
+  Upstream::OutlierDetection o;
+  if (const Value v = value.get("consecutive_failures"); v.present())
+    o.consecutive_failures = static_cast<int>(v.as_int(0, 1000));
+  if (const Value v = value.get("base_ejection_time"); v.present())
+    o.base_ejection_time = v.as_duration(/*positive=*/true);
+  if (const Value v = value.get("max_ejection_time"); v.present())
+    o.max_ejection_time = v.as_duration(/*positive=*/true);
+  if (const Value v = value.get("max_ejection_percent"); v.present())
+    o.max_ejection_percent = static_cast<int>(v.as_int(0, 100));
+  if (o.max_ejection_time < o.base_ejection_time) {
+    value.get(value.get("max_ejection_time").present() ? "max_ejection_time" : "base_ejection_time")
+        .fail("max_ejection_time must be at least base_ejection_time");
+  }
+  return o;
+}
+
+constexpr std::chrono::nanoseconds kMinResolveInterval = std::chrono::milliseconds(100);
+
 }  // namespace
 
 constexpr std::chrono::nanoseconds kMinKeepaliveTime = std::chrono::seconds(10);
 
 Upstream decode_upstream(const Value& value) {
-  value.expect_keys(
-      {"name", "endpoints", "connect_timeout", "keepalive_time", "keepalive_timeout", "tls"});
+  value.expect_keys({"name", "endpoints", "connect_timeout", "keepalive_time", "keepalive_timeout",
+                     "tls", "balancer", "resolve_interval", "outlier_detection"});
   Upstream upstream;
   upstream.name = value.require("name", "every upstream needs a name").as_string();
 
@@ -58,6 +79,24 @@ Upstream decode_upstream(const Value& value) {
     upstream.keepalive_timeout = v.as_duration(/*positive=*/true);
   }
   if (const Value v = value.get("tls"); v.present()) upstream.tls = decode_tls(v);
+  if (const Value v = value.get("balancer"); v.present()) {
+    const std::string name = v.as_string();
+    if (name == "peak_ewma") {
+      upstream.balancer = Upstream::Balancer::kPeakEwma;
+    } else if (name == "round_robin") {
+      upstream.balancer = Upstream::Balancer::kRoundRobin;
+    } else {
+      v.fail(absl::StrCat("unknown balancer \"", name, "\" (expected peak_ewma or round_robin)"));
+    }
+  }
+  if (const Value v = value.get("resolve_interval"); v.present()) {
+    upstream.resolve_interval = v.as_duration(/*positive=*/true);
+    if (upstream.resolve_interval < kMinResolveInterval)
+      v.fail("must be at least 100ms (every loop resolves each name this often)");
+  }
+  if (const Value v = value.get("outlier_detection"); v.present()) {
+    upstream.outlier_detection = decode_outlier_detection(v);
+  }
   return upstream;
 }
 

@@ -126,9 +126,11 @@ class H2ProxyCall {
       if (a.won) return a.per_try_timeout;
     return false;
   }
-  // Opens the call's stream to `endpoint`; null after answering the caller UNAVAILABLE.
-  rt::Task<std::shared_ptr<h2::Stream>> open_upstream(const config::Route& route,
-                                                      const std::string& endpoint);
+  // Opens the call's stream to an endpoint of the route's upstream (lease_); null after
+  // answering the caller UNAVAILABLE.
+  rt::Task<std::shared_ptr<h2::Stream>> open_upstream(const config::Route& route);
+  // What the endpoint's answer teaches the balancer: UNAVAILABLE is the endpoint's failure.
+  void judge_endpoint(StatusCode code, const std::string& message);
   // One upstream stream: the request pumped up, the response relayed down. True when the
   // upstream refused the stream unprocessed and `may_retry`: nothing was answered yet.
   rt::Task<bool> exchange(const config::Route& route, h2::Stream& up,
@@ -175,6 +177,10 @@ class H2ProxyCall {
   // The response was cut at a message boundary (a message over the limit was not forwarded):
   // the status may follow although the reader stopped mid-message.
   bool response_cut_at_boundary_ = false;
+  // The endpoint the current upstream stream is on, and those this call tried (a transparent
+  // retry goes to another one when the set has it).
+  EndpointLease lease_;
+  TriedEndpoints tried_;
 };
 
 void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers extra) {
@@ -325,9 +331,6 @@ rt::Task<void> H2ProxyCall::serve() {
 }
 
 rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
-  const config::Upstream* upstream = ctx_.routing->config.find_upstream(route.upstream);
-  static thread_local unsigned next_endpoint = 0;  // loop thread: round robin over endpoints
-  const std::string& endpoint = upstream->endpoints[next_endpoint++ % upstream->endpoints.size()];
   report_.upstream = &route.upstream;
   report_.budget_at_upstream_start = deadline_.deadline - rt::Clock::now();
   report_.attempts.push_back(
@@ -352,7 +355,7 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
 
   RequestReplay replay;
   for (int attempt = 0;; ++attempt) {  // bounded: kTransparentRetries
-    std::shared_ptr<h2::Stream> up = co_await open_upstream(route, endpoint);
+    std::shared_ptr<h2::Stream> up = co_await open_upstream(route);
     if (!up) co_return;  // answered UNAVAILABLE
     const bool may_retry = attempt < kTransparentRetries;
     const bool refused = co_await exchange(route, *up, std::exchange(first, std::nullopt),
@@ -362,18 +365,15 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
   }
 }
 
-rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::Route& route,
-                                                                 const std::string& endpoint) {
+rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::Route& route) {
   const config::Upstream* upstream = ctx_.routing->config.find_upstream(route.upstream);
   const UpstreamTls* tls = ctx_.routing->tls_for(route.upstream);  // in the call's Routing
   std::string unavailable;
-  // Twice at most: a connection that stopped taking streams (GOAWAY) between the pool's answer
-  // and open_stream is replaced by the pool on the second turn.
+  // Twice at most: a connection that stopped taking streams (GOAWAY) between the pick and
+  // open_stream is replaced on the second turn (by another endpoint when the set has one).
   for (int turn = 0; turn < 2; ++turn) {
-    std::shared_ptr<h2::Session> session;
     try {
-      session = co_await ctx_.pool->session(endpoint, upstream->connect_timeout, tls,
-                                            keepalive_of(*upstream));
+      lease_ = co_await ctx_.pool->pick(*upstream, tls, tried_);
     } catch (const UpstreamUnavailable& e) {
       unavailable = e.what();
       break;
@@ -381,7 +381,7 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
     h2::Headers headers = {{":method", "POST"},
                            {":scheme", tls != nullptr ? "https" : "http"},
                            {":path", method_},
-                           {":authority", ctx_.pool->authority(endpoint)},
+                           {":authority", lease_.authority()},
                            {"te", "trailers"},
                            {"content-type", *h2::find_header(caller_.headers(), "content-type")},
                            {"user-agent", "curfew/" CURFEW_VERSION},
@@ -389,14 +389,22 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
                                                                       rt::Clock::now())}};
     headers.reserve(headers.size() + caller_.headers().size());
     append_forwardable(caller_.headers(), headers);
-    if (auto up = session->open_stream(headers)) co_return up;
-    unavailable = "upstream endpoint \"" + endpoint + "\" refused a new stream";
+    if (auto up = lease_.session().open_stream(headers)) co_return up;
+    unavailable = "endpoint " + lease_.endpoint().address_text + " refused a new stream";
   }
   report_.attempts.back().code = StatusCode::UNAVAILABLE;
   report_.upstream_code = StatusCode::UNAVAILABLE;
   reply(StatusCode::UNAVAILABLE,
         "curfew: upstream '" + route.upstream + "' unavailable: " + unavailable);
   co_return nullptr;
+}
+
+void H2ProxyCall::judge_endpoint(StatusCode code, const std::string& message) {
+  if (code == StatusCode::UNAVAILABLE) {
+    lease_.failed(message, rt::Clock::now());
+  } else {
+    lease_.succeeded(rt::Clock::now());
+  }
 }
 
 rt::Task<bool> H2ProxyCall::exchange(const config::Route& route, h2::Stream& up,
@@ -481,6 +489,8 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
                                            RequestReplay& replay, bool may_retry) {
   UpstreamAttempt& attempt = report_.attempts.back();  // no attempt is added after this one
   const bool got_headers = co_await up.wait_headers();
+  // A stream's latency, for the balancer: to the response headers (a unary call's end).
+  if (got_headers) lease_.first_response(rt::Clock::now());
   if (!got_headers && may_retry && replay.available() && request_refused_.empty() &&
       up.reset_by_peer() && up.reset_code() == static_cast<uint32_t>(wire::H2Error::kRefusedStream))
     co_return true;  // never processed upstream (RFC 9113 §8.7): the call goes on another stream
@@ -502,6 +512,7 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     attempt.code = code;
     attempt.won = true;
     report_.upstream_code = code;
+    judge_endpoint(code, message);
     reply(code, message);
   };
   if (!got_headers) {
@@ -515,6 +526,7 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     attempt.code = code;
     attempt.won = true;
     report_.upstream_code = code;
+    judge_endpoint(code, "answered HTTP " + std::to_string(http_status));
     reply(code,
           "curfew: upstream '" + route.upstream + "' answered HTTP " + std::to_string(http_status));
     co_return false;
@@ -609,6 +621,7 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
   attempt.code = code;
   attempt.won = true;
   report_.upstream_code = code;
+  judge_endpoint(code, message);
   if (code == StatusCode::DEADLINE_EXCEEDED) {
     if (upstream_deadline_was_ours()) {
       report_.timeout = timeout_cause();

@@ -134,20 +134,21 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   const UpstreamTls* tls = routing_.tls_for(upstream);
   if (config == nullptr || config->endpoints.empty())
     co_return failure(StatusCode::UNAVAILABLE, "curfew: no upstream named '" + upstream + "'");
-  static thread_local unsigned next_endpoint = 0;  // loop thread: round robin over endpoints
-  const std::string& endpoint = config->endpoints[next_endpoint++ % config->endpoints.size()];
   if (rt::Clock::now() >= deadline)
     co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
+  // A node of a std::map: stays put while concurrent calls (fan-out children) add others.
+  TriedEndpoints& tried = tried_[upstream];
 
   h2::Headers headers = {{":method", "POST"},
                          {":scheme", tls != nullptr ? "https" : "http"},
                          {":path", request.method},
-                         {":authority", pool_.authority(endpoint)},
+                         {":authority", ""},  // the endpoint's, set for each stream
                          {"te", "trailers"},
                          {"content-type", "application/grpc"},
                          {"user-agent", "curfew/" CURFEW_VERSION},
                          {"grpc-accept-encoding", "identity"},
                          {"grpc-timeout", ""}};  // set for each stream, from the deadline
+  constexpr size_t kAuthorityHeader = 3;
   const size_t timeout_header = headers.size() - 1;
   for (const auto& [k, v] : request.metadata) {
     if (!is_hop_by_hop(k)) headers.push_back({k, v});
@@ -158,24 +159,25 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
     }
   }
   const std::string& payload = request.message;  // borrowed: the request outlives the call
-  // A stream refused unprocessed is sent again once on another stream, as gRPC does (gRFC A6);
-  // a connection that stopped taking streams between the pool's answer and open_stream is
-  // replaced the same way.
+  // A stream refused unprocessed is sent again once on another stream (another endpoint when
+  // the set has one), as gRPC does (gRFC A6); a connection that stopped taking streams between
+  // the pick and open_stream is replaced the same way.
   std::string refused;
   for (int turn = 0; turn < 2; ++turn) {
-    std::shared_ptr<h2::Session> session;
+    EndpointLease lease;
     try {
-      session = co_await rt::deadline(
-          deadline, pool_.session(endpoint, config->connect_timeout, tls, keepalive_of(*config)));
+      lease = co_await rt::deadline(deadline, pool_.pick(*config, tls, tried));
     } catch (const UpstreamUnavailable& e) {
       co_return failure(StatusCode::UNAVAILABLE, e.what());
     } catch (const rt::TimeoutError&) {
       co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
     }
+    headers[kAuthorityHeader].value = lease.authority();
     headers[timeout_header].value = wire::format_grpc_timeout(deadline - rt::Clock::now());
-    std::shared_ptr<h2::Stream> up = session->open_stream(headers);
+    std::shared_ptr<h2::Stream> up = lease.session().open_stream(headers);
     if (!up) {
-      refused = "upstream endpoint \"" + endpoint + "\" refused a new stream";
+      refused = "upstream '" + upstream + "' endpoint " + lease.endpoint().address_text +
+                " refused a new stream";
       continue;
     }
     struct ResetOnExit {
@@ -188,7 +190,16 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
     try {
       std::optional<UpstreamReply> reply =
           co_await rt::deadline(deadline, exchange(*up, std::move(body), upstream));
-      if (reply) co_return *std::move(reply);
+      if (reply) {
+        // What the balancer and outlier detection learn: an UNAVAILABLE (the pod is going, the
+        // connection broke) is the endpoint's failure; any other answer shows it serving.
+        if (reply->status.code() == StatusCode::UNAVAILABLE) {
+          lease.failed(reply->status.message(), rt::Clock::now());
+        } else {
+          lease.succeeded(rt::Clock::now());
+        }
+        co_return *std::move(reply);
+      }
       refused = "upstream '" + upstream + "' refused the stream (HTTP/2 REFUSED_STREAM)";
     } catch (const rt::TimeoutError&) {
       co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");

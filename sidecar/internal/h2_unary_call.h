@@ -1,6 +1,7 @@
 // H2UnaryCaller: the unary policies' upstream call (UnaryCaller) on the nghttp2 data path: one
 // buffered request message on a stream of the loop's UpstreamPool, the whole response read
-// back. A buffering route asks the upstream for an uncompressed reply (grpc-accept-encoding:
+// back, on an endpoint the pool picks (and, for the call's retries and hedges, another one). A
+// buffering route asks the upstream for an uncompressed reply (grpc-accept-encoding:
 // identity): fan-out merges replies, which compressed bytes would defeat.
 //
 // On this path metadata values are kept as they travel: a -bin value stays base64, in the
@@ -8,6 +9,7 @@
 // binary details are decoded (CallStatus holds them so).
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "config/config.h"
@@ -27,6 +29,9 @@ class H2UnaryCaller final : public UnaryCaller {
  private:
   UpstreamPool& pool_;
   const Routing& routing_;
+  // The endpoints this caller's calls tried, per upstream: a retry or a hedge of the same call
+  // goes to another endpoint of the set while one is left. (One caller serves one proxied call.)
+  std::map<std::string, TriedEndpoints> tried_;
 };
 
 }  // namespace curfew::sidecar

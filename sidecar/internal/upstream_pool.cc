@@ -1,5 +1,6 @@
 #include "sidecar/internal/upstream_pool.h"
 
+#include <algorithm>
 #include <cstring>
 #include <system_error>
 #include <vector>
@@ -15,6 +16,14 @@
 namespace curfew::sidecar {
 namespace {
 
+constexpr int kConnectTurns = 3;  // endpoints one call tries to connect to
+// A set nobody picked for this long is dropped (its connections close once idle).
+constexpr rt::Duration kIdleSet = std::chrono::minutes(5);
+constexpr rt::Duration kSweepInterval = std::chrono::seconds(30);
+// After a failed lookup or connection, names are resolved again this soon.
+constexpr rt::Duration kResolveAfterFailure = std::chrono::seconds(1);
+constexpr std::chrono::milliseconds kMinResolveTimeout{1000};
+
 // The host a certificate is verified against when the target names no DNS name: the address
 // of the authority ("127.0.0.1:443" -> "127.0.0.1", "[::1]:443" -> "[::1]"); "localhost" for
 // unix sockets, as gRPC does.
@@ -25,24 +34,71 @@ std::string authority_host(const std::string& authority) {
   return authority;
 }
 
-}  // namespace
-
-UpstreamPool::Entry& UpstreamPool::entry(const std::string& endpoint, const UpstreamTls* tls) {
-  auto& slot = entries_[tls == nullptr ? endpoint : endpoint + '\n' + tls->key];
-  if (!slot) {
-    slot = std::make_unique<Entry>();
-    auto parsed = parse_upstream_target(endpoint);
-    if (parsed.ok()) {
-      slot->target = *std::move(parsed);
-    } else {
-      slot->parse_error = std::string(parsed.status().message());
-    }
-  }
-  return *slot;
+std::string set_key(const config::Upstream& upstream, const UpstreamTls* tls) {
+  std::string key = upstream.name;
+  for (const std::string& endpoint : upstream.endpoints) key += "\n" + endpoint;
+  if (tls != nullptr) key += "\ntls:" + tls->key;
+  return key;
 }
 
-const std::string& UpstreamPool::authority(const std::string& endpoint) {
-  return entry(endpoint).target.authority;
+}  // namespace
+
+std::shared_ptr<EndpointSet> UpstreamPool::set_for(const config::Upstream& upstream,
+                                                   const UpstreamTls* tls) {
+  const rt::TimePoint now = rt::Clock::now();
+  sweep(now);
+  std::shared_ptr<EndpointSet>& slot = sets_[set_key(upstream, tls)];
+  if (!slot) {
+    slot = std::make_shared<EndpointSet>(
+        upstream, tls == nullptr ? nullptr : std::make_shared<const UpstreamTls>(*tls));
+    slot->set_observer(observer_);
+    return slot;
+  }
+  slot->configure(upstream);
+  if (tls != nullptr && (!slot->tls() || slot->tls()->context != tls->context)) {
+    // The newest configuration's context (same settings; the files may have been rotated): the
+    // next connection uses it; a connection being made keeps the one it started with.
+    slot->set_tls(std::make_shared<const UpstreamTls>(*tls));
+  }
+  return slot;
+}
+
+void UpstreamPool::retain(const config::Config& config) {
+  std::vector<std::string> kept;
+  for (const config::Upstream& upstream : config.upstreams) {
+    // With TLS the key ends with the TLS settings: any set of that prefix may be theirs.
+    kept.push_back(set_key(upstream, nullptr));
+  }
+  for (auto it = sets_.begin(); it != sets_.end();) {
+    const bool wanted = std::any_of(kept.begin(), kept.end(), [&](const std::string& k) {
+      return it->first == k || it->first.starts_with(k + "\ntls:");
+    });
+    if (wanted) {
+      ++it;
+      continue;
+    }
+    close_idle(it->second->retire());
+    it = sets_.erase(it);
+  }
+}
+
+void UpstreamPool::sweep(rt::TimePoint now) {
+  if (now < next_sweep_) return;
+  next_sweep_ = now + kSweepInterval;
+  for (auto it = sets_.begin(); it != sets_.end();) {
+    if (now - it->second->last_pick() < kIdleSet) {
+      ++it;
+      continue;
+    }
+    close_idle(it->second->retire());
+    it = sets_.erase(it);
+  }
+}
+
+void UpstreamPool::close_idle(const std::vector<std::shared_ptr<Endpoint>>& endpoints) {
+  for (const std::shared_ptr<Endpoint>& e : endpoints) {
+    if (e->session) e->session->shutdown();  // GOAWAY; the connection ends once idle
+  }
 }
 
 rt::Task<void> UpstreamPool::run() {
@@ -77,137 +133,211 @@ rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> sessi
   co_await session->run(nullptr);
 }
 
-rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::session(const std::string& endpoint,
-                                                             rt::Duration connect_timeout,
-                                                             const UpstreamTls* tls,
-                                                             h2::Keepalive keepalive) {
-  // `e` stays put across the waits below: entries are heap nodes never erased (see entries_).
-  Entry& e = entry(endpoint, tls);
-  if (tls != nullptr && (!e.tls || e.tls->context != tls->context)) {
-    // The newest configuration's context (same settings; the files may have been rotated): the
-    // next connection uses it. Shared: a connection being made keeps the one it started with.
-    e.tls = std::shared_ptr<const UpstreamTls>(std::make_shared<UpstreamTls>(*tls));
+rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, const UpstreamTls* tls,
+                                           TriedEndpoints& tried) {
+  if (group_ == nullptr || group_->aborting())
+    throw UpstreamUnavailable("upstream '" + upstream.name + "': shutting down");
+  std::shared_ptr<EndpointSet> set = set_for(upstream, tls);
+  // Copied: `upstream` is the caller's, and the set's settings may change across the waits.
+  const std::string name = upstream.name;
+  const rt::Duration connect_timeout =
+      std::chrono::duration_cast<rt::Duration>(upstream.connect_timeout);
+  const h2::Keepalive keepalive = keepalive_of(upstream);
+  co_await refresh(set, rt::Clock::now() + connect_timeout);
+  std::string last_error;
+  for (int turn = 0; turn < kConnectTurns; ++turn) {
+    std::shared_ptr<Endpoint> e = set->pick(tried, rt::Clock::now(), random_);
+    if (!e) break;
+    if (std::find(tried.begin(), tried.end(), e->id) == tried.end()) tried.push_back(e->id);
+    try {
+      std::shared_ptr<h2::Session> session =
+          co_await connection(set, e, connect_timeout, keepalive);
+      co_return EndpointLease(set, std::move(e), std::move(session), rt::Clock::now());
+    } catch (const UpstreamUnavailable& failure) {
+      last_error = failure.what();
+    }
+    // Nothing was sent: the next endpoint may serve this call. This one counts a failure, and
+    // its name is resolved again soon (the pod may have moved).
+    const rt::TimePoint now = rt::Clock::now();
+    if (set->failed(*e, last_error, now).ejected && observer_ != nullptr)
+      observer_->endpoint_ejected(name);
+    EndpointSet::Target& target = set->targets()[e->target];
+    target.next_resolve = std::min(target.next_resolve, now + kResolveAfterFailure);
   }
-  if (!e.parse_error.empty()) throw UpstreamUnavailable(e.parse_error);
+  if (last_error.empty()) {
+    // No endpoint at all: the names never resolved (or the targets are malformed).
+    for (const EndpointSet::Target& t : set->targets()) {
+      if (!last_error.empty()) last_error += "; ";
+      last_error += !t.parse_error.empty()          ? t.parse_error
+                    : !t.last_resolve_error.empty() ? t.last_resolve_error
+                                                    : "resolving '" + t.text + "' timed out";
+    }
+  }
+  throw UpstreamUnavailable("upstream '" + name + "': " + last_error);
+}
+
+rt::Task<void> UpstreamPool::refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up) {
+  // `targets()` never changes size after the set is made, and `set` keeps the set alive: the
+  // Target references below stay put across the waits.
+  const rt::TimePoint now = rt::Clock::now();
+  for (size_t i = 0; i < set->targets().size(); ++i) {
+    EndpointSet::Target& t = set->targets()[i];
+    if (!t.parse_error.empty() || !t.target.needs_resolution()) continue;
+    if (t.resolving || now < t.next_resolve) continue;
+    t.resolving = true;
+    t.resolve_done.clear();
+    group_->spawn(resolve(set, i), "resolve " + t.text);
+  }
+  // A set with endpoints serves with what it has while its names are resolved again; one with
+  // none waits for the first answers (a name that never resolved keeps being asked: each call
+  // starts a lookup if none is under way).
+  const bool empty = std::none_of(set->endpoints().begin(), set->endpoints().end(),
+                                  [](const auto& e) { return !e->draining; });
+  if (!empty) co_return;
+  for (EndpointSet::Target& t : set->targets()) {
+    if (!t.resolving) continue;
+    try {
+      co_await rt::deadline(
+          give_up, [](rt::Event& done) -> rt::Task<void> { co_await done.wait(); }(t.resolve_done));
+    } catch (const rt::TimeoutError&) {
+      co_return;
+    }
+  }
+}
+
+rt::Task<void> UpstreamPool::resolve(std::shared_ptr<EndpointSet> set, size_t target) {
+  EndpointSet::Target& t = set->targets()[target];  // stays put: see refresh()
+  struct Done {
+    EndpointSet::Target& t;
+    ~Done() {
+      t.resolving = false;
+      t.resolve_done.set();
+    }
+  } done{t};
+  const config::Upstream& settings = set->settings();
+  const auto timeout =
+      std::max(std::chrono::duration_cast<std::chrono::milliseconds>(settings.connect_timeout),
+               kMinResolveTimeout);
+  const rt::Duration interval = std::chrono::duration_cast<rt::Duration>(settings.resolve_interval);
+  absl::StatusOr<dns::Answer> answer =
+      co_await dns::resolve_off_loop({.host = t.target.host,
+                                      .port = t.target.port,
+                                      .server = t.target.dns_server,
+                                      .timeout = timeout});
+  const rt::TimePoint now = rt::Clock::now();
+  if (!answer.ok()) {
+    // The last good set stays; asked again soon.
+    connect_failed(ConnectFailure::kResolve);
+    t.last_resolve_error = std::string(answer.status().message());
+    t.next_resolve = now + std::min(interval, kResolveAfterFailure);
+    co_return;
+  }
+  t.last_resolve_error.clear();
+  t.next_resolve = now + interval;
+  if (!set->retired()) close_idle(set->update(target, answer->addresses));
+}
+
+rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connection(std::shared_ptr<EndpointSet> set,
+                                                                std::shared_ptr<Endpoint> e,
+                                                                rt::Duration connect_timeout,
+                                                                h2::Keepalive keepalive) {
+  // `set` and `e` are held here: both stay alive across the waits whatever updates do.
   for (int turn = 0; turn < 3; ++turn) {  // bounded: each turn waits for one connect attempt
-    if (e.session && e.session->accepting_streams()) co_return e.session;
-    if (e.connecting) {
-      co_await e.attempt_done.wait();
+    if (e->session && e->session->accepting_streams()) co_return e->session;
+    if (e->connecting) {
+      co_await e->attempt_done.wait();
       continue;
     }
-    e.connecting = true;
-    e.attempt_done.clear();
+    e->connecting = true;
+    e->attempt_done.clear();
     std::shared_ptr<h2::Session> fresh;
     try {
-      fresh = co_await connect(endpoint, e, connect_timeout, keepalive);
+      fresh = co_await connect(*set, *e, connect_timeout, keepalive);
     } catch (...) {
-      e.connecting = false;
-      e.attempt_done.set();
+      e->connecting = false;
+      e->attempt_done.set();
       throw;
     }
-    e.session = std::move(fresh);
-    e.connecting = false;
-    e.attempt_done.set();
+    e->session = std::move(fresh);
+    e->connecting = false;
+    e->attempt_done.set();
   }
-  if (e.session && e.session->accepting_streams()) co_return e.session;
-  throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": no connection takes streams");
+  if (e->session && e->session->accepting_streams()) co_return e->session;
+  throw UpstreamUnavailable(e->address_text + ": no connection takes streams");
 }
 
-rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(const std::string& endpoint, Entry& e,
+rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connect(EndpointSet& set, Endpoint& e,
                                                              rt::Duration connect_timeout,
                                                              h2::Keepalive keepalive) {
-  if (group_ == nullptr || group_->aborting())
-    throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
+  // `set` and `e` are kept alive by connection()'s shared_ptrs for the whole wait.
   rt::Loop& loop = (co_await rt::this_task{}).loop();
   const rt::TimePoint give_up = rt::Clock::now() + connect_timeout;
-  std::vector<rt::SocketAddress> addresses = e.target.addresses;
-  if (e.target.needs_resolution()) {
-    // c-ares bounds the lookup itself (the blocking thread is not cancelled); the deadline lets
-    // this connect give up at once.
-    const auto budget = std::chrono::duration_cast<std::chrono::milliseconds>(connect_timeout);
-    absl::StatusOr<dns::Answer> answer = absl::DeadlineExceededError("resolving timed out");
+  const std::string& address = e.address_text;
+  auto shutting_down = [&] {
+    if (group_ == nullptr || group_->aborting())
+      throw UpstreamUnavailable(address + ": shutting down");
+  };
+  shutting_down();
+  try {
+    rt::Socket socket = co_await rt::deadline(give_up, rt::connect(loop, e.address));
+    shutting_down();  // checked again after each wait: the pool may be stopping
+    std::unique_ptr<h2::Transport> transport;
     try {
-      answer = co_await rt::deadline(
-          give_up,
-          dns::resolve_off_loop({.host = e.target.host,
-                                 .port = e.target.port,
-                                 .server = e.target.dns_server,
-                                 .timeout = std::max(budget, std::chrono::milliseconds(1))}));
+      transport = co_await secure(set, e, std::move(socket), give_up);
     } catch (const rt::TimeoutError&) {
-    }
-    if (!answer.ok()) {
-      connect_failed(ConnectFailure::kResolve);
-      throw UpstreamUnavailable("upstream endpoint \"" + endpoint +
-                                "\": " + std::string(answer.status().message()));
-    }
-    addresses = std::move(answer->addresses);
-  }
-  std::string last_error = "no address";
-  for (const rt::SocketAddress& address : addresses) {
-    try {
-      rt::Socket socket = co_await rt::deadline(give_up, rt::connect(loop, address));
-      // Checked again after the waits: the pool may have begun shutting down meanwhile.
-      if (group_ == nullptr || group_->aborting())
-        throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
-      std::unique_ptr<h2::Transport> transport;
-      try {
-        transport = co_await secure(e, std::move(socket), give_up);
-      } catch (const rt::TimeoutError&) {
-        connect_failed(ConnectFailure::kTls);
-        last_error = "TLS handshake with " + address.to_string() + " timed out";
-        break;
-      }
-      if (group_ == nullptr || group_->aborting())
-        throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": shutting down");
-      // The upstream's keepalive, as the call that made the connection saw its config.
-      h2::SessionLimits limits = limits_;
-      limits.keepalive = keepalive;
-      auto session = std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits);
-      // Unless it becomes the pool's connection below, it is closed however this ends (no
-      // SETTINGS, or the connecting call cancelled meanwhile): nobody else would ever use it.
-      struct CloseUnlessKept {
-        rt::TaskHandle<void> connection;
-        bool kept = false;
-        ~CloseUnlessKept() {
-          if (!kept) connection.cancel("the connect attempt ended without it");
-        }
-      } guard{group_->spawn(serve_connection(session), "upstream " + endpoint)};
-      // Connected when the upstream's SETTINGS arrived (as gRPC counts it), within the same
-      // connect_timeout: a peer that accepts TCP and never speaks HTTP/2 is not an upstream.
-      bool ready = false;
-      try {
-        ready = co_await rt::deadline(give_up, session->wait_ready());
-      } catch (const rt::TimeoutError&) {
-      }
-      if (ready) {
-        guard.kept = true;
-        co_return session;
-      }
-      connect_failed(ConnectFailure::kNoSettings);
-      last_error = "no HTTP/2 SETTINGS from " + address.to_string() + " within connect_timeout";
-      break;
-    } catch (const rt::TimeoutError&) {
-      connect_failed(ConnectFailure::kConnect);
-      last_error = "connect to " + address.to_string() + " timed out";
-      break;
-    } catch (const tls::HandshakeError& err) {
       connect_failed(ConnectFailure::kTls);
-      last_error = err.what();
-    } catch (const std::system_error& err) {
-      connect_failed(ConnectFailure::kConnect);
-      last_error = err.what();
+      throw UpstreamUnavailable("TLS handshake with " + address + " timed out");
     }
+    shutting_down();
+    // The upstream's keepalive, as the call that made the connection saw its config.
+    h2::SessionLimits limits = limits_;
+    limits.keepalive = keepalive;
+    auto session = std::make_shared<h2::Session>(std::move(transport), h2::Role::kClient, limits);
+    // Unless it becomes the endpoint's connection below, it is closed however this ends (no
+    // SETTINGS, or the connecting call cancelled meanwhile): nobody else would ever use it.
+    struct CloseUnlessKept {
+      rt::TaskHandle<void> connection;
+      bool kept = false;
+      ~CloseUnlessKept() {
+        if (!kept) connection.cancel("the connect attempt ended without it");
+      }
+    } guard{group_->spawn(serve_connection(session), "upstream " + address)};
+    // Connected when the upstream's SETTINGS arrived (as gRPC counts it), within the same
+    // connect_timeout: a peer that accepts TCP and never speaks HTTP/2 is not an upstream.
+    bool ready = false;
+    try {
+      ready = co_await rt::deadline(give_up, session->wait_ready());
+    } catch (const rt::TimeoutError&) {
+    }
+    if (ready) {
+      guard.kept = true;
+      co_return session;
+    }
+    connect_failed(ConnectFailure::kNoSettings);
+    throw UpstreamUnavailable("no HTTP/2 SETTINGS from " + address + " within connect_timeout");
+  } catch (const rt::TimeoutError&) {
+    connect_failed(ConnectFailure::kConnect);
+    throw UpstreamUnavailable("connect to " + address + " timed out");
+  } catch (const tls::HandshakeError& err) {
+    connect_failed(ConnectFailure::kTls);
+    throw UpstreamUnavailable(address + ": " + err.what());
+  } catch (const std::system_error& err) {
+    connect_failed(ConnectFailure::kConnect);
+    throw UpstreamUnavailable(address + ": " + err.what());
   }
-  throw UpstreamUnavailable("upstream endpoint \"" + endpoint + "\": " + last_error);
 }
 
-rt::Task<std::unique_ptr<h2::Transport>> UpstreamPool::secure(Entry& e, rt::Socket socket,
+rt::Task<std::unique_ptr<h2::Transport>> UpstreamPool::secure(const EndpointSet& set,
+                                                              const Endpoint& e, rt::Socket socket,
                                                               rt::TimePoint give_up) {
-  if (!e.tls) co_return std::make_unique<h2::SocketTransport>(std::move(socket));
-  // A copy: the entry may get a newer context while this handshake waits.
-  const std::shared_ptr<const UpstreamTls> tls = e.tls;
+  if (!set.tls()) co_return std::make_unique<h2::SocketTransport>(std::move(socket));
+  // A copy: the set may get a newer context while this handshake waits.
+  // NOLINTNEXTLINE(performance-unnecessary-copy-initialization): owned across the handshake
+  const std::shared_ptr<const UpstreamTls> tls = set.tls();
+  // The DNS name, not the address dialed; for an address target, the address in it.
+  const UpstreamTarget& target = set.targets()[e.target].target;
   const std::string host =
-      e.target.needs_resolution() ? e.target.host : authority_host(e.target.authority);
+      target.needs_resolution() ? target.host : authority_host(target.authority);
   co_return co_await rt::deadline(give_up,
                                   tls::TlsTransport::connect(std::move(socket), tls->context,
                                                              tls->context->server_name_for(host)));

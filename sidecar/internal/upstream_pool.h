@@ -1,15 +1,22 @@
-// UpstreamPool: one loop's HTTP/2 connections to upstream endpoints (h2::Session, client role).
-// One multiplexed connection per endpoint per loop, a new one only when it stops taking streams
-// (GOAWAY, closed, stream ids used up). Keyed by the endpoint's target string, not by a Routing:
-// a reload that keeps an endpoint keeps its connection.
+// UpstreamPool: one loop's HTTP/2 connections to upstreams, organised as endpoint sets
+// (EndpointSet: every address of every configured endpoint, each with its own connection, load
+// and health). One multiplexed connection per address per loop, a new one only when it stops
+// taking streams (GOAWAY, closed, stream ids used up).
 //
-// Names resolve with c-ares on the blocking pool (dns/), within the connect timeout. With an
-// UpstreamTls, the connection runs TLS (tls/): pooled per endpoint and TLS settings.
+// Sets are keyed by the upstream's name, endpoints and TLS settings, not by a Routing: a reload
+// that leaves an upstream's definition unchanged keeps its set and connections; retain() drains
+// the sets the configuration no longer has.
+//
+// Names resolve with c-ares on the blocking pool (dns/): the first call waits for it (within the
+// connect timeout), and again every resolve_interval in the background (sooner after a connection
+// failure); a failed or empty lookup keeps the last good set. With an UpstreamTls, connections
+// run TLS (tls/), with the DNS name (not the address dialed) as server name.
 //
 // Loop thread only.
 #pragma once
 
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 
@@ -21,6 +28,7 @@
 #include "runtime/task.h"
 #include "runtime/task_group.h"
 #include "sidecar/connection_report.h"
+#include "sidecar/internal/endpoint_set.h"
 #include "sidecar/internal/upstream_target.h"
 #include "sidecar/internal/upstream_tls.h"
 
@@ -44,49 +52,60 @@ class UpstreamPool {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  // Runs the pool's connections until cancelled (then every connection closes).
+  // Runs the pool's connections and resolutions until cancelled (then every connection closes).
   rt::Task<void> run();
 
-  // A connection to `endpoint` that takes new streams: the pooled one, or a new one (connecting
-  // within `connect_timeout`, keeping alive as `keepalive` says; concurrent callers wait for the
-  // same attempt). Throws UpstreamUnavailable.
-  rt::Task<std::shared_ptr<h2::Session>> session(const std::string& endpoint,
-                                                 rt::Duration connect_timeout,
-                                                 const UpstreamTls* tls = nullptr,
-                                                 h2::Keepalive keepalive = {});
+  // An endpoint of `upstream`'s set, with a connection that takes streams, for one call: the set
+  // is resolved first if it never was (within connect_timeout); the pick avoids the endpoints in
+  // `tried` while others remain, and is added to it; an endpoint that cannot be connected to
+  // (within connect_timeout) counts a failure and the next one is tried, three at most.
+  // Throws UpstreamUnavailable naming the upstream and why. `upstream` and `tls` are borrowed
+  // from the call's Routing, which the call keeps alive across this wait.
+  rt::Task<EndpointLease> pick(const config::Upstream& upstream, const UpstreamTls* tls,
+                               TriedEndpoints& tried);
 
-  // The :authority for `endpoint` (as gRPC would send it).
-  const std::string& authority(const std::string& endpoint);
+  // A reload: sets of upstreams `config` no longer has (by name and definition) drain, and their
+  // connections close as their calls end.
+  void retain(const config::Config& config);
 
   size_t connections() const noexcept { return connections_; }
+  // The sets, by key (upstream name first): for listings and tests.
+  const std::unordered_map<std::string, std::shared_ptr<EndpointSet>>& sets() const noexcept {
+    return sets_;
+  }
 
  private:
-  struct Entry {
-    UpstreamTarget target;
-    std::shared_ptr<const UpstreamTls> tls;  // the newest context for these settings; null: none
-    std::string parse_error;
-    std::shared_ptr<h2::Session> session;
-    bool connecting = false;
-    rt::Event attempt_done;
-  };
-  Entry& entry(const std::string& endpoint, const UpstreamTls* tls = nullptr);
-  // The transport of a new connection: the socket itself, or TLS over it (bounded by give_up).
-  rt::Task<std::unique_ptr<h2::Transport>> secure(Entry& e, rt::Socket socket,
-                                                  rt::TimePoint give_up);
-  rt::Task<std::shared_ptr<h2::Session>> connect(const std::string& endpoint, Entry& e,
+  std::shared_ptr<EndpointSet> set_for(const config::Upstream& upstream, const UpstreamTls* tls);
+  // Resolves the set's names that are due: waits (until `give_up`) for those never resolved,
+  // starts the others in the background.
+  rt::Task<void> refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up);
+  rt::Task<void> resolve(std::shared_ptr<EndpointSet> set, size_t target);
+  void close_idle(const std::vector<std::shared_ptr<Endpoint>>& endpoints);
+  // A connection to `e` that takes streams: its own, or a new one (concurrent callers wait for
+  // the same attempt). Throws UpstreamUnavailable.
+  rt::Task<std::shared_ptr<h2::Session>> connection(std::shared_ptr<EndpointSet> set,
+                                                    std::shared_ptr<Endpoint> e,
+                                                    rt::Duration connect_timeout,
+                                                    h2::Keepalive keepalive);
+  rt::Task<std::shared_ptr<h2::Session>> connect(EndpointSet& set, Endpoint& e,
                                                  rt::Duration connect_timeout,
                                                  h2::Keepalive keepalive);
+  // The transport of a new connection: the socket itself, or TLS over it (bounded by give_up).
+  rt::Task<std::unique_ptr<h2::Transport>> secure(const EndpointSet& set, const Endpoint& e,
+                                                  rt::Socket socket, rt::TimePoint give_up);
   rt::Task<void> serve_connection(std::shared_ptr<h2::Session> session);
   void connect_failed(ConnectFailure why) const {
     if (observer_ != nullptr) observer_->upstream_connect_failed(why);
   }
+  void sweep(rt::TimePoint now);
 
   h2::SessionLimits limits_;
   ConnectionObserver* observer_;    // may be null
   rt::TaskGroup* group_ = nullptr;  // while run() runs
-  // unique_ptr: an Entry stays put while the map grows (callers hold it across waits). Entries
-  // are kept for the pool's life: one per endpoint ever configured.
-  std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+  // shared_ptr: a call holds its set across waits while reloads and sweeps reshape the map.
+  std::unordered_map<std::string, std::shared_ptr<EndpointSet>> sets_;
+  std::minstd_rand random_{std::random_device{}()};
+  rt::TimePoint next_sweep_{};
   size_t connections_ = 0;
 };
 

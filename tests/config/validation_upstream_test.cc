@@ -166,3 +166,64 @@ TEST(Upstream, TlsCertAndKeyGoTogether) {
 
 }  // namespace
 }  // namespace curfew::config
+
+namespace curfew::config {
+namespace {
+
+using ::curfew::config::testing::load_error;
+using ::testing::HasSubstr;
+
+std::string app_upstream(std::string_view extra) {
+  return "listeners:\n"
+         "  - {name: in, address: 127.0.0.1:1, routes: [{name: r, match: {prefix: /}, upstream: "
+         "app}]}\n"
+         "upstreams:\n"
+         "  - {name: app, endpoints: [127.0.0.1:8080]" +
+         std::string(extra) + "}\n";
+}
+
+TEST(UpstreamBalancing, DefaultsArePeakEwmaResolveEvery5sAndEjectAfter5Failures) {
+  auto config = load_config_string(app_upstream(""), "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const Upstream& app = *config->find_upstream("app");
+  EXPECT_EQ(app.balancer, Upstream::Balancer::kPeakEwma);
+  EXPECT_EQ(app.resolve_interval, std::chrono::seconds(5));
+  EXPECT_EQ(app.outlier_detection.consecutive_failures, 5);
+  EXPECT_EQ(app.outlier_detection.base_ejection_time, std::chrono::seconds(10));
+  EXPECT_EQ(app.outlier_detection.max_ejection_time, std::chrono::seconds(300));
+  EXPECT_EQ(app.outlier_detection.max_ejection_percent, 50);
+}
+
+TEST(UpstreamBalancing, EverySettingIsRead) {
+  auto config = load_config_string(
+      app_upstream(", balancer: round_robin, resolve_interval: 2s, outlier_detection: "
+                   "{consecutive_failures: 0, base_ejection_time: 1s, max_ejection_time: 4s, "
+                   "max_ejection_percent: 100}"),
+      "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const Upstream& app = *config->find_upstream("app");
+  EXPECT_EQ(app.balancer, Upstream::Balancer::kRoundRobin);
+  EXPECT_EQ(app.resolve_interval, std::chrono::seconds(2));
+  EXPECT_EQ(app.outlier_detection.consecutive_failures, 0);
+  EXPECT_EQ(app.outlier_detection.base_ejection_time, std::chrono::seconds(1));
+  EXPECT_EQ(app.outlier_detection.max_ejection_time, std::chrono::seconds(4));
+  EXPECT_EQ(app.outlier_detection.max_ejection_percent, 100);
+}
+
+TEST(UpstreamBalancing, BadValuesNameTheFieldAndTheProblem) {
+  EXPECT_THAT(load_error(app_upstream(", balancer: random")),
+              HasSubstr("upstreams[0].balancer: unknown balancer \"random\" (expected peak_ewma "
+                        "or round_robin)"));
+  EXPECT_THAT(load_error(app_upstream(", resolve_interval: 10ms")),
+              HasSubstr("upstreams[0].resolve_interval: must be at least 100ms"));
+  EXPECT_THAT(load_error(app_upstream(", outlier_detection: {max_ejection_percent: 101}")),
+              HasSubstr("upstreams[0].outlier_detection.max_ejection_percent:"));
+  EXPECT_THAT(load_error(app_upstream(", outlier_detection: {max_ejection_time: 1s}")),
+              HasSubstr("upstreams[0].outlier_detection.max_ejection_time: max_ejection_time must "
+                        "be at least base_ejection_time"));
+  EXPECT_THAT(load_error(app_upstream(", outlier_detection: {interval: 1s}")),
+              HasSubstr("upstreams[0].outlier_detection"));
+}
+
+}  // namespace
+}  // namespace curfew::config

@@ -1,0 +1,378 @@
+// Upstreams as endpoint sets, end to end: a DNS name served by dnsmasq (tests/dns/dnsmasq.h)
+// resolves to several loopback addresses (127.0.0.2, .3, .4, ...), each a real grpc++ server on
+// the same port; curfew (in-process, one worker) routes Demo/Echo to "dns://<dnsmasq>/pods.test:P"
+// and grpc++ callers call it. Each server counts the calls it served, so every claim is read from
+// outside curfew: calls spread over every address; an address added to or removed from DNS joins
+// or leaves without a failed call; a killed endpoint is ejected and the others serve; a slow
+// endpoint gets fewer calls under peak-EWMA than under round robin; a retry goes to another
+// endpoint; a reload that keeps the upstream opens no new connection.
+//
+// Timing: only generous bounds; every loop is bounded in count and time.
+#include <atomic>
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "config/load.h"
+#include "curfew/demo/demo.grpc.pb.h"
+#include "dnsmasq.h"
+#include "sidecar/connection_report.h"
+#include "sidecar/sidecar.h"
+
+namespace curfew::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using demo::Demo;
+
+// One "pod": Demo/Echo on 127.0.0.N:port, counting what it serves; it may answer late, or
+// UNAVAILABLE, as the test says.
+class Pod final : public Demo::Service {
+ public:
+  static std::unique_ptr<Pod> start(const std::string& host, int port) {
+    auto pod = std::unique_ptr<Pod>(new Pod());
+    grpc::ServerBuilder builder;
+    int bound = 0;
+    builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
+                             &bound);
+    builder.RegisterService(pod.get());
+    pod->server_ = builder.BuildAndStart();
+    if (!pod->server_ || bound == 0) return nullptr;
+    pod->port_ = bound;
+    return pod;
+  }
+  ~Pod() override { stop(); }
+
+  grpc::Status Echo(grpc::ServerContext* /*ctx*/, const demo::EchoRequest* request,
+                    demo::EchoReply* reply) override {
+    ++calls;
+    if (const auto delay = std::chrono::milliseconds(delay_ms.load()); delay > 0ms)
+      std::this_thread::sleep_for(delay);
+    if (unavailable.load()) return {grpc::StatusCode::UNAVAILABLE, "this pod is failing"};
+    reply->set_message(request->message());
+    return grpc::Status::OK;
+  }
+
+  void stop() {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + 1s);
+    server_.reset();
+  }
+  int port() const { return port_; }
+
+  std::atomic<int> calls{0};
+  std::atomic<int> delay_ms{0};
+  std::atomic<bool> unavailable{false};
+
+ private:
+  Pod() = default;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+class CountingConnections final : public sidecar::ConnectionObserver {
+ public:
+  void connection_opened(sidecar::ConnectionSide side) override {
+    if (side == sidecar::ConnectionSide::kUpstream) ++upstream_opened;
+  }
+  void connection_closed(sidecar::ConnectionSide side, h2::CloseReason /*reason*/) override {
+    if (side == sidecar::ConnectionSide::kUpstream) ++upstream_closed;
+  }
+  void upstream_connect_failed(sidecar::ConnectFailure /*why*/) override {}
+  void endpoint_ejected(const std::string& /*upstream*/) override { ++ejections; }
+
+  std::atomic<int> upstream_opened{0};
+  std::atomic<int> upstream_closed{0};
+  std::atomic<int> ejections{0};
+};
+
+std::string hosts_for(const std::vector<int>& last_octets) {
+  std::string hosts;
+  for (int n : last_octets) hosts += "127.0.0." + std::to_string(n) + " pods.test\n";
+  return hosts;
+}
+
+class EndpointSets : public ::testing::Test {
+ protected:
+  // Pods on 127.0.0.2 .. 127.0.0.(1 + n), one port for all (a port free on each address).
+  void start_pods(int n) {
+    for (int attempt = 0; attempt < 20 && static_cast<int>(pods_.size()) < n; ++attempt) {
+      pods_.clear();
+      auto first = Pod::start("127.0.0.2", 0);
+      ASSERT_NE(first, nullptr);
+      port_ = first->port();
+      pods_.push_back(std::move(first));
+      for (int i = 1; i < n; ++i) {
+        auto pod = Pod::start("127.0.0." + std::to_string(2 + i), port_);
+        if (!pod) break;  // taken on that address: another port
+        pods_.push_back(std::move(pod));
+      }
+    }
+    ASSERT_EQ(static_cast<int>(pods_.size()), n);
+  }
+
+  void start_dns(const std::vector<int>& octets) {
+    dnsmasq_.emplace(hosts_for(octets));
+    ASSERT_TRUE(dnsmasq_->ready()) << dnsmasq_->log();
+  }
+
+  std::string yaml(const std::string& balancer, const std::string& route_extra = "",
+                   const std::string& upstream_extra = "") const {
+    return R"(
+listeners:
+  - name: inbound
+    address: 127.0.0.1:0
+    routes:
+      - {name: pods, match: {prefix: /}, upstream: pods, timeout: 5s)" +
+           route_extra + R"(}
+upstreams:
+  - {name: pods, endpoints: ["dns://)" +
+           dnsmasq_->server() + "/pods.test:" + std::to_string(port_) + R"("], balancer: )" +
+           balancer + ", resolve_interval: 200ms" + upstream_extra + "}\n";
+  }
+
+  void start_curfew(const std::string& text) {
+    auto config = config::load_config_string(text, "endpoints.yaml");
+    ASSERT_TRUE(config.ok()) << config.status();
+    config->worker_threads = 1;
+    auto started = sidecar::Sidecar::start(*std::move(config), nullptr, &connections_);
+    ASSERT_TRUE(started.ok()) << started.status();
+    sidecar_ = std::move(*started);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(sidecar_->port("inbound")),
+                                   grpc::InsecureChannelCredentials());
+  }
+
+  void TearDown() override {
+    if (HasFailure() && dnsmasq_) std::cerr << "dnsmasq's log:\n" << dnsmasq_->log();
+    sidecar_.reset();
+    pods_.clear();
+  }
+
+  grpc::Status echo() {
+    auto stub = Demo::NewStub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    demo::EchoRequest request;
+    request.set_message("hi");
+    demo::EchoReply reply;
+    return stub->Echo(&ctx, request, &reply);
+  }
+
+  // `callers` threads calling until `stop` or `limit`; counts outcomes.
+  struct Load {
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0};
+    std::atomic<int> failed{0};
+    std::string first_failure;
+    std::mutex mu;
+    std::vector<std::thread> threads;
+    ~Load() {  // however the test ends (an ASSERT returning early), the callers stop
+      stop = true;
+      for (std::thread& t : threads)
+        if (t.joinable()) t.join();
+    }
+  };
+  void run_load(Load& load, int callers, std::chrono::seconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    for (int i = 0; i < callers; ++i) {
+      load.threads.emplace_back([this, &load, until] {
+        while (!load.stop.load() && std::chrono::steady_clock::now() < until) {
+          const grpc::Status s = echo();
+          if (s.ok()) {
+            ++load.ok;
+          } else {
+            ++load.failed;
+            std::lock_guard lock(load.mu);
+            if (load.first_failure.empty())
+              load.first_failure = std::to_string(s.error_code()) + " " + s.error_message();
+          }
+        }
+      });
+    }
+  }
+  static void join(Load& load) {
+    load.stop = true;
+    for (std::thread& t : load.threads)
+      if (t.joinable()) t.join();
+  }
+  // Waits (bounded) until `done()`.
+  template <typename F>
+  static bool eventually(F done, std::chrono::milliseconds limit = 10s) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > until) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return true;
+  }
+
+  std::vector<std::unique_ptr<Pod>> pods_;
+  int port_ = 0;
+  std::optional<Dnsmasq> dnsmasq_;
+  CountingConnections connections_;
+  std::unique_ptr<sidecar::Sidecar> sidecar_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+TEST_F(EndpointSets, CallsSpreadOverEveryAddressOfTheName) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(3));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));
+  for (const char* balancer : {"round_robin", "peak_ewma"}) {
+    SCOPED_TRACE(balancer);
+    sidecar_.reset();
+    for (auto& pod : pods_) pod->calls = 0;
+    ASSERT_NO_FATAL_FAILURE(start_curfew(yaml(balancer)));
+    Load load;
+    run_load(load, 8, 30s);
+    ASSERT_TRUE(eventually([&] { return load.ok.load() >= 600; }, 30s));
+    join(load);
+    EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
+    const int total = load.ok.load();
+    for (size_t i = 0; i < pods_.size(); ++i) {
+      // Round robin: a third each. Peak-EWMA at 8 calls in flight: every pod takes a real share.
+      EXPECT_GE(pods_[i]->calls.load(), total / 10) << "pod 127.0.0." << 2 + i << " of " << total;
+    }
+    EXPECT_EQ(connections_.upstream_opened.load() % 3, 0) << "one connection per address";
+  }
+}
+
+TEST_F(EndpointSets, AddressesJoinAndLeaveWithDnsWithoutAFailedCall) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(3));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml("peak_ewma")));
+  Load load;
+  run_load(load, 4, 60s);
+  ASSERT_TRUE(eventually([&] { return pods_[0]->calls > 50 && pods_[1]->calls > 50; }));
+  EXPECT_EQ(pods_[2]->calls.load(), 0) << "127.0.0.4 is not in DNS yet";
+
+  dnsmasq_->set_hosts(hosts_for({2, 3, 4}));  // .4 joins
+  EXPECT_TRUE(eventually([&] { return pods_[2]->calls > 50; }))
+      << "127.0.0.4 got " << pods_[2]->calls << " calls";
+
+  dnsmasq_->set_hosts(hosts_for({3, 4}));  // .2 leaves: drained, then no more calls
+  ASSERT_TRUE(eventually([&] {
+    const int before = pods_[0]->calls;
+    std::this_thread::sleep_for(500ms);
+    return pods_[0]->calls == before;
+  }));
+  const int left_with = pods_[0]->calls;
+  const int others = pods_[1]->calls + pods_[2]->calls;
+  ASSERT_TRUE(eventually([&] { return pods_[1]->calls + pods_[2]->calls > others + 200; }));
+  join(load);
+  EXPECT_EQ(pods_[0]->calls.load(), left_with) << "127.0.0.2 left DNS but still got calls";
+  EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
+  // The drained address's connection closed once idle.
+  EXPECT_TRUE(eventually([&] { return connections_.upstream_closed.load() >= 1; }));
+}
+
+TEST_F(EndpointSets, AKilledEndpointIsEjectedAndTheOthersServe) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(3));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml(
+      "peak_ewma", "", ", outlier_detection: {consecutive_failures: 3, base_ejection_time: 30s}")));
+  Load load;
+  run_load(load, 4, 60s);
+  ASSERT_TRUE(eventually([&] { return pods_[1]->calls > 50; }));
+  pods_[1]->stop();  // 127.0.0.3 dies (GOAWAY, then connections refused)
+  ASSERT_TRUE(eventually([&] { return connections_.ejections.load() >= 1; }))
+      << "127.0.0.3 was not ejected";
+  // Calls that were in flight on the dying pod may fail (grpc++ cancels what it had not started:
+  // RST_STREAM CANCEL, forwarded as CANCELLED); nothing after. A call whose connection cannot be
+  // made goes to another endpoint: callers see no failure for it.
+  const int failed_at_ejection = load.failed.load();
+  EXPECT_LE(failed_at_ejection, 4) << load.first_failure;
+  const int ok_at_ejection = load.ok.load();
+  ASSERT_TRUE(eventually([&] { return load.ok.load() > ok_at_ejection + 500; }, 20s));
+  join(load);
+  EXPECT_EQ(load.failed.load(), failed_at_ejection) << load.first_failure;
+  const int dead_calls = pods_[1]->calls.load();
+  EXPECT_GT(pods_[0]->calls.load() + pods_[2]->calls.load(), 500);
+  EXPECT_EQ(pods_[1]->calls.load(), dead_calls);
+}
+
+TEST_F(EndpointSets, ASlowEndpointGetsFewerCallsUnderPeakEwmaThanUnderRoundRobin) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(3));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));
+  pods_[2]->delay_ms = 20;  // 127.0.0.4: every call 20 ms slower
+  double share[2] = {};
+  const char* balancers[2] = {"round_robin", "peak_ewma"};
+  for (int b = 0; b < 2; ++b) {
+    sidecar_.reset();
+    for (auto& pod : pods_) pod->calls = 0;
+    ASSERT_NO_FATAL_FAILURE(start_curfew(yaml(balancers[b])));
+    Load load;
+    run_load(load, 16, 30s);
+    ASSERT_TRUE(eventually([&] { return load.ok.load() >= 1500; }, 30s));
+    join(load);
+    EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
+    int total = 0;
+    for (auto& pod : pods_) total += pod->calls;
+    share[b] = static_cast<double>(pods_[2]->calls) / total;
+  }
+  std::cerr << "slow endpoint's share: round robin " << share[0] << ", peak-EWMA " << share[1]
+            << "\n";
+  EXPECT_GT(share[0], 0.25) << "round robin gives each address its turn";
+  EXPECT_LT(share[1], 0.15);
+  EXPECT_LT(share[1], share[0] / 2);
+}
+
+TEST_F(EndpointSets, ARetryGoesToAnotherEndpoint) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(2));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
+  pods_[0]->unavailable = true;  // 127.0.0.2 answers UNAVAILABLE to everything
+  // Two tries, each on a different pod: every call succeeds. (No ejection: the retry alone.)
+  ASSERT_NO_FATAL_FAILURE(
+      start_curfew(yaml("peak_ewma", ", retry: {attempts: 2, per_try_timeout: 2s, budget_ratio: 1}",
+                        ", outlier_detection: {consecutive_failures: 0}")));
+  int failed = 0;
+  for (int i = 0; i < 200; ++i) failed += echo().ok() ? 0 : 1;
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(pods_[1]->calls.load(), 200) << "the healthy pod served every call";
+  EXPECT_LE(pods_[0]->calls.load(), 200) << "never twice for one call";
+}
+
+TEST_F(EndpointSets, AReloadThatKeepsTheUpstreamOpensNoConnection) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(3));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml("round_robin")));
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(echo().ok());
+  const int opened = connections_.upstream_opened.load();
+  EXPECT_EQ(opened, 3);
+  Load load;
+  run_load(load, 4, 30s);
+  for (int reload = 0; reload < 5; ++reload) {
+    // A route's timeout changes, the upstream does not.
+    auto config = config::load_config_string(
+        yaml("round_robin", reload % 2 == 0 ? ", max_timeout: 8s" : ""), "endpoints.yaml");
+    ASSERT_TRUE(config.ok()) << config.status();
+    config->worker_threads = 1;
+    ASSERT_TRUE(sidecar_->reload(*std::move(config)).ok());
+    const int before = load.ok.load();
+    ASSERT_TRUE(eventually([&] { return load.ok.load() > before + 50; }));
+  }
+  join(load);
+  EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
+  EXPECT_EQ(connections_.upstream_opened.load(), opened) << "a reload reconnected";
+
+  // A reload that changes the upstream (another balancer... and its endpoints) replaces it.
+  auto changed = config::load_config_string(
+      yaml("round_robin").replace(yaml("round_robin").find("pods.test"), 9, "pods.test."),
+      "endpoints.yaml");
+  ASSERT_TRUE(changed.ok()) << changed.status();
+  changed->worker_threads = 1;
+  ASSERT_TRUE(sidecar_->reload(*std::move(changed)).ok());
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(echo().ok());
+  EXPECT_EQ(connections_.upstream_opened.load(), opened + 3);
+  EXPECT_TRUE(eventually([&] { return connections_.upstream_closed.load() >= 3; }))
+      << "the old set's connections drain and close";
+}
+
+}  // namespace
+}  // namespace curfew::testing
