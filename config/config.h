@@ -69,6 +69,20 @@ struct Fanout {
   std::chrono::nanoseconds delay{};  // Hedge delay; zero for other modes.
 };
 
+// Hedge
+//
+// Hedging within one upstream: the call goes to one endpoint (address) of the upstream's set and,
+// each `delay` without an answer (or at once after a retryable failure), to another one, up to
+// `max_hedges` more; the first success wins and the others are cancelled, as a fan-out hedge
+// across upstreams does. A route hedges or retries, not both (as gRPC's service config).
+struct Hedge {
+  std::chrono::nanoseconds delay{};
+  int max_hedges = 1;  // In [1, 9]: tries after the first.
+  // Derived: a hedge fan-out over `1 + max_hedges` copies of the route's upstream (the copies
+  // live here, in the route, for as long as calls use the configuration).
+  Fanout as_fanout;
+};
+
 // Mirror
 //
 // Copies a share of calls to another upstream; its responses are discarded.
@@ -94,6 +108,7 @@ struct Route {
   std::chrono::nanoseconds deadline_offset{0};
   std::optional<Retry> retry;
   std::optional<Fanout> fanout;
+  std::optional<Hedge> hedge;  // only with `upstream`
   std::optional<Mirror> mirror;
   // Calls of this route in progress at once; one more is refused with RESOURCE_EXHAUSTED at once
   // (never queued). Unset: only the listener's limits.max_concurrent_calls applies. At most that.

@@ -73,6 +73,11 @@ std::string policy_text(const Route& route) {
   std::vector<std::string> parts;
   if (route.fanout) parts.push_back(fanout_text(*route.fanout));
   if (route.retry) parts.push_back(retry_text(*route.retry));
+  if (route.hedge) {
+    parts.push_back(absl::StrCat("hedge up to ", route.hedge->max_hedges, " more endpoint",
+                                 route.hedge->max_hedges == 1 ? "" : "s", " every ",
+                                 format_duration(route.hedge->delay)));
+  }
   if (route.mirror) {
     parts.push_back(
         absl::StrCat("mirror ", route.mirror->percent, "% to ", route.mirror->upstream));

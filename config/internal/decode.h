@@ -59,6 +59,11 @@ Retry decode_retry(const Value& value);
 // Decodes a route's `fanout:` block.
 Fanout decode_fanout(const Value& value, const std::vector<Upstream>& upstreams);
 
+// decode_hedge()
+//
+// Decodes a route's `hedge:` block (hedging within `upstream`, the route's).
+Hedge decode_hedge(const Value& value, const std::string& upstream);
+
 // decode_mirror()
 //
 // Decodes a route's `mirror:` block.

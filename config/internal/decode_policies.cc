@@ -72,6 +72,22 @@ Retry decode_retry(const Value& value) {
   return retry;
 }
 
+Hedge decode_hedge(const Value& value, const std::string& upstream) {
+  value.expect_keys({"delay", "max_hedges"});
+  Hedge hedge;
+  // Required: a zero delay would silently multiply the load on the upstream.
+  hedge.delay =
+      value.require("delay", "how long to wait before sending a hedged copy").as_duration();
+  if (const Value v = value.get("max_hedges"); v.present())
+    hedge.max_hedges = static_cast<int>(v.as_int(1, kMaxAttempts - 1));
+  hedge.as_fanout.mode = Fanout::kHedge;
+  hedge.as_fanout.merge = Fanout::kFirst;
+  hedge.as_fanout.quorum = 1;
+  hedge.as_fanout.delay = hedge.delay;
+  hedge.as_fanout.upstreams.assign(static_cast<size_t>(1 + hedge.max_hedges), upstream);
+  return hedge;
+}
+
 Fanout decode_fanout(const Value& value, const std::vector<Upstream>& upstreams) {
   value.expect_keys({"mode", "upstreams", "merge", "quorum", "delay"});
   Fanout fanout;

@@ -88,7 +88,7 @@ std::string upstream_reference(const Value& value, const std::vector<Upstream>& 
 
 Route decode_route(const Value& value, const RouteContext& context) {
   value.expect_keys({"name", "match", "upstream", "fanout", "timeout", "max_timeout", "min_budget",
-                     "deadline_offset", "retry", "mirror", "max_concurrent_calls"});
+                     "deadline_offset", "retry", "hedge", "mirror", "max_concurrent_calls"});
   Route route;
   route.name = value.require("name", "every route needs a name").as_string();
   route.match = decode_match(value.require("match", "a route needs a method, service or prefix"));
@@ -145,6 +145,14 @@ Route decode_route(const Value& value, const RouteContext& context) {
   }
 
   if (const Value v = value.get("retry"); v.present()) route.retry = decode_retry(v);
+  if (const Value v = value.get("hedge"); v.present()) {
+    if (!route.upstream.empty()) {
+      route.hedge = decode_hedge(v, route.upstream);
+    } else {
+      v.fail("hedge is for a route with an upstream (a fanout hedges with mode: hedge)");
+    }
+    if (route.retry) v.fail("a route retries or hedges, not both");
+  }
   if (const Value v = value.get("mirror"); v.present()) {
     route.mirror = decode_mirror(v, context.upstreams);
   }

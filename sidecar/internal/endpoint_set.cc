@@ -191,6 +191,7 @@ EndpointLease& EndpointLease::operator=(EndpointLease&& other) noexcept {
     session_ = std::move(other.session_);
     start_ = other.start_;
     latency_seen_ = other.latency_seen_;
+    learn_if_cancelled_ = other.learn_if_cancelled_;
   }
   return *this;
 }
@@ -226,6 +227,14 @@ void EndpointLease::failed(std::string why, rt::TimePoint now) {
 
 void EndpointLease::release() noexcept {
   if (!endpoint_) return;
+  if (!latency_seen_ && learn_if_cancelled_) {
+    // Dropped without an answer (a hedge that lost, a caller that gave up): the call took at
+    // least this long, which the balancer learns when it is above the estimate (an endpoint that
+    // stalls is avoided; a quick cancel teaches nothing), as tower's PeakEwma.
+    const rt::TimePoint now = rt::Clock::now();
+    const double waited = std::chrono::duration<double, std::nano>(now - start_).count();
+    if (waited > endpoint_->latency.estimate_ns(now)) endpoint_->latency.observe(now - start_, now);
+  }
   if (set_->released(*endpoint_) && endpoint_->session) endpoint_->session->shutdown();
   endpoint_.reset();
   session_.reset();

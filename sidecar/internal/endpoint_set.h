@@ -162,7 +162,7 @@ class EndpointSet {
 
 // One call's use of an endpoint: counted as outstanding while it lives. Report what happened
 // with first_response() (latency) and succeeded()/failed(); a lease dropped without a verdict
-// (the caller cancelled) changes neither health nor latency. Move-only.
+// (cancelled) changes neither health nor latency, unless learn_if_cancelled(). Move-only.
 class EndpointLease {
  public:
   // What a failed call teaches the balancer at least (see failed()).
@@ -185,6 +185,10 @@ class EndpointLease {
   void first_response(rt::TimePoint now) noexcept;
   void succeeded(rt::TimePoint now) noexcept;
   void failed(std::string why, rt::TimePoint now);
+  // For calls that are not expected to take long (buffered unary calls, hedges): if dropped
+  // without an answer, the time it ran counts as latency when above the endpoint's estimate. Not
+  // for proxied streams, which a caller may hold open (a long poll) long before any answer.
+  void learn_if_cancelled() noexcept { learn_if_cancelled_ = true; }
 
  private:
   void release() noexcept;
@@ -194,6 +198,7 @@ class EndpointLease {
   std::shared_ptr<h2::Session> session_;
   rt::TimePoint start_{};
   bool latency_seen_ = false;
+  bool learn_if_cancelled_ = false;
 };
 
 }  // namespace curfew::sidecar

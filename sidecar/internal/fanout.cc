@@ -18,10 +18,10 @@ const char* mode_name(Mode mode) { return label_of(kFanoutModeLabels, mode, "?")
 // The state the children of one fan-out share, and the rule that decides the outcome.
 class FanOut {
  public:
-  FanOut(const config::Route& route, UnaryCaller& upstreams, const UnaryRequest& request,
-         rt::TimePoint deadline, CallReport& report)
+  FanOut(const config::Route& route, const config::Fanout& fanout, UnaryCaller& upstreams,
+         const UnaryRequest& request, rt::TimePoint deadline, CallReport& report)
       : route_(route),
-        fanout_(*route.fanout),
+        fanout_(fanout),
         upstreams_(upstreams),
         request_(request),
         deadline_(deadline),
@@ -206,7 +206,14 @@ bool hedge_retryable(grpc::StatusCode code) noexcept {
 rt::Task<UpstreamReply> fan_out(const config::Route& route, UnaryCaller& upstreams,
                                 const UnaryRequest& request, rt::TimePoint upstream_deadline,
                                 CallReport& report) {
-  FanOut fan_out(route, upstreams, request, upstream_deadline, report);
+  FanOut fan_out(route, *route.fanout, upstreams, request, upstream_deadline, report);
+  co_return co_await fan_out.run();
+}
+
+rt::Task<UpstreamReply> fan_out(const config::Route& route, const config::Fanout& fanout,
+                                UnaryCaller& upstreams, const UnaryRequest& request,
+                                rt::TimePoint upstream_deadline, CallReport& report) {
+  FanOut fan_out(route, fanout, upstreams, request, upstream_deadline, report);
   co_return co_await fan_out.run();
 }
 

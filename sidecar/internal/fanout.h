@@ -34,5 +34,11 @@ bool hedge_retryable(grpc::StatusCode code) noexcept;
 rt::Task<UpstreamReply> fan_out(const config::Route& route, UnaryCaller& upstreams,
                                 const UnaryRequest& request, rt::TimePoint upstream_deadline,
                                 CallReport& report);
+// The same with `fanout` (in the call's Routing) instead of the route's own: a route's hedge
+// within its upstream (config::Hedge::as_fanout), whose children go to different endpoints of
+// the set because one UnaryCaller remembers the endpoints a call tried.
+rt::Task<UpstreamReply> fan_out(const config::Route& route, const config::Fanout& fanout,
+                                UnaryCaller& upstreams, const UnaryRequest& request,
+                                rt::TimePoint upstream_deadline, CallReport& report);
 
 }  // namespace curfew::sidecar

@@ -300,7 +300,7 @@ rt::Task<void> H2ProxyCall::serve() {
                                              "called");
     co_return;
   }
-  if (route_->fanout || route_->retry || route_->mirror) {
+  if (route_->fanout || route_->retry || route_->hedge || route_->mirror) {
     try {
       co_await serve_unary(*route_);
     } catch (const rt::CancelledError&) {

@@ -172,6 +172,7 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
     } catch (const rt::TimeoutError&) {
       co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
     }
+    lease.learn_if_cancelled();  // a hedge that lost teaches the balancer its endpoint is slow
     headers[kAuthorityHeader].value = lease.authority();
     headers[timeout_header].value = wire::format_grpc_timeout(deadline - rt::Clock::now());
     std::shared_ptr<h2::Stream> up = lease.session().open_stream(headers);

@@ -17,6 +17,10 @@ rt::Task<UpstreamReply> run_unary_policy(const config::Route& route, UnaryCaller
     co_return co_await fan_out(route, caller, request, upstream_deadline, report);
   }
   report.upstream = &route.upstream;
+  if (route.hedge) {
+    co_return co_await fan_out(route, route.hedge->as_fanout, caller, request, upstream_deadline,
+                               report);
+  }
   if (route.retry) {
     // Owned here for the whole call: the worker's map may rehash or be pruned meanwhile.
     const std::shared_ptr<RetryBudget> budget =

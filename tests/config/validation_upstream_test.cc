@@ -2,7 +2,9 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
+#include "config/config.h"
 #include "config/load.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -208,6 +210,44 @@ TEST(UpstreamBalancing, EverySettingIsRead) {
   EXPECT_EQ(app.outlier_detection.base_ejection_time, std::chrono::seconds(1));
   EXPECT_EQ(app.outlier_detection.max_ejection_time, std::chrono::seconds(4));
   EXPECT_EQ(app.outlier_detection.max_ejection_percent, 100);
+}
+
+TEST(RouteHedge, HedgesWithinTheRoutesUpstream) {
+  auto config = load_config_string(
+      "listeners:\n"
+      "  - {name: in, address: 127.0.0.1:1, routes: [{name: r, match: {prefix: /}, upstream: "
+      "app, hedge: {delay: 20ms, max_hedges: 2}}]}\n"
+      "upstreams:\n"
+      "  - {name: app, endpoints: [127.0.0.1:8080]}\n",
+      "t.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const Route& r = config->listeners[0].routes[0];
+  ASSERT_TRUE(r.hedge.has_value());
+  EXPECT_EQ(r.hedge->delay, std::chrono::milliseconds(20));
+  EXPECT_EQ(r.hedge->max_hedges, 2);
+  EXPECT_EQ(r.hedge->as_fanout.mode, Fanout::kHedge);
+  EXPECT_EQ(r.hedge->as_fanout.delay, std::chrono::milliseconds(20));
+  EXPECT_EQ(r.hedge->as_fanout.upstreams, (std::vector<std::string>{"app", "app", "app"}));
+  EXPECT_THAT(describe(*config), HasSubstr("hedge up to 2 more endpoints every 20ms"));
+}
+
+TEST(RouteHedge, BadHedgesNameTheFieldAndTheProblem) {
+  auto with_route = [](std::string_view route_extra) {
+    return "listeners:\n"
+           "  - {name: in, address: 127.0.0.1:1, routes: [{name: r, match: {prefix: /}, "
+           "upstream: app" +
+           std::string(route_extra) +
+           "}]}\n"
+           "upstreams:\n"
+           "  - {name: app, endpoints: [127.0.0.1:8080]}\n";
+  };
+  EXPECT_THAT(load_error(with_route(", hedge: {max_hedges: 2}")),
+              HasSubstr("listeners[0].routes[0].hedge.delay: required key missing"));
+  EXPECT_THAT(load_error(with_route(", hedge: {delay: 5ms, max_hedges: 10}")),
+              HasSubstr("listeners[0].routes[0].hedge.max_hedges:"));
+  EXPECT_THAT(load_error(with_route(", hedge: {delay: 5ms}, retry: {attempts: 2, "
+                                    "per_try_timeout: 1s}")),
+              HasSubstr("listeners[0].routes[0].hedge: a route retries or hedges, not both"));
 }
 
 TEST(UpstreamBalancing, BadValuesNameTheFieldAndTheProblem) {

@@ -338,6 +338,26 @@ TEST_F(EndpointSets, ARetryGoesToAnotherEndpoint) {
   EXPECT_LE(pods_[0]->calls.load(), 200) << "never twice for one call";
 }
 
+TEST_F(EndpointSets, AHedgeGoesToAnotherEndpointOfTheSameUpstream) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(2));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
+  pods_[0]->delay_ms = 3000;  // 127.0.0.2 stalls; the route's hedge goes on after 50 ms
+  ASSERT_NO_FATAL_FAILURE(
+      start_curfew(yaml("peak_ewma", ", hedge: {delay: 50ms, max_hedges: 1}")));
+  for (int i = 0; i < 20; ++i) {
+    const auto begin = std::chrono::steady_clock::now();
+    const grpc::Status status = echo();
+    const auto took = std::chrono::steady_clock::now() - begin;
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    // Well under the stalled pod's 3 s: the hedge never went to the endpoint already tried.
+    EXPECT_LT(took, 1500ms) << "call " << i;
+  }
+  EXPECT_EQ(pods_[1]->calls.load(), 20);
+  // The first call may start on the stalled pod; a lost hedge teaches the balancer that it is
+  // slow (its time counts as latency), so it is not tried first again and again.
+  EXPECT_LE(pods_[0]->calls.load(), 3);
+}
+
 TEST_F(EndpointSets, AReloadThatKeepsTheUpstreamOpensNoConnection) {
   ASSERT_NO_FATAL_FAILURE(start_pods(3));
   ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));

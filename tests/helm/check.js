@@ -661,6 +661,7 @@ function schemaSync(schemaFile, configDir) {
     ['definitions.listener.properties.limits.properties.connection',
      d.listener.properties.limits.properties.connection.properties, 'rapid_reset_percent', [], []],
     ['definitions.route', d.route.properties, 'deadline_offset', [], []],
+    ['definitions.route.properties.hedge', d.route.properties.hedge.properties, 'max_hedges', [], []],
     ['definitions.match', d.match.properties, 'prefix', [], []],
     ['definitions.retry', d.retry.properties, 'per_try_timeout', [], ['true']],
     ['definitions.retry.properties.backoff', d.retry.properties.backoff.properties, 'base', [], []],
