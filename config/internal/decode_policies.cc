@@ -84,7 +84,7 @@ Hedge decode_hedge(const Value& value, const std::string& upstream) {
   hedge.as_fanout.merge = Fanout::kFirst;
   hedge.as_fanout.quorum = 1;
   hedge.as_fanout.delay = hedge.delay;
-  hedge.as_fanout.upstreams.assign(static_cast<size_t>(1 + hedge.max_hedges), upstream);
+  hedge.as_fanout.upstreams.assign(1 + static_cast<size_t>(hedge.max_hedges), upstream);
   return hedge;
 }
 

@@ -342,8 +342,7 @@ TEST_F(EndpointSets, AHedgeGoesToAnotherEndpointOfTheSameUpstream) {
   ASSERT_NO_FATAL_FAILURE(start_pods(2));
   ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
   pods_[0]->delay_ms = 3000;  // 127.0.0.2 stalls; the route's hedge goes on after 50 ms
-  ASSERT_NO_FATAL_FAILURE(
-      start_curfew(yaml("peak_ewma", ", hedge: {delay: 50ms, max_hedges: 1}")));
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml("peak_ewma", ", hedge: {delay: 50ms, max_hedges: 1}")));
   for (int i = 0; i < 20; ++i) {
     const auto begin = std::chrono::steady_clock::now();
     const grpc::Status status = echo();
