@@ -55,6 +55,15 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::start(Options options)
            },
        .slow = true},
   };
+  if (self->options_.upstreams) {
+    routes.push_back({.path = "/upstreams",
+                      .handler =
+                          [raw] {
+                            return HttpResponse{.content_type = "application/json",
+                                                .body = raw->options_.upstreams()};
+                          },
+                      .slow = true});
+  }
   internal::Http1Server::Limits limits;
   limits.request_timeout = self->options_.request_timeout;
   limits.idle_timeout = self->options_.idle_timeout;

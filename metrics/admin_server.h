@@ -4,6 +4,8 @@
 //   GET /healthz   200 "ok" while the process serves HTTP at all (liveness)
 //   GET /readyz    200 "ready" when `ready()` says so (configuration loaded, not draining),
 //                  503 "not ready" otherwise (readiness)
+//   GET /upstreams `upstreams()`'s JSON (metrics/upstreams_json.h): each upstream's endpoints,
+//                  their state, load, latency estimate and last error (404 without one)
 //
 // Another method on these paths: 405; any other path: 404. One epoll thread serves every
 // connection without blocking (metrics/internal/http1_server.h): stalled or slow clients are
@@ -38,6 +40,8 @@ class AdminServer {
     // Scraped in this order; each must outlive the server.
     std::vector<const prometheus::Collectable*> collectables;
     std::function<bool()> ready;  // null: never ready
+    // /upstreams' body; computed on the scrape thread, like /metrics. Null: no such page.
+    std::function<std::string()> upstreams;
     // `ready` and the probes run on the server's connection thread: `ready` must not block.
     //
     // Limits per connection, so that no client holds the server: a request head must be

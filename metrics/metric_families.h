@@ -216,6 +216,18 @@ inline constexpr MetricFamilyDecl kUpstreamEndpointEjections{
         "connection failures or UNAVAILABLE answers (upstreams[].outlier_detection).",
 };
 
+// ---- per upstream endpoint set (EndpointMetrics) ----------------------------------------------
+
+inline constexpr MetricFamilyDecl kUpstreamEndpoints{
+    .name = "curfew_upstream_endpoints",
+    .type = MetricType::Gauge,
+    .labels = {"upstream", "state"},
+    .help =
+        "Addresses in an upstream's endpoint set, by state: healthy, ejected (outlier detection) "
+        "or draining (gone from DNS or from the configuration; calls in flight finish). An "
+        "address ejected on any worker counts as ejected.",
+};
+
 // ---- per process (ServerMetrics) ---------------------------------------------------------------
 
 inline constexpr MetricFamilyDecl kConfigReloads{
@@ -287,6 +299,11 @@ inline constexpr const MetricFamilyDecl* kConnectionFamilies[] = {
     &family::kUpstreamEndpointEjections,
 };
 
+// The families of EndpointMetrics::Collect().
+inline constexpr const MetricFamilyDecl* kEndpointFamilies[] = {
+    &family::kUpstreamEndpoints,
+};
+
 // The families of ServerMetrics::Collect().
 inline constexpr const MetricFamilyDecl* kServerFamilies[] = {
     &family::kConfigReloads,
@@ -342,6 +359,10 @@ constexpr bool disjoint(const MetricFamilyDecl* const (&a)[N],
 static_assert(family_rules::valid_and_distinct(kCallFamilies));
 static_assert(family_rules::valid_and_distinct(kServerFamilies));
 static_assert(family_rules::valid_and_distinct(kConnectionFamilies));
+static_assert(family_rules::valid_and_distinct(kEndpointFamilies));
+static_assert(family_rules::disjoint(kEndpointFamilies, kCallFamilies) &&
+              family_rules::disjoint(kEndpointFamilies, kConnectionFamilies) &&
+              family_rules::disjoint(kEndpointFamilies, kServerFamilies));
 static_assert(family_rules::disjoint(kCallFamilies, kServerFamilies) &&
               family_rules::disjoint(kCallFamilies, kConnectionFamilies) &&
               family_rules::disjoint(kConnectionFamilies, kServerFamilies));

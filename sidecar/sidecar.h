@@ -14,6 +14,7 @@
 #include "config/config.h"
 #include "sidecar/call_report.h"
 #include "sidecar/connection_report.h"
+#include "sidecar/endpoint_report.h"
 
 namespace curfew::sidecar {
 
@@ -47,6 +48,11 @@ class Sidecar {
 
   // The configuration serving new calls (it stays valid while held, across reloads).
   std::shared_ptr<const config::Config> config() const;
+
+  // Each loop's view of its upstreams' endpoint sets (endpoint_report.h): asks every loop and
+  // waits for the answers, at most `limit`. Any thread but a loop's; not on a hot path.
+  std::vector<UpstreamReport> upstream_reports(
+      std::chrono::milliseconds limit = std::chrono::milliseconds(1000)) const;
 
  private:
   std::shared_ptr<const Routing> routing() const;

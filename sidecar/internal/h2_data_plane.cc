@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 
@@ -50,6 +53,39 @@ void H2DataPlane::barrier() {
   // Bounded by the loops' passes: each runs its posts on its next pass.
   while (pending.load(std::memory_order_acquire) > 0)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
+
+std::vector<UpstreamReport> H2DataPlane::upstream_reports(std::chrono::milliseconds limit) {
+  // Shared with the posted functions: one that runs after the wait gave up writes into it, not
+  // into a frame that is gone. The pools outlive any posted function (the loops are joined
+  // before loops_ goes).
+  struct Gathered {
+    std::mutex mu;
+    std::condition_variable done;
+    std::vector<UpstreamReport> reports;  // guarded by mu
+    int pending = 0;                      // guarded by mu
+  };
+  auto gathered = std::make_shared<Gathered>();
+  for (int i = 0; i < loops(); ++i) {
+    {
+      std::lock_guard lock(gathered->mu);
+      ++gathered->pending;
+    }
+    const bool posted = runtime_->loop(i).post_threadsafe([this, i, gathered] {
+      std::vector<UpstreamReport> mine = pool(i).report(i);
+      std::lock_guard lock(gathered->mu);
+      for (UpstreamReport& r : mine) gathered->reports.push_back(std::move(r));
+      --gathered->pending;
+      gathered->done.notify_all();
+    });
+    if (!posted) {
+      std::lock_guard lock(gathered->mu);
+      --gathered->pending;  // stopped: nothing runs there any more
+    }
+  }
+  std::unique_lock lock(gathered->mu);
+  gathered->done.wait_for(lock, limit, [&] { return gathered->pending == 0; });
+  return gathered->reports;
 }
 
 int H2DataPlane::take_least_loaded() noexcept {

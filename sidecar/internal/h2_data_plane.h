@@ -58,6 +58,10 @@ class H2DataPlane {
   // stopped are skipped). Any thread but a loop's.
   void barrier();
 
+  // Every loop's view of its endpoint sets, gathered on the loops (waits at most `limit`; a
+  // loop that has not answered by then is left out). Any thread but a loop's.
+  std::vector<UpstreamReport> upstream_reports(std::chrono::milliseconds limit);
+
   // The loop serving the fewest caller connections, counted at once as serving one more (so a
   // burst spreads before any of its connections started); connection_ended() gives it back.
   // SO_REUSEPORT would spread few long-lived connections unevenly. Any thread.

@@ -95,6 +95,37 @@ void UpstreamPool::sweep(rt::TimePoint now) {
   }
 }
 
+std::vector<UpstreamReport> UpstreamPool::report(int loop) const {
+  const rt::TimePoint now = rt::Clock::now();
+  std::vector<UpstreamReport> out;
+  for (const auto& [key, set] : sets_) {
+    UpstreamReport& r = out.emplace_back();
+    r.upstream = set->settings().name;
+    r.loop = loop;
+    r.balancer = config::balancer_name(set->settings().balancer);
+    for (const EndpointSet::Target& t : set->targets()) {
+      if (!t.parse_error.empty()) r.resolve_errors.push_back(t.text + ": " + t.parse_error);
+      if (!t.last_resolve_error.empty())
+        r.resolve_errors.push_back(t.text + ": " + t.last_resolve_error);
+    }
+    for (const std::shared_ptr<Endpoint>& e : set->endpoints()) {
+      EndpointReport& er = r.endpoints.emplace_back();
+      er.address = e->address_text;
+      er.target = set->targets()[e->target].text;
+      er.state = kEndpointStateLabels[static_cast<size_t>(e->state(now))];
+      er.connected = e->session && e->session->accepting_streams();
+      er.outstanding = e->outstanding;
+      er.latency_ms = e->latency.measured() ? e->latency.estimate_ns(now) / 1e6 : -1;
+      er.consecutive_failures = e->consecutive_failures;
+      er.ejections = e->ejections;
+      if (e->ejected(now))
+        er.ejected_for_s = std::chrono::duration<double>(e->ejected_until - now).count();
+      er.last_error = e->last_error;
+    }
+  }
+  return out;
+}
+
 void UpstreamPool::close_idle(const std::vector<std::shared_ptr<Endpoint>>& endpoints) {
   for (const std::shared_ptr<Endpoint>& e : endpoints) {
     if (e->session) e->session->shutdown();  // GOAWAY; the connection ends once idle

@@ -28,6 +28,7 @@
 #include "runtime/task.h"
 #include "runtime/task_group.h"
 #include "sidecar/connection_report.h"
+#include "sidecar/endpoint_report.h"
 #include "sidecar/internal/endpoint_set.h"
 #include "sidecar/internal/upstream_target.h"
 #include "sidecar/internal/upstream_tls.h"
@@ -69,6 +70,8 @@ class UpstreamPool {
   void retain(const config::Config& config);
 
   size_t connections() const noexcept { return connections_; }
+  // A snapshot of every set, as loop `loop` sees it.
+  std::vector<UpstreamReport> report(int loop) const;
   // The sets, by key (upstream name first): for listings and tests.
   const std::unordered_map<std::string, std::shared_ptr<EndpointSet>>& sets() const noexcept {
     return sets_;

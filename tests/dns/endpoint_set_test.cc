@@ -24,6 +24,8 @@
 #include "config/load.h"
 #include "curfew/demo/demo.grpc.pb.h"
 #include "dnsmasq.h"
+#include "metrics/endpoint_metrics.h"
+#include "metrics/upstreams_json.h"
 #include "sidecar/connection_report.h"
 #include "sidecar/sidecar.h"
 
@@ -32,6 +34,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using demo::Demo;
+using ::testing::HasSubstr;
 
 // One "pod": Demo/Echo on 127.0.0.N:port, counting what it serves; it may answer late, or
 // UNAVAILABLE, as the test says.
@@ -295,6 +298,24 @@ TEST_F(EndpointSets, AKilledEndpointIsEjectedAndTheOthersServe) {
   const int dead_calls = pods_[1]->calls.load();
   EXPECT_GT(pods_[0]->calls.load() + pods_[2]->calls.load(), 500);
   EXPECT_EQ(pods_[1]->calls.load(), dead_calls);
+
+  // What an operator sees: the gauge and /upstreams' JSON name the ejected address.
+  metrics::EndpointMetrics gauge([this] { return sidecar_->upstream_reports(); });
+  double healthy = -1, ejected = -1;
+  for (const prometheus::MetricFamily& f : gauge.Collect()) {
+    for (const prometheus::ClientMetric& m : f.metric) {
+      if (m.label.size() != 2 || m.label[0].value != "pods") continue;
+      if (m.label[1].value == "healthy") healthy = m.gauge.value;
+      if (m.label[1].value == "ejected") ejected = m.gauge.value;
+    }
+  }
+  EXPECT_EQ(healthy, 2);
+  EXPECT_EQ(ejected, 1);
+  const std::string json = metrics::upstreams_json(sidecar_->upstream_reports());
+  EXPECT_THAT(json, HasSubstr("\"address\": \"127.0.0.3:" + std::to_string(port_) +
+                              "\", \"target\": \"dns://"));
+  EXPECT_THAT(json, HasSubstr("\"state\": \"ejected\""));
+  EXPECT_THAT(json, HasSubstr("\"balancer\": \"peak_ewma\""));
 }
 
 TEST_F(EndpointSets, ASlowEndpointGetsFewerCallsUnderPeakEwmaThanUnderRoundRobin) {

@@ -104,6 +104,33 @@ TEST_F(Binary, RealCallsAreCounted) {
             4);
 }
 
+TEST_F(Binary, UpstreamsListsEachEndpointAndTheGaugeCountsIt) {
+  // Sets are made by the first call of an upstream: nothing listed before.
+  auto before = curfew_->client().Get("/upstreams");
+  ASSERT_TRUE(before);
+  EXPECT_EQ(before->status, 200);
+  EXPECT_EQ(before->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(before->body, "{\"upstreams\": []}\n");
+  ASSERT_TRUE(echo().ok());
+  auto after = curfew_->client().Get("/upstreams");
+  ASSERT_TRUE(after);
+  const std::string address = "127.0.0.1:" + std::to_string(backend_->port());
+  // The worker that served the call lists it (one of several when the machine has more CPUs).
+  EXPECT_NE(after->body.find("{\"upstream\": \"demo\", \"worker\": "), std::string::npos)
+      << after->body;
+  EXPECT_NE(after->body.find(", \"balancer\": \"peak_ewma\", \"resolve_errors\": [], "
+                             "\"endpoints\": ["),
+            std::string::npos)
+      << after->body;
+  EXPECT_NE(after->body.find("{\"address\": \"" + address + "\", \"target\": \"" + address +
+                             "\", \"state\": \"healthy\", \"connected\": true, "
+                             "\"outstanding\": 0, \"latency_ms\": "),
+            std::string::npos)
+      << after->body;
+  EXPECT_EQ(metric("curfew_upstream_endpoints", {{"upstream", "demo"}, {"state", "healthy"}}), 1);
+  EXPECT_EQ(metric("curfew_upstream_endpoints", {{"upstream", "demo"}, {"state", "ejected"}}), 0);
+}
+
 TEST_F(Binary, ReloadsAreCountedByResult) {
   curfew_->process().signal(SIGHUP);
   EXPECT_TRUE(eventually([&] {
