@@ -30,6 +30,9 @@
 //      received, within bounds for those they decided themselves (a cancel, their deadline)
 //   R  reloads: curfew applied or refused no more than were announced, refused the invalid ones
 //      (at least one), and the last configuration is in force at the end
+//   E  endpoint sets: u1 is two replicas listed as addresses (127.0.0.1 and 127.0.0.2), u2 a name
+//      whose DNS answer (dnsmasq) changes every 1-3 s among .1, .2 and both; the balancer is
+//      drawn on each reload. Every replica served calls, and invariants 3-5 hold across them
 //   A  attacks: every few seconds one hostile connection (curfew-h2-attack, a random attack from
 //      its menu, reconnecting) hits a second listener; curfew sheds it each time (the attacker saw
 //      its connection closed) while invariants 1-7 hold for the callers on the main listener
@@ -58,6 +61,7 @@
 #include "caller.h"
 #include "curfew_binary.h"   // Child, sanitizer_reports, measurable_child_env
 #include "curfew_process.h"  // free_port, port_open, TempDir
+#include "dnsmasq.h"
 #include "exposition.h"
 #include "judge.h"
 #include "routes.h"
@@ -325,10 +329,27 @@ class Run {
     ports_.exposed = testing::free_port();
     ports_.nowhere = testing::free_port();
     for (int u = 0; u < 3; ++u) {
-      upstreams_.push_back(std::make_unique<UpstreamServer>(u, 0));
-      if (!upstreams_.back()->ok()) return fail_start("in-process upstream did not start");
-      ports_.upstream[u] = upstreams_.back()->port();
+      // u1 and u2 have a replica on 127.0.0.2, on the same port (free there almost always: a
+      // few tries otherwise).
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        auto primary = std::make_unique<UpstreamServer>(u, 0);
+        if (!primary->ok()) return fail_start("in-process upstream did not start");
+        std::unique_ptr<UpstreamServer> replica;
+        if (u != 0) {
+          replica = std::make_unique<UpstreamServer>(u, primary->port(), false, "127.0.0.2",
+                                                     primary.get());
+          if (!replica->ok()) continue;
+        }
+        ports_.upstream[u] = primary->port();
+        upstreams_.push_back(std::move(primary));
+        if (replica) upstreams_.push_back(std::move(replica));
+        break;
+      }
+      if (ports_.upstream[u] == 0) return fail_start("no port free on 127.0.0.1 and 127.0.0.2");
     }
+    dns_.emplace(dns_hosts(3));
+    if (!dns_->ready()) return fail_start("dnsmasq did not answer:\n" + dns_->log());
+    ports_.dns = dns_->port();
     ports_.upstream[kChild] = testing::free_port();
     spawn_child();
     if (!poll(milliseconds(20000), [&] { return testing::port_open(ports_.upstream[kChild]); })) {
@@ -342,6 +363,14 @@ class Run {
       return fail_start("curfew did not start:\n" + tail(curfew_->process().output()));
     }
     return true;
+  }
+
+  // u2.test's answer: 127.0.0.1 (1), 127.0.0.2 (2) or both (3).
+  static std::string dns_hosts(int which) {
+    std::string hosts;
+    if (which & 1) hosts += "127.0.0.1 u2.test\n";
+    if (which & 2) hosts += "127.0.0.2 u2.test\n";
+    return hosts;
   }
 
   bool fail_start(const std::string& why) {
@@ -376,6 +405,7 @@ class Run {
     auto next_reload = start + milliseconds(uniform(rng_, 200, 600));
     auto next_kill = start + milliseconds(uniform(rng_, 2000, 5000));
     auto next_attack = start + milliseconds(uniform(rng_, 1000, 3000));
+    auto next_dns_change = start + milliseconds(uniform(rng_, 1000, 3000));
     std::optional<Clock::time_point> restart_at;
     auto next_sample = start;
     while (Clock::now() < end) {
@@ -404,6 +434,12 @@ class Run {
         ++restarts_;
         restart_at.reset();
         next_kill = now + milliseconds(uniform(rng_, 2000, 5000));
+      }
+      if (now >= next_dns_change) {
+        // u2's replicas join and leave its endpoint set (never both gone: a name always answers).
+        dns_->set_hosts(dns_hosts(uniform(rng_, 1, 3)));
+        ++dns_changes_;
+        next_dns_change = now + milliseconds(uniform(rng_, 1000, 3000));
       }
       if (attacker_ && !attacker_->running()) judge_attack();
       if (!attacker_ && now >= next_attack && now + milliseconds(4000) < end) {
@@ -468,11 +504,12 @@ class Run {
   void check_after_traffic(Traffic& traffic) {
     if (!curfew_->process().running()) return;  // invariant 1 already reported
     check_final_reload(traffic);
-    check_upstreams_settle();   // 5
-    check_nothing_in_flight();  // 6
-    check_accounting(traffic);  // 7
-    check_resources();          // 6
-    check_reload_counts();      // R
+    check_upstreams_settle();      // 5
+    check_every_replica_served();  // E
+    check_nothing_in_flight();     // 6
+    check_accounting(traffic);     // 7
+    check_resources();             // 6
+    check_reload_counts();         // R
   }
 
   // The last configuration written is the one in force: its route names are counted.
@@ -500,6 +537,17 @@ class Run {
           return curfew_->sum("curfew_requests_total", {{"route", route}}) >= 1;
         })) {
       v_.add("R", "a call after the final reload was not counted under its route " + route);
+    }
+  }
+
+  // Endpoint sets: every replica of u1 (two addresses) and of u2 (its DNS answer changing)
+  // served calls, so the sets were used, not just their first address.
+  void check_every_replica_served() {
+    for (auto& u : upstreams_) {
+      if (u->record().index() == 0 || u->record().calls() > 0) continue;
+      v_.add("E", "a replica of u" + std::to_string(u->record().index()) + " (port " +
+                      std::to_string(u->port()) +
+                      ") served no call: its endpoint set was not used");
     }
   }
 
@@ -749,12 +797,13 @@ class Run {
     std::printf(
         "chaos: seed=%llu summary: %zu calls; by kind:%s; by code:%s; reloads written %d (%d "
         "invalid, %d by SIGHUP), "
-        "applied %d, refused %d; child upstream killed %d, restarted %d; attacks %d; curfew fds "
+        "applied %d, refused %d; child upstream killed %d, restarted %d; u2.test changed %d; "
+        "attacks %d; curfew fds "
         "%d -> %d, RSS %ld (idle) / %ld (warm) -> %ld MiB (%s)\n",
         seed(), traffic.records.size(), kinds.c_str(), codes.c_str(), reloads_.written,
-        reloads_.invalid, reloads_.sighup, applied_, refused_, kills_, restarts_, attacks_,
-        baseline_fds_, final_fds_, baseline_rss_ / 1024, warm_rss_ / 1024, final_rss_ / 1024,
-        rss_curve().c_str());
+        reloads_.invalid, reloads_.sighup, applied_, refused_, kills_, restarts_, dns_changes_,
+        attacks_, baseline_fds_, final_fds_, baseline_rss_ / 1024, warm_rss_ / 1024,
+        final_rss_ / 1024, rss_curve().c_str());
     const int n = v_.total();
     std::printf("chaos: seed=%llu %s (%d violations)\n", seed(), n ? "FAILED" : "PASSED", n);
     return n ? 1 : 0;
@@ -776,7 +825,8 @@ class Run {
   std::unique_ptr<ConfigWriter> writer_;
   std::unique_ptr<Curfew> curfew_;
   ReloadLog reloads_;
-  int kills_ = 0, restarts_ = 0, applied_ = 0, refused_ = 0;
+  int kills_ = 0, restarts_ = 0, applied_ = 0, refused_ = 0, dns_changes_ = 0;
+  std::optional<testing::Dnsmasq> dns_;  // answers u2.test
   std::unique_ptr<testing::Child> attacker_;
   std::string attack_name_;
   int attacks_ = 0;

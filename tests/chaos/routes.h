@@ -132,6 +132,9 @@ struct Ports {
   // listens on: its calls never reach the judged upstreams nor the main listener's counts.
   int exposed = 0, nowhere = 0;
   int upstream[kUpstreams] = {};
+  // Endpoint sets: u1 is two replicas (127.0.0.1 and 127.0.0.2, one port) listed as addresses;
+  // u2 is named u2.test, resolved by the DNS server on this port, whose answer the run changes.
+  int dns = 0;
 };
 
 class ConfigWriter {
@@ -173,10 +176,20 @@ class ConfigWriter {
     // would open new connections each time, and on a starved machine a handshake can miss a
     // short connect_timeout (UNAVAILABLE from a live upstream). The killed child gets a short
     // one, so calls to it fail fast while it is down.
+    // The endpoint sets' balancer is drawn anew on each reload: a change of balancer keeps the
+    // set and its connections.
     for (int u = 0; u < kUpstreams; ++u) {
-      out += "  - {name: " + upstream_name(u) +
-             ", endpoints: [127.0.0.1:" + std::to_string(ports_.upstream[u]) +
-             "], connect_timeout: " + (u == kChild ? "300ms" : "5s") + "}\n";
+      const std::string port = std::to_string(ports_.upstream[u]);
+      std::string endpoint = "127.0.0.1:" + port;
+      if (u == 1) endpoint = "ipv4:127.0.0.1:" + port + ",127.0.0.2:" + port;
+      if (u == 2) endpoint = "dns://127.0.0.1:" + std::to_string(ports_.dns) + "/u2.test:" + port;
+      out += "  - {name: " + upstream_name(u) + ", endpoints: [\"" + endpoint +
+             "\"], connect_timeout: " + (u == kChild ? "300ms" : "5s");
+      if (u == 1 || u == 2) {
+        out += std::string(", balancer: ") + (rng() % 2 == 0 ? "peak_ewma" : "round_robin") +
+               ", resolve_interval: 200ms";
+      }
+      out += "}\n";
     }
     return out;
   }

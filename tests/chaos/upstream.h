@@ -45,11 +45,13 @@ class UpstreamRecord {
     std::lock_guard lock(mu_);
     open_.erase(open_.find(id));
   }
-  // Tries of call `id` seen so far, this one included.
+  // Tries of call `id` seen so far, this one included, by every replica of this upstream (a
+  // retry may land on another replica: share_attempts()).
   int attempt(uint64_t id) {
-    std::lock_guard lock(mu_);
-    return ++attempts_[id];
+    std::lock_guard lock(attempts_->mu);
+    return ++attempts_->by_call[id];
   }
+  void share_attempts(const UpstreamRecord& with) { attempts_ = with.attempts_; }
   void half_closed(uint64_t id) {
     std::lock_guard lock(mu_);
     half_closed_.insert(id);
@@ -84,7 +86,11 @@ class UpstreamRecord {
   mutable std::mutex mu_;
   std::multiset<uint64_t> open_;
   std::unordered_set<uint64_t> half_closed_;
-  std::unordered_map<uint64_t, int> attempts_;
+  struct Attempts {
+    std::mutex mu;
+    std::unordered_map<uint64_t, int> by_call;
+  };
+  std::shared_ptr<Attempts> attempts_ = std::make_shared<Attempts>();  // set before serving
   std::vector<std::string> violations_;
   long calls_ = 0;
 };
@@ -363,10 +369,14 @@ class ChaosService final : public grpc::CallbackGenericService {
 // An upstream server on 127.0.0.1:`port` (0: any free port).
 class UpstreamServer {
  public:
-  UpstreamServer(int index, int port, bool print_violations = false)
+  // Upstream u`index` on host:port (port 0: a free one). Several servers may share an index:
+  // the replicas of one upstream's endpoint set, each with its own record.
+  UpstreamServer(int index, int port, bool print_violations = false,
+                 const std::string& host = "127.0.0.1", const UpstreamServer* replica_of = nullptr)
       : record_(index, print_violations), service_(record_) {
+    if (replica_of != nullptr) record_.share_attempts(replica_of->record_);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials(),
+    builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
                              &port_);
     builder.RegisterCallbackGenericService(&service_);
     server_ = builder.BuildAndStart();

@@ -3,7 +3,7 @@
 // that dies instead takes it along (spawn_child's PR_SET_PDEATHSIG).
 //
 //   Dnsmasq dns("127.0.0.2 multi.test\n");
-//   dns::resolve({.host = "multi.test", .port = "80", .server = dns.server()});
+//   dns::resolve({.host = "multi.test", .port = "80", .server = dns.server()});  // curfew's
 //   dns.set_hosts("127.0.0.7 multi.test\n");   // rewritten, then SIGHUP: dnsmasq re-reads it
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +26,6 @@
 #include <utility>
 #include <vector>
 
-#include "dns/resolver.h"
 #include "spawn_child.h"
 
 namespace curfew::testing {
@@ -80,6 +80,7 @@ class Dnsmasq {
   bool ready() const { return ready_; }
   // "127.0.0.1:port", as dns::Query::server takes it.
   std::string server() const { return "127.0.0.1:" + std::to_string(port_); }
+  int port() const { return port_; }
   std::string log() const {
     std::ifstream in(dir_ / "dnsmasq.log");
     std::stringstream s;
@@ -135,14 +136,36 @@ class Dnsmasq {
         pid_ = -1;
         return false;
       }
-      const auto found = dns::resolve({.host = "ready.test",
-                                       .port = "0",
-                                       .server = server(),
-                                       .timeout = std::chrono::milliseconds(200)});
-      if (found.ok()) return true;
+      if (answers_ready_test()) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
+  }
+
+  // One hand-written DNS query (RFC 1035: a header, then QNAME ready.test, QTYPE A, QCLASS IN)
+  // over UDP, waiting 200 ms: true if dnsmasq answered it with an address. Not curfew's resolver,
+  // so the fixture does not depend on the code under test (nor on its sanitizer build).
+  bool answers_ready_test() const {
+    const int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0) return false;
+    timeval wait{0, 200 * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(static_cast<uint16_t>(port_));
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const unsigned char query[] = {
+        0x12, 0x34, 0x01, 0x00, 0,   1,   0, 0,   0,   0,   0,   0,               // id, RD, 1 q
+        5,    'r',  'e',  'a',  'd', 'y', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1};  // A, IN
+    unsigned char reply[512];
+    ssize_t n = -1;
+    if (sendto(fd, query, sizeof query, 0, reinterpret_cast<const sockaddr*>(&to), sizeof to) ==
+        static_cast<ssize_t>(sizeof query))
+      n = recv(fd, reply, sizeof reply, 0);
+    close(fd);
+    // Our id, a response, rcode 0, at least one answer.
+    return n >= 12 && reply[0] == 0x12 && reply[1] == 0x34 && (reply[2] & 0x80) != 0 &&
+           (reply[3] & 0x0f) == 0 && (reply[6] != 0 || reply[7] != 0);
   }
 
   // SIGTERM, up to 5 s to exit, then SIGKILL and reap.
