@@ -17,7 +17,9 @@
 #include "metrics/admin_server.h"
 #include "metrics/call_metrics.h"
 #include "metrics/connection_metrics.h"
+#include "metrics/endpoint_metrics.h"
 #include "metrics/server_metrics.h"
+#include "metrics/upstreams_json.h"
 #include "runtime/process.h"
 #include "sidecar/log.h"
 #include "sidecar/sidecar.h"
@@ -116,10 +118,15 @@ int serve(const std::string& path) {
     return !draining.load(std::memory_order_relaxed) && s->ready();
   };
   server_metrics.set_readiness(ready);
+  curfew::metrics::EndpointMetrics endpoint_metrics(
+      [s = sidecar->get()] { return s->upstream_reports(); });
   auto admin = curfew::metrics::AdminServer::start(
       {.address = admin_address,
-       .collectables = {&server_metrics, &call_metrics, &connection_metrics},
-       .ready = ready});
+       .collectables = {&server_metrics, &call_metrics, &connection_metrics, &endpoint_metrics},
+       .ready = ready,
+       .upstreams = [s = sidecar->get()] {
+         return curfew::metrics::upstreams_json(s->upstream_reports());
+       }});
   if (!admin.ok()) {
     std::cerr << "curfew: cannot start: " << admin.status().message() << "\n";
     return 1;

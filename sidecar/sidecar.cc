@@ -103,6 +103,10 @@ std::shared_ptr<const config::Config> Sidecar::config() const {
   return std::shared_ptr<const config::Config>(current, &current->config);  // shares ownership
 }
 
+std::vector<UpstreamReport> Sidecar::upstream_reports(std::chrono::milliseconds limit) const {
+  return plane_ ? plane_->upstream_reports(limit) : std::vector<UpstreamReport>{};
+}
+
 std::shared_ptr<const Routing> Sidecar::routing() const {
   std::lock_guard<std::mutex> lock(mu_);
   return routing_;
