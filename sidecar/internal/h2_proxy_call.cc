@@ -728,7 +728,11 @@ rt::Task<void> H2ProxyCall::read_call_and_reply(const config::Route& route) {
 
 rt::Task<UpstreamReply> H2ProxyCall::unary_policy(const config::Route& route,
                                                   const UnaryRequest& request) {
-  H2UnaryCaller caller(*ctx_.pool, *ctx_.routing);
+  // Timeouts count against an endpoint only when a deadline shorter than the caller's ran out.
+  H2UnaryCaller caller(*ctx_.pool, *ctx_.routing,
+                       deadline_.source == CallDeadline::Source::kCaller
+                           ? deadline_.upstream_deadline
+                           : rt::TimePoint::max());
   co_return co_await run_unary_policy(route, caller, request, deadline_.deadline,
                                       deadline_.upstream_deadline, *ctx_.worker, report_);
 }

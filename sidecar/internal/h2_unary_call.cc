@@ -193,8 +193,11 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
           co_await rt::deadline(deadline, exchange(*up, std::move(body), upstream));
       if (reply) {
         // What the balancer and outlier detection learn: an UNAVAILABLE (the pod is going, the
-        // connection broke) is the endpoint's failure; any other answer shows it serving.
-        if (reply->status.code() == StatusCode::UNAVAILABLE) {
+        // connection broke), or a deadline it had in full run out, is the endpoint's failure;
+        // any other answer shows it serving.
+        const StatusCode code = reply->status.code();
+        if (code == StatusCode::UNAVAILABLE ||
+            (code == StatusCode::DEADLINE_EXCEEDED && deadline < callers_deadline_)) {
           lease.failed(reply->status.message(), rt::Clock::now());
         } else {
           lease.succeeded(rt::Clock::now());
@@ -203,6 +206,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
       }
       refused = "upstream '" + upstream + "' refused the stream (HTTP/2 REFUSED_STREAM)";
     } catch (const rt::TimeoutError&) {
+      if (deadline < callers_deadline_)
+        lease.failed("ran out a deadline it had in full", rt::Clock::now());
       co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
     }
   }

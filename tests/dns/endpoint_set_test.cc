@@ -378,6 +378,35 @@ TEST_F(EndpointSets, AHedgeGoesToAnotherEndpointOfTheSameUpstream) {
   EXPECT_LE(pods_[0]->calls.load(), 3);
 }
 
+TEST_F(EndpointSets, RunningOutAPerTryDeadlineEjectsButTheCallersOwnDoesNot) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(2));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
+  pods_[0]->delay_ms = 1000;  // 127.0.0.2 stalls
+  const std::string outlier = ", outlier_detection: {consecutive_failures: 2}";
+  // The caller's own 50 ms deadline runs out on the stalled pod: not the pod's fault.
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml(
+      "round_robin", ", retry: {attempts: 2, per_try_timeout: 5s, budget_ratio: 1}", outlier)));
+  for (int i = 0; i < 10; ++i) {
+    auto stub = Demo::NewStub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 50ms);
+    demo::EchoRequest request;
+    demo::EchoReply reply;
+    stub->Echo(&ctx, request, &reply);
+  }
+  EXPECT_EQ(connections_.ejections.load(), 0) << "the caller's own deadline ejected a pod";
+  // A per-try deadline (100 ms) the pod had in full, run out twice: ejected, and every call
+  // succeeds on the other pod (a retry at first, then directly).
+  sidecar_.reset();
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml(
+      "round_robin", ", retry: {attempts: 2, per_try_timeout: 100ms, budget_ratio: 1}", outlier)));
+  int failed = 0;
+  for (int i = 0; i < 10; ++i) failed += echo().ok() ? 0 : 1;
+  EXPECT_EQ(failed, 0);
+  EXPECT_GE(connections_.ejections.load(), 1) << "the stalled pod was not ejected";
+  EXPECT_LE(pods_[0]->calls.load(), 10 + 2) << "ejected after two timeouts";
+}
+
 TEST_F(EndpointSets, AReloadThatKeepsTheUpstreamOpensNoConnection) {
   ASSERT_NO_FATAL_FAILURE(start_pods(3));
   ASSERT_NO_FATAL_FAILURE(start_dns({2, 3, 4}));
