@@ -75,7 +75,7 @@ void reload(curfew::sidecar::Sidecar& sidecar, curfew::metrics::ServerMetrics& m
   if (workers_changed) {
     log(LogLevel::kWarning,
         "workers changed; the listeners keep " +
-            (workers_before == 0 ? std::string("one worker per core")
+            (workers_before == 0 ? std::string("one worker per CPU the container may use")
                                  : std::to_string(workers_before) + " workers") +
             " until curfew restarts");
   }

@@ -245,7 +245,7 @@ struct Config {
   std::vector<Upstream> upstreams;
   // How long in-flight calls may take to finish after shutdown starts.
   std::chrono::nanoseconds drain_timeout = std::chrono::seconds(10);
-  int worker_threads = 0;  // 0: one per CPU core.
+  int worker_threads = 0;  // 0: one per CPU the container may use (runtime/cpu_budget.h).
   // How long a worker keeps polling for the next event after one, instead of sleeping (0: never
   // spins). Saves a thread wake-up per hop at low concurrency, at the price of a spinning core.
   std::chrono::nanoseconds busy_poll{0};

@@ -101,7 +101,7 @@ std::string describe(const Config& config) {
   std::string out = absl::StrCat(
       "config ", config.source_path.empty() ? "(unnamed)" : config.source_path, ": admin on ",
       config.admin.address, ", drain_timeout ", format_duration(config.drain_timeout), ", ",
-      config.worker_threads == 0 ? std::string("one worker per core")
+      config.worker_threads == 0 ? std::string("one worker per CPU the container may use")
                                  : absl::StrCat(config.worker_threads, " workers"),
       config.busy_poll > std::chrono::nanoseconds::zero()
           ? absl::StrCat(", busy_poll ", format_duration(config.busy_poll))

@@ -1,8 +1,10 @@
 #include "sidecar/sidecar.h"
 
+#include "runtime/cpu_budget.h"
 #include "sidecar/internal/h2_data_plane.h"
 #include "sidecar/internal/h2_listener_server.h"
 #include "sidecar/internal/routing.h"
+#include "sidecar/log.h"
 
 #include <thread>
 
@@ -40,7 +42,13 @@ absl::StatusOr<std::unique_ptr<Sidecar>> Sidecar::start(config::Config config,
                                                         CallObserver* observer,
                                                         ConnectionObserver* connections) {
   int workers = config.worker_threads;
-  if (workers <= 0) workers = std::max(1u, std::thread::hardware_concurrency());
+  if (workers <= 0) {  // one per CPU the container may use
+    const rt::CpuBudget budget = rt::cpu_budget(rt::cpu_budget_sources_from_environment());
+    workers = budget.cpus;
+    log(LogLevel::kInfo, "workers: " + std::to_string(workers) + " (" + budget.reason + ")");
+  } else {
+    log(LogLevel::kInfo, "workers: " + std::to_string(workers) + " (configured)");
+  }
   auto routing = Routing::build(std::move(config));
   if (!routing.ok()) return routing.status();
 

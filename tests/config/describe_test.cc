@@ -68,6 +68,15 @@ TEST(Describe, HeaderAndListeners) {
   EXPECT_THAT(text, HasSubstr("LISTENER  ROUTE      MATCH"));
 }
 
+TEST(Describe, WorkersZeroIsOnePerCpuTheContainerMayUse) {
+  std::string yaml(kConfig);
+  yaml.replace(yaml.find("workers: 4"), 10, "workers: 0");
+  absl::StatusOr<Config> config = load_config_string(yaml, "describe.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(describe(*config),
+              HasSubstr("drain_timeout 10s, one worker per CPU the container may use\n"));
+}
+
 TEST(Describe, RouteRowsShowEffectiveValues) {
   const std::string text = described();
   const std::string reports = line_with(text, "reports ");
