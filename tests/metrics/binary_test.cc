@@ -106,13 +106,13 @@ TEST_F(Binary, RealCallsAreCounted) {
 
 TEST_F(Binary, UpstreamsListsEachEndpointAndTheGaugeCountsIt) {
   // Sets are made by the first call of an upstream: nothing listed before.
-  auto before = curfew_->client().Get("/upstreams");
+  auto before = curfew_->get("/upstreams");
   ASSERT_TRUE(before);
   EXPECT_EQ(before->status, 200);
   EXPECT_EQ(before->get_header_value("Content-Type"), "application/json");
   EXPECT_EQ(before->body, "{\"upstreams\": []}\n");
   ASSERT_TRUE(echo().ok());
-  auto after = curfew_->client().Get("/upstreams");
+  auto after = curfew_->get("/upstreams");
   ASSERT_TRUE(after);
   const std::string address = "127.0.0.1:" + std::to_string(backend_->port());
   // The worker that served the call lists it (one of several when the machine has more CPUs).

@@ -54,6 +54,9 @@ class CurfewWithAdmin {
     return res ? res->status : -1;
   }
 
+  // GET `path` on the admin server: the whole response, or null if the request failed.
+  httplib::Result get(const std::string& path) const { return client().Get(path); }
+
   // The body of /metrics; nullopt if the request failed.
   std::optional<std::string> metrics_text() const {
     auto res = client().Get("/metrics");
