@@ -106,9 +106,9 @@ void expect_full_example(const Config& config) {
   EXPECT_THAT(config.find_upstream("local-app")->endpoints, ElementsAre("127.0.0.1:8080"));
   ASSERT_NE(config.find_upstream("payments"), nullptr);
   EXPECT_THAT(config.find_upstream("payments")->endpoints,
-              ElementsAre("dns:///payments-headless.prod.svc.cluster.local:50051"));
+              ElementsAre("dns:///payments.prod.svc.cluster.local:50051"));
   EXPECT_EQ(config.find_upstream("payments")->connect_timeout, seconds(1));
-  // A headless Service's name: every pod an address of the set, balanced per call.
+  // The balancing defaults (the full example spells them out).
   EXPECT_EQ(config.find_upstream("payments")->balancer, Upstream::Balancer::kPeakEwma);
   EXPECT_EQ(config.find_upstream("payments")->resolve_interval, seconds(5));
   EXPECT_EQ(config.find_upstream("payments")->outlier_detection.consecutive_failures, 5);
