@@ -3,9 +3,16 @@
 // little as possible and the proxy's cost shows.
 //
 //   bench_echo_server --port 50051 [--port 50052 ...] [--threads 1] [--slow-ms 1000]
+//                     [--host 127.0.0.1] [--delay-ms 0]
+//
+// --host: the address every --port listens on (a loopback "pod" of the endpoint-set scenarios:
+// 127.0.0.2, .3, ... on one port). --delay-ms: every Unary call answers that much later (an
+// alarm: the thread stays free), a slow pod. The call counter printed on exit (calls=N, every
+// call accepted) gives each pod's share of the calls.
 //
 // Methods (any service name; the method name after the last '/' decides):
-//   .../Unary  read one message, answer it with WriteAndFinish (one response, status OK)
+//   .../Unary  read one message, answer it with WriteAndFinish (one response, status OK), after
+//              --delay-ms if set
 //   .../Stream echo every message until the client half-closes, then OK
 //   .../Slow   read one message, wait --slow-ms (or until the call is cancelled), then answer it;
 //              counts the calls that were cancelled before the wait ended
@@ -37,6 +44,7 @@ std::atomic<long> g_calls{0};
 std::atomic<long> g_slow_cancelled{0};
 std::atomic<long> g_slow_completed{0};
 int g_slow_ms = 1000;
+int g_delay_ms = 0;  // added to every Unary call
 constexpr int kHoldMs = 10000;
 std::mutex g_cancel_log_mu;
 std::string g_cancel_log;  // "id nanoseconds\n" per cancellation of a Hold call
@@ -112,7 +120,12 @@ class Call {
           finish();
           break;
         }
-        if (kind_ == Kind::kUnary) {
+        if (kind_ == Kind::kUnary && g_delay_ms > 0) {
+          state_ = State::kWaiting;
+          ++pending_;
+          alarm_.Set(cq_, std::chrono::system_clock::now() + std::chrono::milliseconds(g_delay_ms),
+                     &alarm_tag_);
+        } else if (kind_ == Kind::kUnary) {
           state_ = State::kFinishing;
           ++pending_;
           stream_.WriteAndFinish(message_, grpc::WriteOptions(), grpc::Status::OK, &op_tag_);
@@ -157,12 +170,12 @@ class Call {
   void on_alarm(bool fired) {
     --pending_;
     if (fired && !cancelled_) {
-      g_slow_completed.fetch_add(1, std::memory_order_relaxed);
+      if (kind_ != Kind::kUnary) g_slow_completed.fetch_add(1, std::memory_order_relaxed);
       state_ = State::kFinishing;
       ++pending_;
       stream_.WriteAndFinish(message_, grpc::WriteOptions(), grpc::Status::OK, &op_tag_);
     } else {
-      g_slow_cancelled.fetch_add(1, std::memory_order_relaxed);
+      if (kind_ != Kind::kUnary) g_slow_cancelled.fetch_add(1, std::memory_order_relaxed);
       finish();
     }
     maybe_delete();
@@ -224,7 +237,8 @@ class Call {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: bench_echo_server --port N [--port N ...] [--threads T] [--slow-ms MS]\n");
+               "usage: bench_echo_server --port N [--port N ...] [--threads T] [--slow-ms MS] "
+               "[--host ADDR] [--delay-ms MS]\n");
   std::exit(2);
 }
 
@@ -232,6 +246,7 @@ void usage() {
 
 int main(int argc, char** argv) {
   std::vector<int> ports;
+  std::string host = "127.0.0.1";
   int threads = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -242,6 +257,10 @@ int main(int argc, char** argv) {
       threads = std::max(1, std::atoi(argv[++i]));
     } else if (arg == "--slow-ms") {
       g_slow_ms = std::atoi(argv[++i]);
+    } else if (arg == "--host") {
+      host = argv[++i];
+    } else if (arg == "--delay-ms") {
+      g_delay_ms = std::max(0, std::atoi(argv[++i]));
     } else {
       usage();
     }
@@ -257,7 +276,7 @@ int main(int argc, char** argv) {
   grpc::AsyncGenericService service;
   grpc::ServerBuilder builder;
   for (int port : ports) {
-    builder.AddListeningPort("127.0.0.1:" + std::to_string(port),
+    builder.AddListeningPort(host + ":" + std::to_string(port),
                              grpc::InsecureServerCredentials());
   }
   builder.RegisterAsyncGenericService(&service);
