@@ -26,7 +26,9 @@
 // window's start) are reported. --slow-fraction F sends that share of calls to --slow-method with
 // a --slow-deadline-ms deadline (the "20% of calls hit their deadline" scenario). --calls N stops
 // a closed loop after N calls (for instruction counts under callgrind, with --warmup 0).
-// Output: one JSON object on stdout. Every loop is bounded in time.
+// Output: one JSON object on stdout; when unary calls failed, also when the first and the last
+// failure completed (first_failure_mono_s, last_failure_mono_s: CLOCK_MONOTONIC seconds, to be
+// set against another process's events, e.g. an upstream killed). Every loop is bounded in time.
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -195,6 +197,7 @@ class Generator {
   long streams_established_ = 0;
   long streams_failed_ = 0;
   double slow_acc_ = 0;
+  TimePoint first_failure_{}, last_failure_{};  // unary calls that ended with a non-OK status
   std::vector<StreamCall*> idle_streams_;
   std::string first_error_;  // of a stream that failed to open  // mode idle: owned here, deleted
                              // at the end
@@ -228,6 +231,10 @@ struct UnaryCall final : Tag {
 
   void done(bool) override {
     const TimePoint now = Clock::now();
+    if (!status.ok()) {
+      if (g.first_failure_ == TimePoint{}) g.first_failure_ = now;
+      g.last_failure_ = now;
+    }
     // Closed loop: calls completing in the window; open loop: calls due in the window.
     if (g.in_window(closed_loop ? now : due)) {
       g.rec_.add(std::chrono::duration_cast<std::chrono::nanoseconds>(now - due).count(),
@@ -540,6 +547,13 @@ int Generator::run() {
   const double window = o_.duration;
   std::string extra;
   if (outstanding_ > 0) extra = ",\"unfinished\":" + std::to_string(outstanding_);
+  if (first_failure_ != TimePoint{}) {
+    const auto mono_s = [](TimePoint t) {
+      return std::to_string(std::chrono::duration<double>(t.time_since_epoch()).count());
+    };
+    extra += ",\"first_failure_mono_s\":" + mono_s(first_failure_) +
+             ",\"last_failure_mono_s\":" + mono_s(last_failure_);
+  }
   return report(window, cpu_end - cpu_start, hwm, client_end - client_start, extra);
 }
 
