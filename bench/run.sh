@@ -13,7 +13,11 @@
 # "direct nghttpx haproxy nginx curfew curfew-bp"), ATTACKS (the attacks of the last section,
 # space-separated; "" skips it; default: every attack of curfew-h2-attack), ATTACK_SECONDS=5,
 # ATTACK_RECONNECT=0 (1: the attacker reconnects each time it is shed), CASES=1 (0: only the
-# attacks section).
+# attacks section), ENDPOINTS=1 (the endpoint-set section at the end; 0 skips it; "only": nothing
+# else, i.e. CASES=0 ATTACKS= TARGETS=curfew H2LOAD=0), KILL_POD_MS=5 (ms each pod takes per call
+# in the endpoint-set kill scenario).
+#
+#   ENDPOINTS=only bash bench/run.sh                                 # only the endpoint sets
 #
 # Targets:
 #   direct     the load generator calls the echo server itself (no proxy)
@@ -34,11 +38,35 @@
 # therefore gives the client side the same CPU and each proxy exactly one core; "direct" runs with
 # CPU 1 idle. All the proxies are started together and sit idle while another one is measured.
 #
-# Everything listens on 127.0.0.1 only; every case is bounded in time (the load generator stops
-# itself); every process started here is stopped by its PID on exit.
+# Endpoint sets (issue 18; ENDPOINTS): one upstream of three "pods", bench_echo_server on
+# 127.0.0.2, 127.0.0.3 and 127.0.0.4 (one port, one process each, CPU 0 with the load generator),
+# listed as one endpoint string "ipv4:127.0.0.2:P,127.0.0.3:P,127.0.0.4:P": the three addresses
+# of one target, as a DNS name with three A records would give, without a DNS server (the tests in
+# tests/dns resolve a real name with dnsmasq). curfew `workers: 1` on CPU 1; every case on fresh
+# processes. Two scenarios:
+#   slow pod  127.0.0.4 answers every call 20 ms late (--delay-ms 20); unary c=16 for DURATION s
+#             with `balancer: round_robin`, then `balancer: peak_ewma`: p50/p99 and each pod's
+#             share of the calls it served (its calls=N on exit, warm-up included). Targets: the
+#             slow pod under 10% of the calls with peak-EWMA, and p99 at most half of round
+#             robin's.
+#   kill      unary c=64 (peak_ewma, outlier_detection defaults: 5 failures in a row eject),
+#             every pod taking KILL_POD_MS=5 ms per call (a service at work: calls are in flight
+#             on the pod when it dies; an echo that answers in microseconds seldom has any);
+#             halfway through the window the pod on 127.0.0.3 gets SIGKILL; the failed calls, and
+#             when the admin's /upstreams first lists it ejected, without a retry policy and with
+#             `retry: {attempts: 2, per_try_timeout: 1s, budget_ratio: 1}`. Target: with the
+#             retry policy, no caller sees a failure.
+#
+# Everything listens on loopback only (127.0.0.1, and 127.0.0.2-4 for the pods); every case is
+# bounded in time (the load generator stops itself); every process started here is stopped by its
+# PID on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+ENDPOINTS=${ENDPOINTS:-1}
+if [[ $ENDPOINTS == only ]]; then
+  CASES=0 ATTACKS="" TARGETS=curfew H2LOAD=0
+fi
 DURATION=${DURATION:-5}
 WARMUP=${WARMUP:-1}
 OPEN_RATE=${OPEN_RATE:-2000}
@@ -138,12 +166,13 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF
 )
 
-wait_port() {  # bounded: 10 s
+wait_port() {  # wait_port PORT WHAT [HOST=127.0.0.1]; bounded: 10 s
+  local host=${3:-127.0.0.1}
   for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null && return 0
     sleep 0.1
   done
-  echo "bench: nothing listens on 127.0.0.1:$1 ($2)"; exit 1
+  echo "bench: nothing listens on $host:$1 ($2)"; exit 1
 }
 
 ulimit -n 65536 2>/dev/null || true
@@ -287,10 +316,12 @@ rss_kb() {
   echo "$total"
 }
 
-start_all
-sleep 1
 IDLE_KB_ARGS=()
-for t in "${PROXIES[@]}"; do IDLE_KB_ARGS+=(--idle-kb "$t=$(rss_kb "$t")"); done
+if [[ $CASES == 1 || -n $ATTACKS ]]; then
+  start_all
+  sleep 1
+  for t in "${PROXIES[@]}"; do IDLE_KB_ARGS+=(--idle-kb "$t=$(rss_kb "$t")"); done
+fi
 
 # ---- cases --------------------------------------------------------------------------------------
 RESULTS=$WORK/results.jsonl
@@ -459,4 +490,156 @@ for a in attacks:
     print(f"| {a} | " + " | ".join(cell.get((a, t), "") for t in targets) + " |")
 PYEOF
   echo "raw attack results: $BUILD_DIR/bench/attacks.jsonl"
+fi
+
+# ---- endpoint sets (issue 18) -------------------------------------------------------------------
+# Three pods of one upstream (see the top): a slow pod under round robin and peak-EWMA, then a pod
+# killed at c=64 without and with a retry policy. Every case on fresh processes; the table and the
+# targets are table.py's --endpoints.
+if [[ $ENDPOINTS != 0 ]]; then
+  stop_all
+  PODS=(127.0.0.2 127.0.0.3 127.0.0.4)
+  SLOW_POD=127.0.0.4
+  KILL_POD_MS=${KILL_POD_MS:-5}
+  KILLED_POD=127.0.0.3
+  # A port free on all three pod addresses, and curfew's two on 127.0.0.1 (bounded: 50 tries).
+  read -r P_POD P_EP P_EP_ADMIN < <("$PY" - "${PODS[@]}" <<'EOF'
+import socket, sys
+for _ in range(50):
+    socks = []
+    try:
+        first = socket.socket(); first.bind((sys.argv[1], 0)); socks.append(first)
+        port = first.getsockname()[1]
+        for host in sys.argv[2:]:
+            s = socket.socket(); s.bind((host, port)); socks.append(s)
+    except OSError:
+        continue
+    mine = [socket.socket() for _ in range(2)]
+    for s in mine: s.bind(("127.0.0.1", 0))
+    print(port, *(s.getsockname()[1] for s in mine))
+    break
+else:
+    sys.exit("no port free on every pod address")
+EOF
+)
+  EP_TARGET="ipv4:$(IFS=,; echo "${PODS[*]/%/:$P_POD}")"
+  EP_RESULTS=$WORK/endpoints.jsonl
+  : >"$EP_RESULTS"
+
+  # endpoint_config BALANCER [ROUTE_EXTRA]: curfew's config for one case.
+  endpoint_config() {
+    cat <<EOF
+admin: {address: 127.0.0.1:$P_EP_ADMIN}
+workers: 1
+listeners:
+  - name: bench
+    address: 127.0.0.1:$P_EP
+    default_timeout: 60s
+    routes:
+      - {name: pods, match: {prefix: /}, upstream: pods, timeout: 60s${2:+, $2}}
+upstreams:
+  - {name: pods, endpoints: ["$EP_TARGET"], balancer: $1}
+EOF
+  }
+  # start_pods SLOW_HOST DELAY_MS: one echo server per pod address, each answering DELAY_MS late,
+  # SLOW_HOST ("": none) 20 ms later still; POD_PID[host].
+  declare -A POD_PID
+  start_pods() {
+    local host delay
+    for host in "${PODS[@]}"; do
+      delay=$2
+      if [[ $host == "$1" ]]; then delay=$((delay + 20)); fi
+      "${PIN_LOAD[@]}" "$ECHO" --host "$host" --port "$P_POD" --delay-ms "$delay" \
+        >"$WORK/pod-$host.log" 2>&1 &
+      POD_PID[$host]=$!
+      STARTED+=("$!")
+    done
+    for host in "${PODS[@]}"; do wait_port "$P_POD" "pod $host" "$host"; done
+  }
+  # start_endpoint_curfew NAME BALANCER [ROUTE_EXTRA]
+  start_endpoint_curfew() {
+    endpoint_config "$2" "${3:-}" >"$WORK/$1.yaml"
+    "${PIN_PROXY[@]}" "$CURFEW" --config "$WORK/$1.yaml" --log-level warning >"$WORK/$1.log" 2>&1 &
+    CURFEW_PID=$!
+    STARTED+=("$CURFEW_PID")
+    wait_port "$P_EP" curfew
+  }
+  # endpoint_load CONCURRENCY: the load generator against curfew, one JSON line on stdout.
+  endpoint_load() {
+    local out
+    out=$(timeout 120 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$P_EP" --mode closed \
+            --concurrency "$1" --duration "$DURATION" --warmup "$WARMUP" --pid "$CURFEW_PID" \
+            2>>"$WORK/loadgen.err") || true
+    if [[ -z $out ]]; then out='{"error":"load generator failed"}'; fi
+    echo "$out"
+  }
+
+  echo "bench: endpoint sets, pods ${PODS[*]} port $P_POD (${DURATION}s per case after ${WARMUP}s warm-up)"
+  for balancer in round_robin peak_ewma; do
+    start_pods "$SLOW_POD" 0
+    start_endpoint_curfew "curfew-$balancer" "$balancer"
+    out=$(endpoint_load 16)
+    stop_all  # the pods print calls=N as they stop
+    calls="{"
+    for host in "${PODS[@]}"; do
+      n=$(sed -n 's/^calls=\([0-9]*\).*/\1/p' "$WORK/pod-$host.log")
+      calls+="\"$host\":${n:-null},"
+    done
+    calls="${calls%,}}"
+    echo "{\"scenario\":\"slow\",\"balancer\":\"$balancer\",\"slow\":\"$SLOW_POD\",\"calls\":$calls,\"result\":$out}" >>"$EP_RESULTS"
+    printf '  %-30s %s\n' "slow pod c=16 $balancer" "pods $calls; $(echo "$out" | cut -c1-110)"
+  done
+
+  # The kill: a helper (CPU 0) sleeps until halfway through the window, sends SIGKILL to the pod's
+  # echo server, then polls /upstreams (every 10 ms, at most 5 s) until the pod shows "ejected".
+  # Times are CLOCK_MONOTONIC, as the load generator's first/last failure.
+  cat >"$WORK/kill_pod.py" <<'EOF'
+import json, os, signal, sys, time, urllib.request
+pid, delay, admin, victim = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4]
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+time.sleep(delay)
+killed = time.monotonic()
+os.kill(pid, signal.SIGKILL)
+ejected, polls = None, 0
+while ejected is None and time.monotonic() < killed + 5 and polls < 500:
+    polls += 1
+    try:
+        with opener.open(f"http://{admin}/upstreams", timeout=1) as r:
+            doc = json.load(r)
+        if any(e["address"] == victim and e["state"] == "ejected"
+               for u in doc["upstreams"] for e in u["endpoints"]):
+            ejected = time.monotonic()
+            break
+    except (OSError, ValueError, KeyError):
+        pass
+    time.sleep(0.01)
+print(json.dumps({"killed_mono_s": killed, "ejected_mono_s": ejected}))
+EOF
+  for policy in none retry; do
+    extra=""
+    [[ $policy == retry ]] && extra="retry: {attempts: 2, per_try_timeout: 1s, budget_ratio: 1}"
+    start_pods "" "$KILL_POD_MS"
+    start_endpoint_curfew "curfew-kill-$policy" peak_ewma "$extra"
+    endpoint_load 64 >"$WORK/kill-$policy.json" &
+    load_pid=$!
+    kill_at=$(awk "BEGIN {print $WARMUP + $DURATION / 2}")
+    victim=${POD_PID[$KILLED_POD]}
+    timeout 60 "${PIN_LOAD[@]}" "$PY" "$WORK/kill_pod.py" "$victim" "$kill_at" "127.0.0.1:$P_EP_ADMIN" \
+      "$KILLED_POD:$P_POD" >"$WORK/kill-$policy.killer" 2>>"$WORK/loadgen.err" || true
+    # The killed pod is gone: no longer ours to stop (its PID may be reused).
+    remaining=()
+    for p in "${STARTED[@]}"; do [[ $p == "$victim" ]] || remaining+=("$p"); done
+    STARTED=("${remaining[@]}")
+    wait "$load_pid" || true
+    out=$(cat "$WORK/kill-$policy.json")
+    killer=$(tail -n 1 "$WORK/kill-$policy.killer")
+    if [[ -z $killer ]]; then killer='{"error":"the kill helper failed"}'; fi
+    stop_all
+    echo "{\"scenario\":\"kill\",\"policy\":\"$policy\",\"pod_ms\":$KILL_POD_MS,\"retry\":\"$extra\",\"killed\":\"$KILLED_POD\",\"kill\":$killer,\"result\":$out}" >>"$EP_RESULTS"
+    printf '  %-30s %s\n' "kill 1 of 3 c=64 $policy" "$killer; $(echo "$out" | cut -c1-110)"
+  done
+  mkdir -p "$BUILD_DIR/bench"
+  cp "$EP_RESULTS" "$BUILD_DIR/bench/endpoints.jsonl"
+  "$PY" bench/table.py --endpoints "$EP_RESULTS" --pinned "$PIN" --load "$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "raw endpoint-set results: $BUILD_DIR/bench/endpoints.jsonl"
 fi

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints bench/run.sh's results as one table (Markdown), with the ratios of each curfew target
 (curfew, curfew-bp) to direct and to the other proxies (nghttpx, HAProxy, nginx) in every
-scenario, then checks the targets of issue 7 and issue 16."""
+scenario, then checks the targets of issue 7 and issue 16. With --endpoints FILE (the endpoint-set
+section's results), the endpoint-set tables and the targets of issue 18."""
 import argparse
 import json
 
@@ -20,7 +21,8 @@ CODE_NAMES = {0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 4: "DEADLINE_EXCEEDED", 8: 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("results")
+    ap.add_argument("results", nargs="?")
+    ap.add_argument("--endpoints", default="")
     # TARGET=KB: a proxy's RSS once started, before any call (repeatable).
     ap.add_argument("--idle-kb", action="append", default=[])
     # TARGET=KB: its RSS idle again after all the load cases (repeatable).
@@ -29,6 +31,10 @@ def main():
     ap.add_argument("--pinned", default="1")
     ap.add_argument("--load", default="")
     a = ap.parse_args()
+    if a.endpoints:
+        endpoint_tables(a.endpoints, a.pinned, a.load)
+    if not a.results:
+        return
     idle_kb = {k: int(v) for k, v in (x.split("=", 1) for x in a.idle_kb)}
     after_kb = {k: int(v) for k, v in (x.split("=", 1) for x in a.after_kb)}
 
@@ -240,6 +246,113 @@ def main():
             q = mine["proxy_cpu_s_per_1k"] / r["proxy_cpu_s_per_1k"]
             print(f"  {name}: CPU per call at c=64 {what}: {q:.2f}x ({us:.1f} vs "
                   f"{r['proxy_cpu_s_per_1k'] * 1000:.1f} µs CPU/call) {verdict(q <= limit)}")
+
+
+def endpoint_tables(path, pinned, load):
+    """Issue 18: a slow pod under round robin and peak-EWMA; a pod killed without and with retries."""
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+
+    def verdict(ok):
+        return "MET" if ok else "MISSED"
+
+    def failures(res):
+        return sum(n for c, n in res.get("codes", {}).items() if int(c) != 0)
+
+    def codes_text(res):
+        parts = [f"{CODE_NAMES.get(int(c), c)} {n}" for c, n in sorted(res.get("codes", {}).items(),
+                                                                     key=lambda kv: int(kv[0]))
+                 if int(c) != 0]
+        if res.get("unfinished"):
+            parts.append(f"unfinished {res['unfinished']}")
+        return ", ".join(parts) or "none"
+
+    def print_table(head, body):
+        widths = [max(len(str(r[i])) for r in [head] + body) for i in range(len(head))]
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(head, widths)) + " |")
+        print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+        for r in body:
+            print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
+
+    slow = {r["balancer"]: r for r in rows if r["scenario"] == "slow"}
+    kill = {r["policy"]: r for r in rows if r["scenario"] == "kill"}
+    print()
+    where = ("Pinned: load generator and pods on CPU 0, curfew (workers: 1) on CPU 1."
+             if pinned == "1" else "Not pinned.")
+    print("Endpoint sets (issue 18): one upstream, three pods (127.0.0.2-4, one echo server each). "
+          + where + (f" Load average after: {load}." if load else ""))
+    shares = {}
+    if slow:
+        print()
+        slow_pod = next(iter(slow.values()))["slow"]
+        pods = list(next(iter(slow.values()))["calls"].keys())
+        head = ["slow pod, unary c=16", "calls/s", "p50 ms", "p99 ms"] + \
+               [f"{p}{' (slow)' if p == slow_pod else ''}" for p in pods] + ["failed"]
+        body = []
+        for name in ("round_robin", "peak_ewma"):
+            r = slow.get(name)
+            if not r:
+                continue
+            res = r["result"]
+            if "error" in res:
+                body.append([name, "–", "", ""] + [""] * len(pods) + [res["error"]])
+                continue
+            total = sum(n for n in r["calls"].values() if n)
+            cells = [f"{100.0 * (n or 0) / total:.1f}% ({n:,})" if total and n is not None else "?"
+                     for n in r["calls"].values()]
+            if total and r["calls"].get(slow_pod) is not None:
+                shares[name] = r["calls"][slow_pod] / total
+            body.append([f"balancer: {name}", f"{res['rps']:,.0f}", f"{res['p50_us'] / 1000:.2f}",
+                         f"{res['p99_us'] / 1000:.2f}"] + cells + [codes_text(res)])
+        print_table(head, body)
+        print()
+        print("Share: calls each pod's echo server accepted over the whole run (warm-up included); "
+              "latency: calls completed in the measured window.")
+    if kill:
+        print()
+        pod_ms = next(iter(kill.values())).get("pod_ms", 0)
+        head = [f"1 pod of 3 killed, unary c=64, pods {pod_ms} ms/call", "calls/s", "p99 ms", "failed calls", "codes",
+                "ejected (after the kill)", "failures (after the kill)"]
+        body = []
+        for name in ("none", "retry"):
+            r = kill.get(name)
+            if not r:
+                continue
+            res, k = r["result"], r["kill"]
+            label = "no retry policy" if name == "none" else r["retry"]
+            if "error" in res or "error" in k:
+                body.append([label, "–", "", "", "", "", res.get("error") or k.get("error")])
+                continue
+            killed = k["killed_mono_s"]
+            ej = k.get("ejected_mono_s")
+            ejected = f"{(ej - killed) * 1000:.0f} ms" if ej else "not within 5 s"
+            if "first_failure_mono_s" in res:
+                seen = (f"{(res['first_failure_mono_s'] - killed) * 1000:.0f} .. "
+                        f"{(res['last_failure_mono_s'] - killed) * 1000:.0f} ms")
+            else:
+                seen = "–"
+            body.append([label, f"{res['rps']:,.0f}", f"{res['p99_us'] / 1000:.2f}",
+                         f"{failures(res):,}", codes_text(res), ejected, seen])
+        print_table(head, body)
+        print()
+        print("Failed calls: non-OK statuses the load generator saw in the run (the kill is halfway "
+              "through the measured window); ejected: when /upstreams first listed the pod ejected.")
+
+    print()
+    print("Targets (issue 18):")
+    if "peak_ewma" in shares:
+        s = shares["peak_ewma"]
+        print(f"  slow pod under 10% of the calls with peak-EWMA: {100 * s:.1f}% "
+              f"(round robin: {100 * shares.get('round_robin', float('nan')):.1f}%) {verdict(s < 0.10)}")
+    rr, pe = slow.get("round_robin", {}).get("result", {}), slow.get("peak_ewma", {}).get("result", {})
+    if rr.get("p99_us") and pe.get("p99_us"):
+        q = pe["p99_us"] / rr["p99_us"]
+        print(f"  p99 with peak-EWMA at most half of round robin's: {pe['p99_us'] / 1000:.2f} vs "
+              f"{rr['p99_us'] / 1000:.2f} ms ({q:.2f}x) {verdict(q <= 0.5)}")
+    rt = kill.get("retry", {}).get("result", {})
+    if "rps" in rt:
+        n = failures(rt) + (rt.get("unfinished") or 0)
+        print(f"  no caller sees a failure when 1 pod of 3 is killed, with retries: {n} failed "
+              f"(without retries: {failures(kill.get('none', {}).get('result', {}))}) {verdict(n == 0)}")
 
 
 if __name__ == "__main__":
