@@ -624,12 +624,18 @@ EOF
     load_pid=$!
     kill_at=$(awk "BEGIN {print $WARMUP + $DURATION / 2}")
     victim=${POD_PID[$KILLED_POD]}
-    timeout 60 "${PIN_LOAD[@]}" "$PY" "$WORK/kill_pod.py" "$victim" "$kill_at" "127.0.0.1:$P_EP_ADMIN" \
-      "$KILLED_POD:$P_POD" >"$WORK/kill-$policy.killer" 2>>"$WORK/loadgen.err" || true
-    # The killed pod is gone: no longer ours to stop (its PID may be reused).
-    remaining=()
-    for p in "${STARTED[@]}"; do [[ $p == "$victim" ]] || remaining+=("$p"); done
-    STARTED=("${remaining[@]}")
+    # (The group's 2>/dev/null: bash's own "Killed" notice for the pod, an expected death.)
+    {
+      timeout 60 "${PIN_LOAD[@]}" "$PY" "$WORK/kill_pod.py" "$victim" "$kill_at" "127.0.0.1:$P_EP_ADMIN" \
+        "$KILLED_POD:$P_POD" >"$WORK/kill-$policy.killer" 2>>"$WORK/loadgen.err" || true
+      # Killed (SIGKILL sent): reaped here, and no longer ours to stop (its PID may be reused).
+      if grep -q killed_mono_s "$WORK/kill-$policy.killer"; then
+        wait "$victim" || true
+        remaining=()
+        for p in "${STARTED[@]}"; do [[ $p == "$victim" ]] || remaining+=("$p"); done
+        STARTED=("${remaining[@]}")
+      fi
+    } 2>/dev/null
     wait "$load_pid" || true
     out=$(cat "$WORK/kill-$policy.json")
     killer=$(tail -n 1 "$WORK/kill-$policy.killer")
