@@ -276,8 +276,7 @@ int main(int argc, char** argv) {
   grpc::AsyncGenericService service;
   grpc::ServerBuilder builder;
   for (int port : ports) {
-    builder.AddListeningPort(host + ":" + std::to_string(port),
-                             grpc::InsecureServerCredentials());
+    builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials());
   }
   builder.RegisterAsyncGenericService(&service);
   builder.SetMaxReceiveMessageSize(64 << 20);
