@@ -6,7 +6,10 @@
 namespace curfew::sidecar {
 
 EndpointSet::EndpointSet(const config::Upstream& upstream, std::shared_ptr<const UpstreamTls> tls)
-    : settings_(upstream), tls_(std::move(tls)), targets_(upstream.endpoints.size()) {
+    : settings_(upstream),
+      tls_(std::move(tls)),
+      targets_(upstream.endpoints.size()),
+      last_pick_(rt::Clock::now()) {  // new: not idle (the pool's sweep drops idle sets)
   for (size_t i = 0; i < upstream.endpoints.size(); ++i) {
     Target& t = targets_[i];
     t.text = upstream.endpoints[i];

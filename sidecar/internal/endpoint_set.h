@@ -53,6 +53,9 @@ struct Endpoint {
   std::shared_ptr<h2::Session> session;
   bool connecting = false;
   rt::Event attempt_done;
+  // Why the last connect attempt failed, for the calls that waited on it; "" after a success or
+  // an attempt abandoned by its cancelled call.
+  std::string last_connect_error;
 
   // Load and health.
   int outstanding = 0;  // calls holding an EndpointLease on it

@@ -141,7 +141,7 @@ void H2ListenerServer::set_routing(std::shared_ptr<const Routing> routing) {
       workers_[i]->route_limits = route_limits;
       workers_[i]->state.prune(*routing->listener(name_));
       // Upstreams the new configuration dropped or changed drain (loop i's connections).
-      options_.plane->pool(i).retain(routing->config);
+      options_.plane->pool(i).retain(*routing);
     });
   }
 }

@@ -360,6 +360,7 @@ rt::Task<void> H2ProxyCall::forward(const config::Route& route) {
     const bool may_retry = attempt < kTransparentRetries;
     const bool refused = co_await exchange(route, *up, std::exchange(first, std::nullopt),
                                            attempt > 0, replay, may_retry);
+    lease_ = EndpointLease();  // the stream is over: its endpoint has one call less
     if (!refused) co_return;
     ++report_.transparent_retries;
   }
@@ -373,6 +374,7 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
   // open_stream is replaced on the second turn (by another endpoint when the set has one).
   for (int turn = 0; turn < 2; ++turn) {
     try {
+      lease_ = EndpointLease();  // the previous stream's endpoint is not in use any more
       lease_ = co_await ctx_.pool->pick(*upstream, tls, tried_);
     } catch (const UpstreamUnavailable& e) {
       unavailable = e.what();
@@ -402,7 +404,9 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
 void H2ProxyCall::judge_endpoint(StatusCode code, const std::string& message) {
   if (code == StatusCode::UNAVAILABLE) {
     lease_.failed(message, rt::Clock::now());
-  } else {
+  } else if (code != StatusCode::DEADLINE_EXCEEDED && code != StatusCode::CANCELLED) {
+    // An answer shows the endpoint serving. A deadline or a cancellation says nothing either
+    // way (an overloaded pod answering DEADLINE_EXCEEDED must not clear its failures).
     lease_.succeeded(rt::Clock::now());
   }
 }

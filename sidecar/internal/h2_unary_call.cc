@@ -199,7 +199,7 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
         if (code == StatusCode::UNAVAILABLE ||
             (code == StatusCode::DEADLINE_EXCEEDED && deadline < callers_deadline_)) {
           lease.failed(reply->status.message(), rt::Clock::now());
-        } else {
+        } else if (code != StatusCode::DEADLINE_EXCEEDED && code != StatusCode::CANCELLED) {
           lease.succeeded(rt::Clock::now());
         }
         co_return *std::move(reply);

@@ -63,16 +63,12 @@ std::shared_ptr<EndpointSet> UpstreamPool::set_for(const config::Upstream& upstr
   return slot;
 }
 
-void UpstreamPool::retain(const config::Config& config) {
+void UpstreamPool::retain(const Routing& routing) {
   std::vector<std::string> kept;
-  for (const config::Upstream& upstream : config.upstreams) {
-    // With TLS the key ends with the TLS settings: any set of that prefix may be theirs.
-    kept.push_back(set_key(upstream, nullptr));
-  }
+  for (const config::Upstream& upstream : routing.config.upstreams)
+    kept.push_back(set_key(upstream, routing.tls_for(upstream.name)));
   for (auto it = sets_.begin(); it != sets_.end();) {
-    const bool wanted = std::any_of(kept.begin(), kept.end(), [&](const std::string& k) {
-      return it->first == k || it->first.starts_with(k + "\ntls:");
-    });
+    const bool wanted = std::find(kept.begin(), kept.end(), it->first) != kept.end();
     if (wanted) {
       ++it;
       continue;
@@ -174,21 +170,32 @@ rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, con
   const rt::Duration connect_timeout =
       std::chrono::duration_cast<rt::Duration>(upstream.connect_timeout);
   const h2::Keepalive keepalive = keepalive_of(upstream);
-  co_await refresh(set, rt::Clock::now() + connect_timeout);
+  // One bound for the whole pick: the first resolution and every connect attempt.
+  const rt::TimePoint give_up = rt::Clock::now() + connect_timeout;
+  co_await refresh(set, give_up);
   std::string last_error;
+  TriedEndpoints failed_here;  // endpoints this pick could not connect to: never dialled twice
   for (int turn = 0; turn < kConnectTurns; ++turn) {
     std::shared_ptr<Endpoint> e = set->pick(tried, rt::Clock::now(), random_);
-    if (!e) break;
+    if (!e || std::find(failed_here.begin(), failed_here.end(), e->id) != failed_here.end()) break;
     if (std::find(tried.begin(), tried.end(), e->id) == tried.end()) tried.push_back(e->id);
+    const rt::Duration left = give_up - rt::Clock::now();
+    if (left <= rt::Duration::zero()) {
+      if (last_error.empty()) last_error = "no connection within connect_timeout";
+      break;
+    }
+    bool dialled = false;
     try {
-      std::shared_ptr<h2::Session> session =
-          co_await connection(set, e, connect_timeout, keepalive);
+      std::shared_ptr<h2::Session> session = co_await connection(set, e, left, keepalive, dialled);
       co_return EndpointLease(set, std::move(e), std::move(session), rt::Clock::now());
     } catch (const UpstreamUnavailable& failure) {
       last_error = failure.what();
     }
-    // Nothing was sent: the next endpoint may serve this call. This one counts a failure, and
-    // its name is resolved again soon (the pod may have moved).
+    failed_here.push_back(e->id);
+    // Nothing was sent: the next endpoint may serve this call. The endpoint counts a failure
+    // once per attempt (by the call that dialled; those that waited for it share its outcome),
+    // and its name is resolved again soon (the pod may have moved).
+    if (!dialled) continue;
     const rt::TimePoint now = rt::Clock::now();
     if (set->failed(*e, last_error, now).ejected && observer_ != nullptr)
       observer_->endpoint_ejected(name);
@@ -196,7 +203,9 @@ rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, con
     target.next_resolve = std::min(target.next_resolve, now + kResolveAfterFailure);
   }
   if (last_error.empty()) {
-    // No endpoint at all: the names never resolved (or the targets are malformed).
+    // No endpoint at all: the names never resolved (or the targets are malformed). Counted
+    // here, where a call fails for it, not for each background lookup that failed.
+    connect_failed(ConnectFailure::kResolve);
     for (const EndpointSet::Target& t : set->targets()) {
       if (!last_error.empty()) last_error += "; ";
       last_error += !t.parse_error.empty()          ? t.parse_error
@@ -250,15 +259,23 @@ rt::Task<void> UpstreamPool::resolve(std::shared_ptr<EndpointSet> set, size_t ta
       std::max(std::chrono::duration_cast<std::chrono::milliseconds>(settings.connect_timeout),
                kMinResolveTimeout);
   const rt::Duration interval = std::chrono::duration_cast<rt::Duration>(settings.resolve_interval);
-  absl::StatusOr<dns::Answer> answer =
-      co_await dns::resolve_off_loop({.host = t.target.host,
-                                      .port = t.target.port,
-                                      .server = t.target.dns_server,
-                                      .timeout = timeout});
+  absl::StatusOr<dns::Answer> answer = absl::UnavailableError("not resolved");
+  try {
+    answer = co_await dns::resolve_off_loop({.host = t.target.host,
+                                             .port = t.target.port,
+                                             .server = t.target.dns_server,
+                                             .timeout = timeout});
+  } catch (const rt::CancelledError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A failure here (memory, a thread that could not start) is this lookup's, not the pool's:
+    // thrown on, it would end the pool's task group and every connection with it.
+    answer = absl::UnavailableError(std::string("resolving failed: ") + e.what());
+  }
   const rt::TimePoint now = rt::Clock::now();
   if (!answer.ok()) {
-    // The last good set stays; asked again soon.
-    connect_failed(ConnectFailure::kResolve);
+    // The last good set stays; asked again soon. (Counted as a connect failure only when a call
+    // finds no address: pick().)
     t.last_resolve_error = std::string(answer.status().message());
     t.next_resolve = now + std::min(interval, kResolveAfterFailure);
     co_return;
@@ -271,20 +288,37 @@ rt::Task<void> UpstreamPool::resolve(std::shared_ptr<EndpointSet> set, size_t ta
 rt::Task<std::shared_ptr<h2::Session>> UpstreamPool::connection(std::shared_ptr<EndpointSet> set,
                                                                 std::shared_ptr<Endpoint> e,
                                                                 rt::Duration connect_timeout,
-                                                                h2::Keepalive keepalive) {
+                                                                h2::Keepalive keepalive,
+                                                                bool& dialled) {
   // `set` and `e` are held here: both stay alive across the waits whatever updates do.
   for (int turn = 0; turn < 3; ++turn) {  // bounded: each turn waits for one connect attempt
+    if (e->draining) throw UpstreamUnavailable(e->address_text + ": left the set");
     if (e->session && e->session->accepting_streams()) co_return e->session;
     if (e->connecting) {
       co_await e->attempt_done.wait();
+      // The attempt this call waited for failed: its outcome is this call's too (no second
+      // dial of an address that just refused).
+      // (An attempt abandoned because its own call was cancelled is no outcome: dial again.)
+      if (!e->session && !e->last_connect_error.empty())
+        throw UpstreamUnavailable(e->last_connect_error);
       continue;
     }
+    dialled = true;
+    e->last_connect_error.clear();
     e->connecting = true;
     e->attempt_done.clear();
     std::shared_ptr<h2::Session> fresh;
     try {
       fresh = co_await connect(*set, *e, connect_timeout, keepalive);
+    } catch (const UpstreamUnavailable& failure) {
+      e->session.reset();
+      e->last_connect_error = failure.what();
+      e->connecting = false;
+      e->attempt_done.set();
+      throw;
     } catch (...) {
+      e->session.reset();
+      e->last_connect_error.clear();  // cancelled with its call: no verdict on the endpoint
       e->connecting = false;
       e->attempt_done.set();
       throw;

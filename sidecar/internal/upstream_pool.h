@@ -30,6 +30,7 @@
 #include "sidecar/connection_report.h"
 #include "sidecar/endpoint_report.h"
 #include "sidecar/internal/endpoint_set.h"
+#include "sidecar/internal/routing.h"
 #include "sidecar/internal/upstream_target.h"
 #include "sidecar/internal/upstream_tls.h"
 
@@ -65,9 +66,9 @@ class UpstreamPool {
   rt::Task<EndpointLease> pick(const config::Upstream& upstream, const UpstreamTls* tls,
                                TriedEndpoints& tried);
 
-  // A reload: sets of upstreams `config` no longer has (by name and definition) drain, and their
-  // connections close as their calls end.
-  void retain(const config::Config& config);
+  // A reload: sets of upstreams `routing` no longer has (by name, endpoints and TLS settings)
+  // drain, and their connections close as their calls end.
+  void retain(const Routing& routing);
 
   size_t connections() const noexcept { return connections_; }
   // A snapshot of every set, as loop `loop` sees it.
@@ -85,11 +86,12 @@ class UpstreamPool {
   rt::Task<void> resolve(std::shared_ptr<EndpointSet> set, size_t target);
   void close_idle(const std::vector<std::shared_ptr<Endpoint>>& endpoints);
   // A connection to `e` that takes streams: its own, or a new one (concurrent callers wait for
-  // the same attempt). Throws UpstreamUnavailable.
+  // the same attempt and share its failure). Throws UpstreamUnavailable (also when `e` left the
+  // set). `dialled`: set when this call made the attempt (it alone counts the failure).
   rt::Task<std::shared_ptr<h2::Session>> connection(std::shared_ptr<EndpointSet> set,
                                                     std::shared_ptr<Endpoint> e,
                                                     rt::Duration connect_timeout,
-                                                    h2::Keepalive keepalive);
+                                                    h2::Keepalive keepalive, bool& dialled);
   rt::Task<std::shared_ptr<h2::Session>> connect(EndpointSet& set, Endpoint& e,
                                                  rt::Duration connect_timeout,
                                                  h2::Keepalive keepalive);
