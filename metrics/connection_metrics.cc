@@ -27,6 +27,7 @@ struct Totals {
       closed{};
   std::array<uint64_t, ConnectionMetrics::kConnectFailures> connect_failures{};
   std::map<std::string, uint64_t> ejections;
+  std::map<std::string, uint64_t> resolve_failures;
 };
 
 // Each family declared in kConnectionFamilies has one collector, collect(totals, family) below
@@ -68,6 +69,12 @@ void collect(const Totals& t, Family<family::kUpstreamEndpointEjections>& f) {
   for (const auto& [upstream, n] : t.ejections) f.counter({upstream}, n);
 }
 
+// By upstream, from its first failed lookup on.
+template <>
+void collect(const Totals& t, Family<family::kUpstreamResolveFailures>& f) {
+  for (const auto& [upstream, n] : t.resolve_failures) f.counter({upstream}, n);
+}
+
 }  // namespace
 
 // Relaxed: each cell is a count on its own; nothing else is published through it. fetch_add,
@@ -102,11 +109,17 @@ void ConnectionMetrics::endpoint_ejected(const std::string& upstream) {
   ++ejections_[upstream];
 }
 
+void ConnectionMetrics::upstream_resolve_failed(const std::string& upstream) {
+  std::lock_guard lock(ejections_mu_);
+  ++resolve_failures_[upstream];
+}
+
 std::vector<prometheus::MetricFamily> ConnectionMetrics::Collect() const {
   Totals totals;
   {
     std::lock_guard lock(ejections_mu_);
     totals.ejections = ejections_;
+    totals.resolve_failures = resolve_failures_;
   }
   for (size_t s = 0; s < kSides; ++s) {
     totals.open[s] = open_[s].load(std::memory_order_relaxed);

@@ -50,6 +50,7 @@ class ConnectionMetrics final : public sidecar::ConnectionObserver, public prome
   void upstream_connect_failed(sidecar::ConnectFailure why) noexcept override;
   // Ejections are rare (seconds apart at most): a map under a mutex, by upstream name.
   void endpoint_ejected(const std::string& upstream) override;
+  void upstream_resolve_failed(const std::string& upstream) override;
 
   // Collectable: any thread; concurrent with the reports.
   std::vector<prometheus::MetricFamily> Collect() const override;
@@ -60,7 +61,8 @@ class ConnectionMetrics final : public sidecar::ConnectionObserver, public prome
   std::array<std::array<std::atomic<uint64_t>, kCloseReasons>, kSides> closed_{};
   std::array<std::atomic<uint64_t>, kConnectFailures> connect_failures_{};
   mutable std::mutex ejections_mu_;
-  std::map<std::string, uint64_t> ejections_;  // guarded by ejections_mu_
+  std::map<std::string, uint64_t> ejections_;         // guarded by ejections_mu_
+  std::map<std::string, uint64_t> resolve_failures_;  // guarded by ejections_mu_
 };
 
 }  // namespace curfew::metrics

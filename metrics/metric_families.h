@@ -216,6 +216,15 @@ inline constexpr MetricFamilyDecl kUpstreamEndpointEjections{
         "connection failures or UNAVAILABLE answers (upstreams[].outlier_detection).",
 };
 
+inline constexpr MetricFamilyDecl kUpstreamResolveFailures{
+    .name = "curfew_upstream_resolve_failures_total",
+    .type = MetricType::Counter,
+    .labels = {"upstream"},
+    .help =
+        "DNS lookups of an upstream's names that failed or answered nothing; its last good "
+        "addresses keep serving (a name that never resolved fails its calls UNAVAILABLE).",
+};
+
 // ---- per upstream endpoint set (EndpointMetrics) ----------------------------------------------
 
 inline constexpr MetricFamilyDecl kUpstreamEndpoints{
@@ -297,6 +306,7 @@ inline constexpr const MetricFamilyDecl* kConnectionFamilies[] = {
     &family::kConnectionsClosed,
     &family::kUpstreamConnectFailures,
     &family::kUpstreamEndpointEjections,
+    &family::kUpstreamResolveFailures,
 };
 
 // The families of EndpointMetrics::Collect().

@@ -66,6 +66,9 @@ class ConnectionObserver {
   virtual void upstream_connect_failed(ConnectFailure why) = 0;
   // An endpoint of upstream `upstream` was ejected (outlier detection; EndpointSet).
   virtual void endpoint_ejected(const std::string& upstream) { (void)upstream; }
+  // A DNS lookup of one of `upstream`'s names failed or answered nothing (its last good
+  // addresses keep serving).
+  virtual void upstream_resolve_failed(const std::string& upstream) { (void)upstream; }
 };
 
 }  // namespace curfew::sidecar

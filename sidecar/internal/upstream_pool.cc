@@ -10,6 +10,7 @@
 #include "runtime/loop.h"
 #include "runtime/socket.h"
 #include "runtime/timeout.h"
+#include "sidecar/log.h"
 #include "tls/handshake_error.h"
 #include "tls/tls_transport.h"
 
@@ -274,11 +275,24 @@ rt::Task<void> UpstreamPool::resolve(std::shared_ptr<EndpointSet> set, size_t ta
   }
   const rt::TimePoint now = rt::Clock::now();
   if (!answer.ok()) {
-    // The last good set stays; asked again soon. (Counted as a connect failure only when a call
-    // finds no address: pick().)
+    // The last good set stays; asked again soon. Counted each time, logged when it starts
+    // failing (and below when it answers again). A connect failure (resolve) is counted only
+    // when a call finds no address: pick().
+    if (observer_ != nullptr) observer_->upstream_resolve_failed(settings.name);
+    if (t.last_resolve_error.empty()) {
+      log(LogLevel::kWarning, "curfew: upstream '" + settings.name +
+                                  "': " + std::string(answer.status().message()) +
+                                  "; keeping its last " + std::to_string(set->endpoints().size()) +
+                                  " address(es) and asking again");
+    }
     t.last_resolve_error = std::string(answer.status().message());
     t.next_resolve = now + std::min(interval, kResolveAfterFailure);
     co_return;
+  }
+  if (!t.last_resolve_error.empty()) {
+    log(LogLevel::kInfo, "curfew: upstream '" + settings.name + "': '" + t.text +
+                             "' resolves again (" + std::to_string(answer->addresses.size()) +
+                             " address(es))");
   }
   t.last_resolve_error.clear();
   t.next_resolve = now + interval;

@@ -90,10 +90,12 @@ class CountingConnections final : public sidecar::ConnectionObserver {
   }
   void upstream_connect_failed(sidecar::ConnectFailure /*why*/) override {}
   void endpoint_ejected(const std::string& /*upstream*/) override { ++ejections; }
+  void upstream_resolve_failed(const std::string& /*upstream*/) override { ++resolve_failures; }
 
   std::atomic<int> upstream_opened{0};
   std::atomic<int> upstream_closed{0};
   std::atomic<int> ejections{0};
+  std::atomic<int> resolve_failures{0};
 };
 
 std::string hosts_for(const std::vector<int>& last_octets) {
@@ -273,6 +275,24 @@ TEST_F(EndpointSets, AddressesJoinAndLeaveWithDnsWithoutAFailedCall) {
   EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
   // The drained address's connection closed once idle.
   EXPECT_TRUE(eventually([&] { return connections_.upstream_closed.load() >= 1; }));
+}
+
+TEST_F(EndpointSets, AFailedLookupKeepsTheLastGoodSet) {
+  ASSERT_NO_FATAL_FAILURE(start_pods(2));
+  ASSERT_NO_FATAL_FAILURE(start_dns({2, 3}));
+  ASSERT_NO_FATAL_FAILURE(start_curfew(yaml("round_robin")));
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(echo().ok());
+  dnsmasq_.reset();  // the DNS server is gone: every lookup from now on fails
+  // Names are looked up again as calls use the set (an idle set is not): call meanwhile.
+  int failed = 0;
+  ASSERT_TRUE(eventually([&] {
+    failed += echo().ok() ? 0 : 1;
+    return connections_.resolve_failures.load() >= 2;
+  })) << "failed lookups are counted";
+  for (int i = 0; i < 100; ++i) failed += echo().ok() ? 0 : 1;
+  EXPECT_EQ(failed, 0) << "the last good set stopped serving";
+  EXPECT_GT(pods_[0]->calls.load(), 30);
+  EXPECT_GT(pods_[1]->calls.load(), 30);
 }
 
 TEST_F(EndpointSets, AKilledEndpointIsEjectedAndTheOthersServe) {

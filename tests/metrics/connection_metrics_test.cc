@@ -99,7 +99,8 @@ TEST(ConnectionMetrics, FamiliesAreTheContract) {
     const std::vector<std::string> declared_labels(declared.labels.begin(), declared.labels.end());
     // Upstream names are not known in advance: that family's series appear with their first
     // ejection (EjectionsAreCountedByUpstream).
-    if (f.name != metrics::family::kUpstreamEndpointEjections.name)
+    if (f.name != metrics::family::kUpstreamEndpointEjections.name &&
+        f.name != metrics::family::kUpstreamResolveFailures.name)
       EXPECT_FALSE(f.metric.empty()) << f.name << " has no series";
     for (const auto& series : f.metric) EXPECT_EQ(label_names(series), declared_labels) << f.name;
     names.insert(f.name);
@@ -245,6 +246,9 @@ TEST(ConnectionMetrics, EjectionsAreCountedByUpstream) {
   EXPECT_EQ(e.value(name, {{"upstream", "pods"}}), 2);
   EXPECT_EQ(e.value(name, {{"upstream", "payments"}}), 1);
   EXPECT_EQ(e.sum(name), 3);
+  m.upstream_resolve_failed("pods");
+  const std::string failures(metrics::family::kUpstreamResolveFailures.name);
+  EXPECT_EQ(scrape(m).value(failures, {{"upstream", "pods"}}), 1);
 }
 
 TEST(ConnectionMetrics, ACloseWithoutAReasonLabelOnlyTakesTheConnectionOffTheGauge) {
