@@ -25,8 +25,14 @@ EndpointSet::EndpointSet(const config::Upstream& upstream, std::shared_ptr<const
 }
 
 void EndpointSet::configure(const config::Upstream& upstream) {
-  // Same endpoints (the set's identity); anything else may differ.
-  settings_ = upstream;
+  // Called for every call (the per-call path): only the fields that may differ under the same
+  // key are copied, not the endpoint and TLS strings that make the key.
+  settings_.balancer = upstream.balancer;
+  settings_.resolve_interval = upstream.resolve_interval;
+  settings_.outlier_detection = upstream.outlier_detection;
+  settings_.connect_timeout = upstream.connect_timeout;
+  settings_.keepalive_time = upstream.keepalive_time;
+  settings_.keepalive_timeout = upstream.keepalive_timeout;
 }
 
 std::vector<std::shared_ptr<Endpoint>> EndpointSet::update(
