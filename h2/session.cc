@@ -725,10 +725,9 @@ rt::Task<void> Session::serve(rt::TaskGroup& group) {
   kick();
   detach_streams();
   // The writer ends by itself once it flushed, unless the peer stopped taking bytes.
-  if (!writer.done()) {
-    co_await rt::sleep(std::chrono::milliseconds(0));
-    if (!writer.done()) writer.cancel("the connection is closed");
-  }
+  // A few loop passes: a writer woken just before may still be in its coalescing pass.
+  for (int pass = 0; pass < 3 && !writer.done(); ++pass) co_await rt::yield_now();
+  if (!writer.done()) writer.cancel("the connection is closed");
 }
 
 rt::Task<void> Session::read_loop() {
@@ -820,6 +819,10 @@ rt::Task<void> Session::keepalive_loop() {
 rt::Task<void> Session::write_loop() {
   std::string out;
   for (;;) {
+    // Woken by the first frame submitted: one loop pass more lets the tasks readied with it add
+    // theirs (a proxied request's HEADERS, then the pump's DATA and END_STREAM), so they leave
+    // in one write instead of one each (measured: two sends per unary call without this).
+    if (!done_) co_await rt::yield_now();
     // Cleared before asking nghttp2, so a kick() made while this pass writes is not lost.
     want_write_.clear();
     // Coalesce what nghttp2 has into one buffer, then one write.
