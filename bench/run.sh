@@ -15,7 +15,9 @@
 # ATTACK_RECONNECT=0 (1: the attacker reconnects each time it is shed), CASES=1 (0: only the
 # attacks section), ENDPOINTS=1 (the endpoint-set section at the end; 0 skips it; "only": nothing
 # else, i.e. CASES=0 ATTACKS= TARGETS=curfew H2LOAD=0), KILL_POD_MS=5 (ms each pod takes per call
-# in the endpoint-set kill scenario).
+# in the endpoint-set kill scenario), STAGES (1 when perf is installed and this runs as root: the
+# stage-by-stage budget of one call at c=1 from a perf trace of socket system calls, bench/stages.py;
+# 0 skips it), STAGES_SECONDS=2.
 #
 #   ENDPOINTS=only bash bench/run.sh                                 # only the endpoint sets
 #
@@ -99,6 +101,7 @@ if selected haproxy; then command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/
 if [[ $H2LOAD == 1 ]]; then command -v h2load >/dev/null 2>&1 || missing+=(nghttp2-client); fi
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
+if [[ ${STAGES:-1} != 0 && $(id -u) == 0 ]]; then command -v perf >/dev/null 2>&1 || missing+=(linux-perf); fi
 if ((${#missing[@]})); then
   echo "bench: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -127,6 +130,10 @@ ATTACKS=${ATTACKS-rapid_reset ping_flood settings_flood window_update_flood empt
 ATTACK_SECONDS=${ATTACK_SECONDS:-5}
 ATTACK_RECONNECT=${ATTACK_RECONNECT:-0}
 CASES=${CASES:-1}
+STAGES_SECONDS=${STAGES_SECONDS:-2}
+if [[ -z ${STAGES:-} ]]; then
+  if command -v perf >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then STAGES=1; else STAGES=0; fi
+fi
 ECHO=$ROOT/$BUILD_DIR/bench/bench_echo_server
 
 # ---- processes ----------------------------------------------------------------------------------
@@ -427,12 +434,48 @@ if [[ $H2LOAD == 1 ]]; then
   done
 fi
 
+# ---- stage by stage: one unary call at c=1 --------------------------------------------------------
+# The load generator makes unary calls one at a time while `perf record` traces every process's
+# socket system calls for STAGES_SECONDS; bench/stages.py cuts the trace into calls and each call
+# into hops (caller -> proxy -> upstream -> proxy -> caller): the hand-offs between processes and
+# each proxy's own time on the request and on the reply. Needs perf and root (system-wide
+# tracepoints); STAGES=0 skips it.
+STAGE_RESULTS=$WORK/stages.jsonl
+: >"$STAGE_RESULTS"
+if [[ $STAGES == 1 ]]; then
+  EVENTS=""
+  for s in read recvmsg recvfrom readv write sendmsg sendto writev; do
+    EVENTS+="syscalls:sys_enter_$s,syscalls:sys_exit_$s,"
+  done
+  for t in "${STREAM_TARGETS[@]}"; do
+    # Not under `timeout`: its PID must be the load generator's (which stops itself).
+    "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$t")" --mode closed \
+      --concurrency 1 --duration $((STAGES_SECONDS + 2)) --warmup 0 >/dev/null 2>&1 &
+    lg_pid=$!
+    sleep 1
+    proxy_pids=$(pids_of "$t" | tr ' ' ',')
+    if timeout 60 perf record -q -a -k CLOCK_MONOTONIC -e "${EVENTS%,}" -o "$WORK/stages.data" \
+         -- sleep "$STAGES_SECONDS" >/dev/null 2>&1; then
+      out=$(perf script -i "$WORK/stages.data" --ns -F comm,pid,tid,cpu,time,event,trace 2>/dev/null |
+            "$PY" bench/stages.py "$lg_pid" "$ECHO_PID" "${proxy_pids:--}")
+    else
+      out='{"error":"perf record failed"}'
+    fi
+    wait "$lg_pid" || true
+    echo "{\"target\":\"$t\",\"result\":$out}" >>"$STAGE_RESULTS"
+    printf '  %-28s %-9s %s\n' "stages c=1" "$t" "$(echo "$out" | cut -c1-150)"
+  done
+  rm -f "$WORK/stages.data"
+fi
+
 # ---- the table ----------------------------------------------------------------------------------
 mkdir -p "$BUILD_DIR/bench"
+cp "$STAGE_RESULTS" "$BUILD_DIR/bench/stages.jsonl"
 cp "$RESULTS" "$BUILD_DIR/bench/results.jsonl"
 "$PY" bench/table.py "$RESULTS" "${IDLE_KB_ARGS[@]}" "${AFTER_KB_ARGS[@]}" --h2load "$H2" --pinned "$PIN" \
   --load "$(cut -d' ' -f1-3 /proc/loadavg)"
-echo "raw results: $BUILD_DIR/bench/results.jsonl"
+"$PY" bench/stages.py --table "$STAGE_RESULTS"
+echo "raw results: $BUILD_DIR/bench/results.jsonl, $BUILD_DIR/bench/stages.jsonl"
 fi  # CASES
 
 # ---- one hostile connection ---------------------------------------------------------------------
