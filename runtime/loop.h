@@ -3,8 +3,8 @@
 //
 // One iteration: fire the timers that are due, run the Runnables that were ready when the
 // iteration began (FIFO, like asyncio's call_soon), then wait in the poller until the next timer
-// or the next event (with tasks still ready: poll it without waiting, skipped for a few
-// microseconds after such a poll found it empty). Tasks never migrate between loops, so
+// or the next event (with tasks still ready: poll it without waiting, skipped within a few
+// microseconds of the last poll). Tasks never migrate between loops, so
 // everything a task touches is touched by one thread only; the only cross-thread entry is
 // post_threadsafe().
 #pragma once
@@ -70,7 +70,7 @@ class Loop {
   BlockingPool& pool_;
   int index_;
   Timers timers_;
-  std::optional<TimePoint> last_empty_poll_;  // a non-blocking poll that found nothing
+  TimePoint last_poll_{};  // when the poller was last asked (see kRepollInterval)
   Duration busy_poll_{};                      // see set_busy_poll()
   TimePoint last_event_{};                    // when the poller last gave an event
   Runnable* ready_head_ = nullptr;
