@@ -70,9 +70,9 @@ class Loop {
   BlockingPool& pool_;
   int index_;
   Timers timers_;
-  TimePoint last_poll_{};  // when the poller was last asked (see kRepollInterval)
-  Duration busy_poll_{};                      // see set_busy_poll()
-  TimePoint last_event_{};                    // when the poller last gave an event
+  TimePoint last_poll_{};   // when the poller was last asked (see kRepollInterval)
+  Duration busy_poll_{};    // see set_busy_poll()
+  TimePoint last_event_{};  // when the poller last gave an event
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
 
