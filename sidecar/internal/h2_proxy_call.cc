@@ -377,7 +377,7 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
       lease_ = EndpointLease();  // the previous stream's endpoint is not in use any more
       lease_ = co_await ctx_.pool->pick(*upstream, tls, tried_);
     } catch (const UpstreamUnavailable& e) {
-      unavailable = e.what();
+      unavailable = e.why();  // the reply names the upstream
       break;
     }
     h2::Headers headers = {{":method", "POST"},

@@ -164,7 +164,7 @@ rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> sessi
 rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, const UpstreamTls* tls,
                                            TriedEndpoints& tried) {
   if (group_ == nullptr || group_->aborting())
-    throw UpstreamUnavailable("upstream '" + upstream.name + "': shutting down");
+    throw UpstreamUnavailable(upstream.name, "shutting down");
   std::shared_ptr<EndpointSet> set = set_for(upstream, tls);
   // Copied: `upstream` is the caller's, and the set's settings may change across the waits.
   const std::string name = upstream.name;
@@ -214,7 +214,7 @@ rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, con
                                                     : "resolving '" + t.text + "' timed out";
     }
   }
-  throw UpstreamUnavailable("upstream '" + name + "': " + last_error);
+  throw UpstreamUnavailable(name, last_error);
 }
 
 rt::Task<void> UpstreamPool::refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up) {

@@ -42,9 +42,18 @@ inline h2::Keepalive keepalive_of(const config::Upstream& upstream) {
 }
 
 // No connection to an upstream endpoint could be had; what() names the endpoint and the cause.
+// No endpoint of the upstream could take the call (what(): "upstream 'NAME': WHY"), or, inside
+// the pool, one attempt failed (what(): WHY).
 class UpstreamUnavailable : public std::runtime_error {
  public:
-  using std::runtime_error::runtime_error;
+  explicit UpstreamUnavailable(std::string why) : std::runtime_error(why), why_(std::move(why)) {}
+  UpstreamUnavailable(const std::string& upstream, std::string why)
+      : std::runtime_error("upstream '" + upstream + "': " + why), why_(std::move(why)) {}
+  // Why, without the upstream's name (for messages that name it already).
+  const std::string& why() const noexcept { return why_; }
+
+ private:
+  std::string why_;
 };
 
 class UpstreamPool {
