@@ -8,6 +8,7 @@
 namespace curfew::config {
 namespace {
 
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -34,7 +35,10 @@ constexpr std::string_view kConfig = R"yaml(listeners:
 upstreams:
   - {name: app, endpoints: [127.0.0.1:8080]}
   - {name: canary, endpoints: ["dns:///canary:50051"], tls: {}}
-  - {name: third, endpoints: [127.0.0.1:8082]}
+  - {name: third, endpoints: [127.0.0.1:8082], balancer: round_robin, resolve_interval: 2s,
+     outlier_detection: {consecutive_failures: 3, base_ejection_time: 5s, max_ejection_time: 1m,
+                         max_ejection_percent: 30}}
+  - {name: quiet, endpoints: [127.0.0.1:8083], outlier_detection: {consecutive_failures: 0}}
 workers: 4
 )yaml";
 
@@ -112,6 +116,17 @@ TEST(Describe, UpstreamTable) {
   EXPECT_THAT(text, HasSubstr("UPSTREAM  ENDPOINTS"));
   EXPECT_THAT(line_with(text, "dns:///canary:50051"), HasSubstr("on"));
   EXPECT_THAT(line_with(text, "127.0.0.1:8082"), HasSubstr("off"));
+}
+
+TEST(Describe, UpstreamTableShowsBalancing) {
+  const std::string text = described();
+  EXPECT_THAT(line_with(text, "UPSTREAM  ENDPOINTS"), ContainsRegex("BALANCER +RESOLVE +EJECT"));
+  // Defaults: peak-EWMA, a lookup every 5 s, ejection after 5 failures for 10 s .. 5 min.
+  EXPECT_THAT(line_with(text, "127.0.0.1:8080"),
+              ContainsRegex("peak_ewma +5s +after 5 failures, 10s\\.\\.5m, max 50%"));
+  EXPECT_THAT(line_with(text, "127.0.0.1:8082"),
+              ContainsRegex("round_robin +2s +after 3 failures, 5s\\.\\.1m, max 30%"));
+  EXPECT_THAT(line_with(text, "127.0.0.1:8083"), ContainsRegex("peak_ewma +5s +off"));
 }
 
 TEST(Describe, ColumnsAreAligned) {
