@@ -26,6 +26,7 @@
 #include "dnsmasq.h"
 #include "metrics/endpoint_metrics.h"
 #include "metrics/upstreams_json.h"
+#include "pods.h"
 #include "sidecar/connection_report.h"
 #include "sidecar/sidecar.h"
 
@@ -35,50 +36,6 @@ namespace {
 using namespace std::chrono_literals;
 using demo::Demo;
 using ::testing::HasSubstr;
-
-// One "pod": Demo/Echo on 127.0.0.N:port, counting what it serves; it may answer late, or
-// UNAVAILABLE, as the test says.
-class Pod final : public Demo::Service {
- public:
-  static std::unique_ptr<Pod> start(const std::string& host, int port) {
-    auto pod = std::unique_ptr<Pod>(new Pod());
-    grpc::ServerBuilder builder;
-    int bound = 0;
-    builder.AddListeningPort(host + ":" + std::to_string(port), grpc::InsecureServerCredentials(),
-                             &bound);
-    builder.RegisterService(pod.get());
-    pod->server_ = builder.BuildAndStart();
-    if (!pod->server_ || bound == 0) return nullptr;
-    pod->port_ = bound;
-    return pod;
-  }
-  ~Pod() override { stop(); }
-
-  grpc::Status Echo(grpc::ServerContext* /*ctx*/, const demo::EchoRequest* request,
-                    demo::EchoReply* reply) override {
-    ++calls;
-    if (const auto delay = std::chrono::milliseconds(delay_ms.load()); delay > 0ms)
-      std::this_thread::sleep_for(delay);
-    if (unavailable.load()) return {grpc::StatusCode::UNAVAILABLE, "this pod is failing"};
-    reply->set_message(request->message());
-    return grpc::Status::OK;
-  }
-
-  void stop() {
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + 1s);
-    server_.reset();
-  }
-  int port() const { return port_; }
-
-  std::atomic<int> calls{0};
-  std::atomic<int> delay_ms{0};
-  std::atomic<bool> unavailable{false};
-
- private:
-  Pod() = default;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-};
 
 class CountingConnections final : public sidecar::ConnectionObserver {
  public:
@@ -106,21 +63,11 @@ std::string hosts_for(const std::vector<int>& last_octets) {
 
 class EndpointSets : public ::testing::Test {
  protected:
-  // Pods on 127.0.0.2 .. 127.0.0.(1 + n), one port for all (a port free on each address).
+  // Pods on 127.0.0.2 .. 127.0.0.(1 + n), one port for all.
   void start_pods(int n) {
-    for (int attempt = 0; attempt < 20 && static_cast<int>(pods_.size()) < n; ++attempt) {
-      pods_.clear();
-      auto first = Pod::start("127.0.0.2", 0);
-      ASSERT_NE(first, nullptr);
-      port_ = first->port();
-      pods_.push_back(std::move(first));
-      for (int i = 1; i < n; ++i) {
-        auto pod = Pod::start("127.0.0." + std::to_string(2 + i), port_);
-        if (!pod) break;  // taken on that address: another port
-        pods_.push_back(std::move(pod));
-      }
-    }
+    pods_ = testing::start_pods(n);
     ASSERT_EQ(static_cast<int>(pods_.size()), n);
+    port_ = pods_[0]->port();
   }
 
   void start_dns(const std::vector<int>& octets) {
@@ -160,15 +107,7 @@ upstreams:
     pods_.clear();
   }
 
-  grpc::Status echo() {
-    auto stub = Demo::NewStub(channel_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
-    demo::EchoRequest request;
-    request.set_message("hi");
-    demo::EchoReply reply;
-    return stub->Echo(&ctx, request, &reply);
-  }
+  grpc::Status echo() { return echo_on(channel_); }
 
   // `callers` threads calling until `stop` or `limit`; counts outcomes.
   struct Load {
@@ -434,6 +373,12 @@ TEST_F(EndpointSets, AReloadThatKeepsTheUpstreamOpensNoConnection) {
   for (int i = 0; i < 30; ++i) ASSERT_TRUE(echo().ok());
   const int opened = connections_.upstream_opened.load();
   EXPECT_EQ(opened, 3);
+  // From the pods' side too: the connections their calls came on, one each.
+  std::vector<std::set<std::string>> peers;
+  for (auto& pod : pods_) {
+    peers.push_back(pod->peers());
+    EXPECT_EQ(peers.back().size(), 1u) << pod->host();
+  }
   Load load;
   run_load(load, 4, 30s);
   for (int reload = 0; reload < 5; ++reload) {
@@ -449,6 +394,8 @@ TEST_F(EndpointSets, AReloadThatKeepsTheUpstreamOpensNoConnection) {
   join(load);
   EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
   EXPECT_EQ(connections_.upstream_opened.load(), opened) << "a reload reconnected";
+  for (size_t i = 0; i < pods_.size(); ++i)
+    EXPECT_EQ(pods_[i]->peers(), peers[i]) << pods_[i]->host() << " saw calls on a new connection";
 
   // A reload that changes the upstream (another balancer... and its endpoints) replaces it.
   auto changed = config::load_config_string(
