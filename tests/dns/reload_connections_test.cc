@@ -94,8 +94,8 @@ class ReloadConnections : public ::testing::Test {
       ASSERT_TRUE(std::regex_search(
           out, m, std::regex(std::string("listener '") + name + "'[^\\n]*port (\\d+)")))
           << out;
-      channels_.push_back(grpc::CreateChannel("127.0.0.1:" + m[1].str(),
-                                              grpc::InsecureChannelCredentials()));
+      channels_.push_back(
+          grpc::CreateChannel("127.0.0.1:" + m[1].str(), grpc::InsecureChannelCredentials()));
     }
   }
 
