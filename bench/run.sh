@@ -17,7 +17,8 @@
 # else, i.e. CASES=0 ATTACKS= TARGETS=curfew H2LOAD=0), KILL_POD_MS=5 (ms each pod takes per call
 # in the endpoint-set kill scenario), STAGES (1 when perf is installed and this runs as root: the
 # stage-by-stage budget of one call at c=1 from a perf trace of socket system calls, bench/stages.py;
-# 0 skips it), STAGES_SECONDS=2.
+# 0 skips it), STAGES_SECONDS=2, GOLOAD=1 (0: no grpc-go client cases; bench/goload, built offline
+# from Debian's golang-go and golang-google-grpc-dev, installed when missing).
 #
 #   ENDPOINTS=only bash bench/run.sh                                 # only the endpoint sets
 #
@@ -102,6 +103,11 @@ if [[ $H2LOAD == 1 ]]; then command -v h2load >/dev/null 2>&1 || missing+=(nghtt
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 if [[ ${STAGES:-1} != 0 && $(id -u) == 0 ]]; then command -v perf >/dev/null 2>&1 || missing+=(linux-perf); fi
+GOLOAD=${GOLOAD:-1}
+if [[ $GOLOAD == 1 ]]; then
+  command -v go >/dev/null 2>&1 || missing+=(golang-go)
+  [[ -d /usr/share/gocode/src/google.golang.org/grpc ]] || missing+=(golang-google-grpc-dev)
+fi
 if ((${#missing[@]})); then
   echo "bench: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -122,6 +128,14 @@ if [[ $SKIP_BUILD != 1 ]]; then
   echo "bench: building in $BUILD_DIR"
   cmake --build "$BUILD_DIR" --target curfew bench_loadgen bench_echo_server curfew-h2-attack >"$BUILD_DIR/bench-build.log" 2>&1 || {
     tail -n 40 "$BUILD_DIR/bench-build.log"; echo "bench: BUILD FAILED"; exit 1; }
+fi
+# The grpc-go client (bench/goload): offline, from Debian's Go packages (GOPATH mode).
+GOLOADGEN=$ROOT/$BUILD_DIR/bench/bench_goload
+if [[ $GOLOAD == 1 ]]; then
+  mkdir -p "$BUILD_DIR/bench"
+  (cd bench/goload && GO111MODULE=off GOPATH=/usr/share/gocode GOFLAGS= GOCACHE="$ROOT/$BUILD_DIR/go-cache" \
+     go build -o "$GOLOADGEN" .) >"$BUILD_DIR/goload-build.log" 2>&1 || {
+    tail -n 20 "$BUILD_DIR/goload-build.log"; echo "bench: bench_goload BUILD FAILED"; exit 1; }
 fi
 CURFEW=${CURFEW_BIN:-$ROOT/$BUILD_DIR/app/curfew}
 LOADGEN=$ROOT/$BUILD_DIR/bench/bench_loadgen
@@ -345,13 +359,14 @@ port_of() {
   esac
 }
 
-# run_case SCENARIO TARGET loadgen-args...
+# run_case SCENARIO TARGET loadgen-args...  (CLIENT=goload: the grpc-go client instead)
 run_case() {
   local scenario=$1 target=$2
   shift 2
-  local out
+  local out client=$LOADGEN
+  [[ ${CLIENT:-} == goload ]] && client=$GOLOADGEN
   # shellcheck disable=SC2046
-  if out=$(timeout 120 "${PIN_LOAD[@]}" "$LOADGEN" --target "127.0.0.1:$(port_of "$target")" \
+  if out=$(timeout 120 "${PIN_LOAD[@]}" "$client" --target "127.0.0.1:$(port_of "$target")" \
              --duration "$DURATION" --warmup "$WARMUP" $(pid_args "$target") "$@" 2>"$WORK/loadgen.err"); then :; fi
   if [[ -z $out ]]; then out='{"error":"load generator failed"}'; fi
   echo "{\"scenario\":\"$scenario\",\"target\":\"$target\",\"result\":$out}" >>"$RESULTS"
@@ -393,6 +408,11 @@ echo "bench: cases (${DURATION}s each after ${WARMUP}s warm-up)"
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=1" "$t" --mode closed --concurrency 1; done
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary c=64" "$t" --mode closed --concurrency 64; done
 for t in "${UNARY_TARGETS[@]}"; do run_case "unary open ${OPEN_RATE}/s" "$t" --mode open --rate "$OPEN_RATE"; done
+# The same unary load from a grpc-go client (bench/goload): a second opinion on the client's side.
+if [[ $GOLOAD == 1 ]]; then
+  for t in "${UNARY_TARGETS[@]}"; do CLIENT=goload run_case "unary c=1 (grpc-go)" "$t" --concurrency 1; done
+  for t in "${UNARY_TARGETS[@]}"; do CLIENT=goload run_case "unary c=64 (grpc-go)" "$t" --concurrency 64; done
+fi
 for t in "${STREAM_TARGETS[@]}"; do run_case "stream c=64 (msgs)" "$t" --mode stream --concurrency 64; done
 # Cancel lag: 8 callers cancel calls the upstream holds, 5 ms in; the echo server notes when each
 # cancellation reaches it (the table's "Cancel lag").

@@ -226,25 +226,34 @@ def main():
         d = cl["curfew"]["lag_p99_us"] - cl["direct"]["lag_p99_us"]
         print(f"  curfew: cancel lag p99 within 0.5 ms of direct: {cl['curfew']['lag_p99_us']:.0f} vs "
               f"{cl['direct']['lag_p99_us']:.0f} µs (+{d:.0f}) {verdict(d <= 500)}")
-    if usable(g1.get("curfew")):
-        peers = [(g1[p]["p50_us"], p) for p in PEERS if usable(g1.get(p))]
-        if peers:
-            best, who = min(peers)
-            print(f"  curfew: c=1 p50 no higher than the best peer's ({who}): "
-                  f"{g1['curfew']['p50_us']:.0f} vs {best:.0f} µs {verdict(g1['curfew']['p50_us'] <= best)}")
-
-    # ---- issue 16: curfew against the HTTP/2 proxies, CPU per call at c=64 ----
-    for name in ("curfew",):
-        mine = g64.get(name)
-        if not usable(mine) or not mine["proxy_cpu_s_per_1k"]:
+    # Each with both clients: the project's grpc++ load generator, and grpc-go (bench_goload).
+    for client, suffix in (("", ""), (" (grpc-go)", " (grpc-go)")):
+        c1 = facts.get("unary c=1" + suffix, {})
+        if usable(c1.get("curfew")):
+            peers = [(c1[p]["p50_us"], p) for p in PEERS if usable(c1.get(p))]
+            if peers:
+                best, who = min(peers)
+                print(f"  curfew{client}: c=1 p50 no higher than the best peer's ({who}): "
+                      f"{c1['curfew']['p50_us']:.0f} vs {best:.0f} µs "
+                      f"{verdict(c1['curfew']['p50_us'] <= best)}")
+        c64 = facts.get("unary c=64" + suffix, {})
+        mine = c64.get("curfew")
+        if not usable(mine):
+            continue
+        ha = c64.get("haproxy")
+        if usable(ha) and ha["rps"]:
+            q = mine["rps"] / ha["rps"]
+            print(f"  curfew{client}: calls/s at c=64 >= HAProxy's: {q:.2f}x ({mine['rps']:,.0f} vs "
+                  f"{ha['rps']:,.0f}) {verdict(q >= 1.0)}")
+        if not mine["proxy_cpu_s_per_1k"]:
             continue
         us = mine["proxy_cpu_s_per_1k"] * 1000
         for ref, limit, what in (("haproxy", 1.0, "<= HAProxy's"), ("nghttpx", 1.5, "within 1.5x nghttpx's")):
-            r = g64.get(ref)
+            r = c64.get(ref)
             if not usable(r) or not r["proxy_cpu_s_per_1k"]:
                 continue
             q = mine["proxy_cpu_s_per_1k"] / r["proxy_cpu_s_per_1k"]
-            print(f"  {name}: CPU per call at c=64 {what}: {q:.2f}x ({us:.1f} vs "
+            print(f"  curfew{client}: CPU per call at c=64 {what}: {q:.2f}x ({us:.1f} vs "
                   f"{r['proxy_cpu_s_per_1k'] * 1000:.1f} µs CPU/call) {verdict(q <= limit)}")
 
 
