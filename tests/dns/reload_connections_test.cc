@@ -217,7 +217,7 @@ TEST_F(ReloadConnections, ReloadsThatKeepTheUpstreamsOpenNoConnectionIdleOrUnder
   }
   load.join();
   EXPECT_EQ(load.failed.load(), 0) << load.first_failure;
-  EXPECT_GT(load.ok.load(), 600);
+  EXPECT_GE(load.ok.load(), 600);
   const Seen loaded = seen();
   EXPECT_EQ(loaded.peers, first.peers) << "a pod saw calls on a new connection under load";
   EXPECT_EQ(loaded.established, first.established) << "a pod accepted or lost a connection";
