@@ -13,17 +13,19 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "runtime/errors.h"
 #include "runtime/sleep.h"
 
 namespace curfew::h2 {
 namespace {
 
-// nghttp2 copies header names and values at submit time: the vector only lives for the call.
-std::vector<nghttp2_nv> to_nv(const Headers& headers) {
-  std::vector<nghttp2_nv> nv;
+// nghttp2 copies header names and values at submit time: the array only lives for the call, on
+// the stack for any usual block.
+absl::InlinedVector<nghttp2_nv, 16> to_nv(const Headers& headers) {
+  absl::InlinedVector<nghttp2_nv, 16> nv;
   nv.reserve(headers.size());
-  for (const Header& h : headers) {
+  for (const Header h : headers) {
     nv.push_back({const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.name.data())),
                   const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(h.value.data())),
                   h.name.size(), h.value.size(), NGHTTP2_NV_FLAG_NONE});
@@ -31,14 +33,14 @@ std::vector<nghttp2_nv> to_nv(const Headers& headers) {
   return nv;
 }
 
-// Header fields a block usually has, reserved at once instead of growing the vector field by
-// field: a gRPC request (grpc-core and grpc-go send 8 to 9: 4 pseudo-headers, te, content-type,
-// user-agent, grpc-timeout, grpc-accept-encoding) and a response's headers or trailers (:status,
-// content-type, grpc-encoding; grpc-status, grpc-message). More just grow the vector once. Each
-// field is 64 bytes, and an idle stream keeps its headers: 16 for every block cost 1.1 KiB of
-// the ~9.4 KiB an idle proxied stream took.
-constexpr size_t kRequestHeadersReserved = 10;
-constexpr size_t kResponseHeadersReserved = 4;
+// Room reserved for a header block as it arrives (names, values, 8 bytes a field), at once instead
+// of growing field by field: a gRPC request from grpc-core or grpc-go (4 pseudo-headers, te,
+// content-type, user-agent, grpc-timeout, grpc-accept-encoding: ~300 bytes) and a response's
+// headers or trailers (:status, content-type, grpc-encoding; grpc-status, grpc-message). Larger
+// blocks grow the buffer (doubling). An idle stream keeps its request headers, so this is not
+// generous.
+constexpr size_t kRequestHeaderBytesReserved = 384;
+constexpr size_t kResponseHeaderBytesReserved = 96;
 // One write per pass of at most this much of nghttp2's output (frames coalesced).
 constexpr size_t kWriteBatchBytes = 64 << 10;
 constexpr size_t kReadBufferBytes = 16 << 10;
@@ -148,7 +150,7 @@ struct Session::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       auto stream = std::make_shared<Stream>(s, frame->hd.stream_id);
-      stream->building_.reserve(kRequestHeadersReserved);
+      stream->building_.reserve(0, kRequestHeaderBytesReserved);
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
@@ -157,7 +159,7 @@ struct Session::Callbacks {
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
       stream->building_.clear();
-      stream->building_.reserve(kResponseHeadersReserved);  // or a request's trailers
+      stream->building_.reserve(0, kResponseHeaderBytesReserved);  // or a request's trailers
       stream->building_bytes_ = 0;
     }
     return 0;
@@ -181,8 +183,8 @@ struct Session::Callbacks {
       if (s.role_ == Role::kServer) s.early_reset(Waste::kOversized);
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    stream->building_.push_back({std::string(reinterpret_cast<const char*>(name), namelen),
-                                 std::string(reinterpret_cast<const char*>(value), valuelen)});
+    stream->building_.push_back({std::string_view(reinterpret_cast<const char*>(name), namelen),
+                                 std::string_view(reinterpret_cast<const char*>(value), valuelen)});
     return 0;
   }
 

@@ -58,7 +58,7 @@ class Stream {
   bool header_list_too_large() const noexcept { return header_list_too_large_; }
   // Frees the received header block (headers(), empty after this) once nobody reads it again: a
   // long-lived idle stream keeps only what it still needs.
-  void release_headers() noexcept { Headers().swap(headers_); }
+  void release_headers() noexcept { headers_ = Headers(); }
 
   // --- Outbound ---
 

@@ -1,6 +1,7 @@
 #include "wire/status_mapping.h"
 
 #include <algorithm>
+#include <charconv>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -14,6 +15,14 @@ namespace {
 absl::string_view to_absl(std::string_view s) { return {s.data(), s.size()}; }
 
 }  // namespace
+
+int http_status_of(std::optional<std::string_view> status_value) {
+  if (!status_value || status_value->size() != 3) return 0;
+  int status = 0;
+  const char* end = status_value->data() + status_value->size();
+  const auto [ptr, ec] = std::from_chars(status_value->data(), end, status);
+  return ec == std::errc() && ptr == end && status >= 100 ? status : 0;
+}
 
 absl::StatusCode grpc_code_from_http_status(int http_status) {
   switch (http_status) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -21,6 +22,9 @@ namespace curfew::wire {
 // Only for that case: a grpc-status, when present, always wins. 1xx responses are interim and
 // must be skipped by the caller, not mapped.
 absl::StatusCode grpc_code_from_http_status(int http_status);
+
+// The HTTP status a :status value carries (three digits), or 0 when it is absent or malformed.
+int http_status_of(std::optional<std::string_view> status_value);
 
 // The gRPC code for a stream reset by the peer with RST_STREAM, or left unfinished by a GOAWAY,
 // carrying HTTP/2 error `h2_error` (PROTOCOL-HTTP2.md, "Errors"): REFUSED_STREAM UNAVAILABLE

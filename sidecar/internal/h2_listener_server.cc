@@ -361,8 +361,8 @@ rt::Task<void> H2ListenerServer::call(int worker, std::shared_ptr<h2::Stream> st
   Worker& w = *workers_[worker];
   const config::Listener* listener = w.routing->listener(name_);
   // Admission: a slot of the listener's limit, then of the route's, or RESOURCE_EXHAUSTED now.
-  const std::string* path = h2::find_header(stream->headers(), ":path");
-  const config::Route* route = listener->route_for(path != nullptr ? *path : std::string());
+  const config::Route* route =
+      listener->route_for(h2::find_header(stream->headers(), ":path").value_or(""));
   std::shared_ptr<ConcurrencyLimit> route_limit =
       route ? w.route_limits[static_cast<size_t>(route - listener->routes.data())] : nullptr;
   if (!listener_limit_.try_acquire(listener->limits.max_concurrent_calls)) {

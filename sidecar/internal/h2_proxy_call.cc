@@ -53,7 +53,7 @@ void append_forwardable(const h2::Headers& from, h2::Headers& to) {
 
 h2::Headers forwardable(const h2::Headers& from) {
   h2::Headers out;
-  out.reserve(from.size());
+  out.reserve(0, from.byte_size());
   append_forwardable(from, out);
   return out;
 }
@@ -188,14 +188,14 @@ void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers
   replied_ = true;
   report_.code = code;
   h2::Headers h;
-  h.reserve(4 + extra.size());
+  h.reserve(4, 64 + message.size() + extra.byte_size());
   if (!response_started_) {
     h.push_back({":status", "200"});
     h.push_back({"content-type", "application/grpc"});
   }
   h.push_back({"grpc-status", std::to_string(static_cast<int>(code))});
   if (!message.empty()) h.push_back({"grpc-message", wire::encode_grpc_message(message)});
-  for (h2::Header& x : extra) h.push_back(std::move(x));
+  for (const h2::Header x : extra) h.push_back(x);
   if (response_started_ && !response_cut_at_boundary_ &&
       !response_messages_.at_message_boundary()) {
     // Part of a message went out and the rest never will: a status now would read as a broken
@@ -236,7 +236,7 @@ rt::Task<void> H2ProxyCall::run() {
   const config::Listener& listener = *ctx_.listener;
   report_.listener = &listener.name;
   arrival_ = rt::Clock::now();
-  if (const std::string* path = h2::find_header(caller_.headers(), ":path")) method_ = *path;
+  if (auto path = h2::find_header(caller_.headers(), ":path")) method_ = *path;
   route_ = listener.route_for(method_);
   if (route_ != nullptr) report_.route = &route_->name;
   if (ctx_.observer) ctx_.observer->call_started(listener.name, report_.route);
@@ -272,8 +272,8 @@ rt::Task<void> H2ProxyCall::run() {
 rt::Task<void> H2ProxyCall::serve() {
   const config::Listener& listener = *ctx_.listener;
   if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(method_);
-  const std::string* content_type = h2::find_header(caller_.headers(), "content-type");
-  if (content_type == nullptr || !wire::is_grpc_content_type(*content_type)) {
+  const auto content_type = h2::find_header(caller_.headers(), "content-type");
+  if (!content_type || !wire::is_grpc_content_type(*content_type)) {
     replied_ = true;
     report_.code = StatusCode::INTERNAL;
     caller_.send_trailers_only(
@@ -288,7 +288,7 @@ rt::Task<void> H2ProxyCall::serve() {
     co_return;
   }
   std::optional<rt::Duration> caller_timeout;
-  if (const std::string* t = h2::find_header(caller_.headers(), "grpc-timeout")) {
+  if (auto t = h2::find_header(caller_.headers(), "grpc-timeout")) {
     if (auto parsed = wire::parse_grpc_timeout(*t)) caller_timeout = *parsed;
   }
   deadline_ = decide_deadline(listener, *route_, caller_timeout, arrival_);
@@ -380,16 +380,19 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
       unavailable = e.why();  // the reply names the upstream
       break;
     }
-    h2::Headers headers = {{":method", "POST"},
-                           {":scheme", tls != nullptr ? "https" : "http"},
-                           {":path", method_},
-                           {":authority", lease_.authority()},
-                           {"te", "trailers"},
-                           {"content-type", *h2::find_header(caller_.headers(), "content-type")},
-                           {"user-agent", "curfew/" CURFEW_VERSION},
-                           {"grpc-timeout", wire::format_grpc_timeout(deadline_.upstream_deadline -
-                                                                      rt::Clock::now())}};
-    headers.reserve(headers.size() + caller_.headers().size());
+    // One buffer for the whole block: what curfew sets, then what the caller sent.
+    h2::Headers headers;
+    headers.reserve(
+        8, 128 + method_.size() + lease_.authority().size() + caller_.headers().byte_size());
+    headers.push_back({":method", "POST"});
+    headers.push_back({":scheme", tls != nullptr ? "https" : "http"});
+    headers.push_back({":path", method_});
+    headers.push_back({":authority", lease_.authority()});
+    headers.push_back({"te", "trailers"});
+    headers.push_back({"content-type", *h2::find_header(caller_.headers(), "content-type")});
+    headers.push_back({"user-agent", "curfew/" CURFEW_VERSION});
+    headers.push_back({"grpc-timeout",
+                       wire::format_grpc_timeout(deadline_.upstream_deadline - rt::Clock::now())});
     append_forwardable(caller_.headers(), headers);
     if (auto up = lease_.session().open_stream(headers)) co_return up;
     unavailable = "endpoint " + lease_.endpoint().address_text + " refused a new stream";
@@ -523,9 +526,8 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     fail_from_stream();
     co_return false;
   }
-  const std::string* status = h2::find_header(up.headers(), ":status");
-  const int http_status = status != nullptr ? std::atoi(status->c_str()) : 0;
-  if (http_status != 200 && h2::find_header(up.headers(), "grpc-status") == nullptr) {
+  const int http_status = wire::http_status_of(h2::find_header(up.headers(), ":status"));
+  if (http_status != 200 && !h2::find_header(up.headers(), "grpc-status")) {
     const auto code = static_cast<StatusCode>(wire::grpc_code_from_http_status(http_status));
     attempt.code = code;
     attempt.won = true;
@@ -542,10 +544,11 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     // (gRPC servers send their headers with the first message too).
     auto start_response = [&] {
       if (response_started_) return;
-      h2::Headers response = {{":status", "200"}};
-      const std::string* ct = h2::find_header(up.headers(), "content-type");
-      response.push_back({"content-type", ct != nullptr ? *ct : "application/grpc"});
-      response.reserve(2 + up.headers().size());
+      h2::Headers response;
+      response.reserve(2, 48 + up.headers().byte_size());
+      response.push_back({":status", "200"});
+      const auto ct = h2::find_header(up.headers(), "content-type");
+      response.push_back({"content-type", ct ? *ct : "application/grpc"});
       append_forwardable(up.headers(), response);
       caller_.send_headers(response);
       response_started_ = true;
@@ -616,12 +619,11 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
   }
   StatusCode code = StatusCode::UNKNOWN;
   std::string message;
-  if (const std::string* s = h2::find_header(*trailers, "grpc-status")) {
+  if (auto s = h2::find_header(*trailers, "grpc-status")) {
     auto parsed = wire::parse_grpc_status(*s);
     code = parsed.ok() ? static_cast<StatusCode>(*parsed) : StatusCode::UNKNOWN;
   }
-  if (const std::string* m = h2::find_header(*trailers, "grpc-message"))
-    message = wire::decode_grpc_message(*m);
+  if (auto m = h2::find_header(*trailers, "grpc-message")) message = wire::decode_grpc_message(*m);
   attempt.code = code;
   attempt.won = true;
   report_.upstream_code = code;

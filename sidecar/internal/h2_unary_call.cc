@@ -71,9 +71,8 @@ rt::Task<std::optional<UpstreamReply>> exchange(h2::Stream& up, std::string body
     co_return failure(StatusCode::UNAVAILABLE, "upstream '" + name + "' connection lost");
   }
   UpstreamReply reply;
-  const std::string* status = h2::find_header(up.headers(), ":status");
-  const int http_status = status != nullptr ? std::atoi(status->c_str()) : 0;
-  if (http_status != 200 && h2::find_header(up.headers(), "grpc-status") == nullptr) {
+  const int http_status = wire::http_status_of(h2::find_header(up.headers(), ":status"));
+  if (http_status != 200 && !h2::find_header(up.headers(), "grpc-status")) {
     co_return failure(static_cast<StatusCode>(wire::grpc_code_from_http_status(http_status)),
                       "upstream '" + name + "' answered HTTP " + std::to_string(http_status));
   }
@@ -100,19 +99,17 @@ rt::Task<std::optional<UpstreamReply>> exchange(h2::Stream& up, std::string body
     trailers = &up.trailers();
   }
   StatusCode code = StatusCode::UNKNOWN;
-  if (const std::string* s = h2::find_header(*trailers, "grpc-status")) {
+  if (auto s = h2::find_header(*trailers, "grpc-status")) {
     auto parsed = wire::parse_grpc_status(*s);
     if (parsed.ok()) code = static_cast<StatusCode>(*parsed);
   }
   std::string message;
-  if (const std::string* m = h2::find_header(*trailers, "grpc-message"))
-    message = wire::decode_grpc_message(*m);
+  if (auto m = h2::find_header(*trailers, "grpc-message")) message = wire::decode_grpc_message(*m);
   std::string details;
-  if (const std::string* d = h2::find_header(*trailers, "grpc-status-details-bin"))
-    absl::Base64Unescape(*d, &details);
+  if (auto d = h2::find_header(*trailers, "grpc-status-details-bin"))
+    absl::Base64Unescape(absl::string_view(d->data(), d->size()), &details);
   reply.trailing_metadata = metadata_of(*trailers);
-  if (const std::string* p = h2::find_header(*trailers, "grpc-retry-pushback-ms"))
-    reply.retry_pushback_ms = *p;
+  if (auto p = h2::find_header(*trailers, "grpc-retry-pushback-ms")) reply.retry_pushback_ms = *p;
   if (code == StatusCode::OK && collect.messages != 1) {
     co_return failure(StatusCode::INTERNAL, "upstream '" + name + "' answered a unary call with " +
                                                 std::to_string(collect.messages) + " messages");
@@ -139,25 +136,32 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   // A node of a std::map: stays put while concurrent calls (fan-out children) add others.
   TriedEndpoints& tried = tried_[upstream];
 
-  h2::Headers headers = {{":method", "POST"},
-                         {":scheme", tls != nullptr ? "https" : "http"},
-                         {":path", request.method},
-                         {":authority", ""},  // the endpoint's, set for each stream
-                         {"te", "trailers"},
-                         {"content-type", "application/grpc"},
-                         {"user-agent", "curfew/" CURFEW_VERSION},
-                         {"grpc-accept-encoding", "identity"},
-                         {"grpc-timeout", ""}};  // set for each stream, from the deadline
-  constexpr size_t kAuthorityHeader = 3;
-  const size_t timeout_header = headers.size() - 1;
+  // The application's fields, the same on every stream; :authority and grpc-timeout are each
+  // stream's own (the endpoint's, the deadline's).
+  h2::Headers metadata;
   for (const auto& [k, v] : request.metadata) {
-    if (!is_hop_by_hop(k)) headers.push_back({k, v});
+    if (!is_hop_by_hop(k)) metadata.push_back({k, v});
   }
   if (request.compressed) {
     for (const auto& [k, v] : request.metadata) {
-      if (k == "grpc-encoding") headers.push_back({"grpc-encoding", v});
+      if (k == "grpc-encoding") metadata.push_back({"grpc-encoding", v});
     }
   }
+  auto request_headers = [&](std::string_view authority) {
+    h2::Headers headers;
+    headers.reserve(9, 160 + request.method.size() + authority.size() + metadata.byte_size());
+    headers.push_back({":method", "POST"});
+    headers.push_back({":scheme", tls != nullptr ? "https" : "http"});
+    headers.push_back({":path", request.method});
+    headers.push_back({":authority", authority});
+    headers.push_back({"te", "trailers"});
+    headers.push_back({"content-type", "application/grpc"});
+    headers.push_back({"user-agent", "curfew/" CURFEW_VERSION});
+    headers.push_back({"grpc-accept-encoding", "identity"});
+    headers.push_back({"grpc-timeout", wire::format_grpc_timeout(deadline - rt::Clock::now())});
+    for (const h2::Header h : metadata) headers.push_back(h);
+    return headers;
+  };
   const std::string& payload = request.message;  // borrowed: the request outlives the call
   // A stream refused unprocessed is sent again once on another stream (another endpoint when
   // the set has one), as gRPC does (gRFC A6); a connection that stopped taking streams between
@@ -173,9 +177,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
       co_return failure(StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded");
     }
     lease.learn_if_cancelled();  // a hedge that lost teaches the balancer its endpoint is slow
-    headers[kAuthorityHeader].value = lease.authority();
-    headers[timeout_header].value = wire::format_grpc_timeout(deadline - rt::Clock::now());
-    std::shared_ptr<h2::Stream> up = lease.session().open_stream(headers);
+    std::shared_ptr<h2::Stream> up =
+        lease.session().open_stream(request_headers(lease.authority()));
     if (!up) {
       refused = "upstream '" + upstream + "' endpoint " + lease.endpoint().address_text +
                 " refused a new stream";

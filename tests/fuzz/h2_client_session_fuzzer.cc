@@ -58,9 +58,9 @@ h2::Headers request_headers(const char* path) {
 
 // The gRPC code for a response without a usable grpc-status: from its HTTP :status.
 absl::StatusCode code_from_http_status(const h2::Stream& stream) {
-  const std::string* http = h2::find_header(stream.headers(), ":status");
+  const auto http = h2::find_header(stream.headers(), ":status");
   int http_status = 0;
-  if (http != nullptr && http->size() == 3) {
+  if (http && http->size() == 3) {
     for (char c : *http) http_status = http_status * 10 + (c - '0');
   }
   return wire::grpc_code_from_http_status(http_status);
@@ -70,11 +70,11 @@ absl::StatusCode code_from_http_status(const h2::Stream& stream) {
 absl::StatusCode call_status(const h2::Stream& stream, const absl::Status& framing) {
   if (!framing.ok()) return framing.code();
   if (!stream.ended_cleanly()) return wire::grpc_code_from_h2_error(stream.reset_code());
-  const std::string* content_type = h2::find_header(stream.headers(), "content-type");
-  if (content_type == nullptr || !wire::is_grpc_content_type(*content_type))
+  const auto content_type = h2::find_header(stream.headers(), "content-type");
+  if (!content_type || !wire::is_grpc_content_type(*content_type))
     return code_from_http_status(stream);
   const h2::Headers& trailers = stream.headers_only() ? stream.headers() : stream.trailers();
-  if (const std::string* status = h2::find_header(trailers, "grpc-status")) {
+  if (auto status = h2::find_header(trailers, "grpc-status")) {
     auto code = wire::parse_grpc_status(*status);
     return code.ok() ? *code : code.status().code();
   }

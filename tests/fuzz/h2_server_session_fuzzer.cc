@@ -72,13 +72,13 @@ h2::Headers trailers_only(const char* grpc_status) {
 
 rt::Task<void> serve_stream(std::shared_ptr<h2::Stream> stream) {
   const h2::Headers& request = stream->headers();
-  const std::string* path = h2::find_header(request, ":path");
-  if (path != nullptr && *path == "/reset") {
+  const auto path = h2::find_header(request, ":path");
+  if (path && *path == "/reset") {
     stream->reset(kCancel);
     co_return;
   }
-  const std::string* content_type = h2::find_header(request, "content-type");
-  if (content_type == nullptr || !wire::is_grpc_content_type(*content_type)) {
+  const auto content_type = h2::find_header(request, "content-type");
+  if (!content_type || !wire::is_grpc_content_type(*content_type)) {
     stream->send_trailers_only({{":status", "415"}});
     co_return;
   }

@@ -49,8 +49,8 @@ struct EchoHandler {
   h2::StreamHandler handler() const {
     return [stalls = stalls_cancelled, calls = calls](std::shared_ptr<h2::Stream> s) -> Task<void> {
       ++*calls;
-      const std::string* path = h2::find_header(s->headers(), ":path");
-      if (path != nullptr && *path == "/test/Stall") {
+      const auto path = h2::find_header(s->headers(), ":path");
+      if (path && *path == "/test/Stall") {
         try {
           co_await rt::sleep(60s);
         } catch (const rt::CancelledError&) {
@@ -204,8 +204,8 @@ TEST(H2Session, CallsAGrpcServerAsAClient) {
         EXPECT_TRUE(co_await stream->wait_headers());
         std::string body;
         while (auto chunk = co_await stream->read()) body += *chunk;
-        const std::string* status = h2::find_header(stream->trailers(), "grpc-status");
-        status_seen = status != nullptr ? *status : "(none)";
+        const auto status = h2::find_header(stream->trailers(), "grpc-status");
+        status_seen = status ? *status : "(none)";
         grpc::testing::SimpleResponse response;
         if (body.size() >= 5 && response.ParseFromString(body.substr(5)) &&
             response.payload().body().size() == static_cast<size_t>(100 + i) &&

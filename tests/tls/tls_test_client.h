@@ -156,7 +156,7 @@ inline rt::Task<void> read_response(h2::Stream& stream, CallResult& result) {
     result.body += *chunk;
   }
   const h2::Headers& trailers = stream.headers_only() ? stream.headers() : stream.trailers();
-  if (const std::string* s = h2::find_header(trailers, "grpc-status")) result.grpc_status = *s;
+  if (auto s = h2::find_header(trailers, "grpc-status")) result.grpc_status = *s;
   result.ended_cleanly = stream.ended_cleanly();
 }
 

@@ -49,6 +49,19 @@ TEST(StatusMappingTest, HttpStatus) {
   }
 }
 
+TEST(StatusMappingTest, HttpStatusOfAStatusValue) {
+  EXPECT_EQ(http_status_of("200"), 200);
+  EXPECT_EQ(http_status_of("503"), 503);
+  EXPECT_EQ(http_status_of(std::nullopt), 0);
+  EXPECT_EQ(http_status_of(""), 0);
+  EXPECT_EQ(http_status_of("20"), 0);
+  EXPECT_EQ(http_status_of("2000"), 0);
+  EXPECT_EQ(http_status_of("2x0"), 0);
+  EXPECT_EQ(http_status_of("-20"), 0);
+  EXPECT_EQ(http_status_of("099"), 0);
+  EXPECT_EQ(http_status_of(" 200"), 0);
+}
+
 TEST(StatusMappingTest, H2Error) {
   struct Case {
     const char* name;
