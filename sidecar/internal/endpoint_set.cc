@@ -80,7 +80,7 @@ void EndpointSet::remove(const Endpoint& e) {
 std::shared_ptr<Endpoint> EndpointSet::pick(const TriedEndpoints& tried, rt::TimePoint now,
                                             std::minstd_rand& random) {
   last_pick_ = now;
-  std::vector<Endpoint*> fresh, healthy, any;
+  Candidates fresh, healthy, any;
   for (const std::shared_ptr<Endpoint>& e : endpoints_) {
     if (e->draining) continue;
     any.push_back(e.get());
@@ -94,8 +94,8 @@ std::shared_ptr<Endpoint> EndpointSet::pick(const TriedEndpoints& tried, rt::Tim
   return nullptr;
 }
 
-std::shared_ptr<Endpoint> EndpointSet::choose(const std::vector<Endpoint*>& candidates,
-                                              rt::TimePoint now, std::minstd_rand& random) {
+std::shared_ptr<Endpoint> EndpointSet::choose(const Candidates& candidates, rt::TimePoint now,
+                                              std::minstd_rand& random) {
   Endpoint* chosen = candidates.front();
   if (candidates.size() > 1) {
     if (settings_.balancer == config::Upstream::Balancer::kRoundRobin) {

@@ -146,7 +146,9 @@ class EndpointSet {
   bool retired() const noexcept { return retired_; }
 
  private:
-  std::shared_ptr<Endpoint> choose(const std::vector<Endpoint*>& candidates, rt::TimePoint now,
+  // A pick's candidates: on the stack for sets of up to 8 addresses (no allocation per call).
+  using Candidates = absl::InlinedVector<Endpoint*, 8>;
+  std::shared_ptr<Endpoint> choose(const Candidates& candidates, rt::TimePoint now,
                                    std::minstd_rand& random);
   void remove(const Endpoint& e);
 

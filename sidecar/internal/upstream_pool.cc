@@ -35,20 +35,16 @@ std::string authority_host(const std::string& authority) {
   return authority;
 }
 
-std::string set_key(const config::Upstream& upstream, const UpstreamTls* tls) {
-  std::string key = upstream.name;
-  for (const std::string& endpoint : upstream.endpoints) key += "\n" + endpoint;
-  if (tls != nullptr) key += "\ntls:" + tls->key;
-  return key;
-}
-
 }  // namespace
 
 std::shared_ptr<EndpointSet> UpstreamPool::set_for(const config::Upstream& upstream,
                                                    const UpstreamTls* tls) {
   const rt::TimePoint now = rt::Clock::now();
   sweep(now);
-  std::shared_ptr<EndpointSet>& slot = sets_[set_key(upstream, tls)];
+  const EndpointSetKey::Of key{upstream, tls};
+  auto it = sets_.find(key);  // no key string built per call
+  if (it == sets_.end()) it = sets_.emplace(key.str(), nullptr).first;
+  std::shared_ptr<EndpointSet>& slot = it->second;
   if (!slot) {
     slot = std::make_shared<EndpointSet>(
         upstream, tls == nullptr ? nullptr : std::make_shared<const UpstreamTls>(*tls));
@@ -67,7 +63,7 @@ std::shared_ptr<EndpointSet> UpstreamPool::set_for(const config::Upstream& upstr
 void UpstreamPool::retain(const Routing& routing) {
   std::vector<std::string> kept;
   for (const config::Upstream& upstream : routing.config.upstreams)
-    kept.push_back(set_key(upstream, routing.tls_for(upstream.name)));
+    kept.push_back(EndpointSetKey::Of{upstream, routing.tls_for(upstream.name)}.str());
   for (auto it = sets_.begin(); it != sets_.end();) {
     const bool wanted = std::find(kept.begin(), kept.end(), it->first) != kept.end();
     if (wanted) {

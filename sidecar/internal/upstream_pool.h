@@ -30,6 +30,7 @@
 #include "sidecar/connection_report.h"
 #include "sidecar/endpoint_report.h"
 #include "sidecar/internal/endpoint_set.h"
+#include "sidecar/internal/endpoint_set_key.h"
 #include "sidecar/internal/routing.h"
 #include "sidecar/internal/upstream_target.h"
 #include "sidecar/internal/upstream_tls.h"
@@ -82,10 +83,6 @@ class UpstreamPool {
   size_t connections() const noexcept { return connections_; }
   // A snapshot of every set, as loop `loop` sees it.
   std::vector<UpstreamReport> report(int loop) const;
-  // The sets, by key (upstream name first): for listings and tests.
-  const std::unordered_map<std::string, std::shared_ptr<EndpointSet>>& sets() const noexcept {
-    return sets_;
-  }
 
  private:
   std::shared_ptr<EndpointSet> set_for(const config::Upstream& upstream, const UpstreamTls* tls);
@@ -117,7 +114,9 @@ class UpstreamPool {
   ConnectionObserver* observer_;    // may be null
   rt::TaskGroup* group_ = nullptr;  // while run() runs
   // shared_ptr: a call holds its set across waits while reloads and sweeps reshape the map.
-  std::unordered_map<std::string, std::shared_ptr<EndpointSet>> sets_;
+  std::unordered_map<std::string, std::shared_ptr<EndpointSet>, EndpointSetKey::Hash,
+                     EndpointSetKey::Equal>
+      sets_;
   std::minstd_rand random_{std::random_device{}()};
   rt::TimePoint next_sweep_{};
   size_t connections_ = 0;
