@@ -24,7 +24,24 @@
 #include "sidecar/log.h"
 #include "sidecar/sidecar.h"
 
+#if CURFEW_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
 namespace {
+
+// The allocator this binary runs on (CURFEW_JEMALLOC in CMakeLists.txt), with its version.
+std::string allocator_name() {
+#if CURFEW_JEMALLOC
+  const char* version = nullptr;
+  size_t size = sizeof version;
+  if (mallctl("version", &version, &size, nullptr, 0) == 0 && version != nullptr)
+    return std::string("jemalloc ") + version;
+  return "jemalloc";
+#else
+  return "glibc";
+#endif
+}
 
 using curfew::sidecar::log;
 using curfew::sidecar::LogLevel;
@@ -173,7 +190,7 @@ int main(int argc, char** argv) {
       std::cout << kUsage;
       return 0;
     } else if (arg == "--version") {
-      std::cout << "curfew " CURFEW_VERSION "\n";
+      std::cout << "curfew " CURFEW_VERSION "\nallocator: " << allocator_name() << "\n";
       return 0;
     } else if (arg == "--config") {
       config_path = value("--config");

@@ -17,6 +17,7 @@ packages=(
   libc-ares-dev                          # upstream name resolution off the loop threads
   dnsmasq-base                           # tests/dns: a real DNS server, run unprivileged per test
   libssl-dev                             # upstream TLS (OpenSSL 3)
+  libjemalloc-dev                        # the curfew binary's allocator in release builds
 )
 
 missing=()

@@ -225,6 +225,9 @@ TEST(CommandLine, HelpVersionAndUnknownArguments) {
   CurfewProcess version({"--version"}, dir.path() / "version");
   EXPECT_EQ(version.wait_exit(), 0);
   EXPECT_NE(version.output().find("curfew "), std::string::npos);
+  // Release builds link jemalloc (CMakeLists.txt: CURFEW_JEMALLOC); sanitizer builds do not.
+  EXPECT_NE(version.output().find("allocator: " CURFEW_EXPECTED_ALLOCATOR), std::string::npos)
+      << version.output();
   CurfewProcess bad({"--frobnicate"}, dir.path() / "bad");
   EXPECT_EQ(bad.wait_exit(), 2);
   EXPECT_NE(bad.output().find("unknown argument"), std::string::npos);
