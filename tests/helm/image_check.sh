@@ -40,10 +40,22 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The Debian mirror this machine's apt uses (deb822 .sources or one-line .list entries; not the
+# security archive): no mirror host is written in the repository.
+debian_mirror() {
+  {
+    awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' /etc/apt/sources.list.d/*.sources 2>/dev/null
+    awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; break}}' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+  } | grep -v -- '-security' | head -n 1
+}
+
 # 1. Base images from Debian (kept in the store between runs).
 if ! buildah inspect --type image docker.io/library/debian:bookworm-slim >/dev/null 2>&1; then
-  say "debootstrap --variant=minbase bookworm"
-  debootstrap --variant=minbase bookworm "$work/rootfs" http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 ||
+  mirror=$(debian_mirror)
+  [[ -n $mirror ]] || die "no Debian mirror in this machine's apt configuration (/etc/apt/sources.list*)"
+  say "debootstrap --variant=minbase bookworm (from this machine's apt mirror)"
+  debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
     { tail -20 "$work/debootstrap.log"; die "debootstrap failed"; }
   base=$(buildah from scratch)
   buildah add "$base" "$work/rootfs" / >/dev/null
