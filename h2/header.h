@@ -55,15 +55,9 @@ class Headers {
     return *this;
   }
 
-  // Appends a field (copies its bytes). `h` may view this block's own fields.
-  void push_back(Header h) {
-    if (aliases(h.name) || aliases(h.value)) {  // the append may move the bytes it reads
-      const std::string name(h.name), value(h.value);
-      append(name, value);
-      return;
-    }
-    append(h.name, h.value);
-  }
+  // Appends a field (copies its bytes). `h` may view this block's own fields. Out of line: the
+  // many callers inside coroutines would otherwise carry its locals in their frames.
+  void push_back(Header h);
   // Room for `bytes` more of names and values (and `fields` fields' bookkeeping) without
   // reallocating.
   void reserve(size_t fields, size_t bytes) {
@@ -91,18 +85,7 @@ class Headers {
     return !s.empty() && !buf_.empty() && std::less_equal<>()(buf_.data(), s.data()) &&
            std::less<>()(s.data(), buf_.data() + buf_.size());
   }
-  void append(std::string_view name, std::string_view value) {
-    const auto name_len = static_cast<uint32_t>(name.size());
-    const auto value_len = static_cast<uint32_t>(value.size());
-    const size_t at = buf_.size();
-    buf_.resize(at + kFieldOverhead + name.size() + value.size());
-    char* p = buf_.data() + at;
-    std::memcpy(p, &name_len, sizeof name_len);
-    std::memcpy(p + sizeof name_len, &value_len, sizeof value_len);
-    if (!name.empty()) std::memcpy(p + kFieldOverhead, name.data(), name.size());
-    if (!value.empty()) std::memcpy(p + kFieldOverhead + name.size(), value.data(), value.size());
-    ++count_;
-  }
+  void append(std::string_view name, std::string_view value);
 
   std::string buf_;
   uint32_t count_ = 0;

@@ -40,7 +40,7 @@ absl::InlinedVector<nghttp2_nv, 16> to_nv(const Headers& headers) {
 // blocks grow the buffer (doubling). An idle stream keeps its request headers, so this is not
 // generous.
 constexpr size_t kRequestHeaderBytesReserved = 384;
-constexpr size_t kResponseHeaderBytesReserved = 96;
+constexpr size_t kResponseHeaderBytesReserved = 160;
 // One write per pass of at most this much of nghttp2's output (frames coalesced).
 constexpr size_t kWriteBatchBytes = 64 << 10;
 constexpr size_t kReadBufferBytes = 16 << 10;
@@ -150,7 +150,7 @@ struct Session::Callbacks {
     if (frame->hd.type != NGHTTP2_HEADERS) return 0;
     if (s.role_ == Role::kServer && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
       auto stream = std::make_shared<Stream>(s, frame->hd.stream_id);
-      stream->building_.reserve(0, kRequestHeaderBytesReserved);
+      stream->headers_.reserve(0, kRequestHeaderBytesReserved);
       nghttp2_session_set_stream_user_data(s.session_, frame->hd.stream_id, stream.get());
       s.streams_.emplace(frame->hd.stream_id, std::move(stream));
       ++s.streams_opened_;
@@ -158,8 +158,9 @@ struct Session::Callbacks {
       return 0;
     }
     if (Stream* stream = s.find(frame->hd.stream_id)) {
-      stream->building_.clear();
-      stream->building_.reserve(0, kResponseHeaderBytesReserved);  // or a request's trailers
+      Headers& block = stream->block_receiving();  // response headers, or trailers
+      block.clear();
+      block.reserve(0, kResponseHeaderBytesReserved);
       stream->building_bytes_ = 0;
     }
     return 0;
@@ -183,8 +184,9 @@ struct Session::Callbacks {
       if (s.role_ == Role::kServer) s.early_reset(Waste::kOversized);
       return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
-    stream->building_.push_back({std::string_view(reinterpret_cast<const char*>(name), namelen),
-                                 std::string_view(reinterpret_cast<const char*>(value), valuelen)});
+    stream->block_receiving().push_back(
+        {std::string_view(reinterpret_cast<const char*>(name), namelen),
+         std::string_view(reinterpret_cast<const char*>(value), valuelen)});
     return 0;
   }
 
@@ -206,15 +208,13 @@ struct Session::Callbacks {
         auto it = s.streams_.find(frame->hd.stream_id);
         if (it == s.streams_.end()) return 0;
         Stream& stream = *it->second;
+        // The block arrived whole in headers_ or trailers_ (Stream::block_receiving): readers
+        // look at either only from now on.
         if (!stream.headers_received_) {
-          stream.headers_ = std::move(stream.building_);
           stream.headers_received_ = true;
           stream.headers_only_ = end_stream;
           if (s.role_ == Role::kServer) s.spawn_handler(it->second);
-        } else {
-          stream.trailers_ = std::move(stream.building_);
         }
-        stream.building_.clear();
         if (end_stream) stream.inbound_ended_ = true;
         stream.inbound_changed_.set();
         return 0;

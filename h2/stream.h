@@ -100,7 +100,9 @@ class Stream {
   // Inbound.
   Headers headers_;
   Headers trailers_;
-  Headers building_;           // the header block being received
+  // The header block being received goes straight where it is read from once complete: the
+  // first block to headers_, a later one to trailers_ (no third Headers per stream).
+  Headers& block_receiving() noexcept { return headers_received_ ? trailers_ : headers_; }
   size_t building_bytes_ = 0;  // its RFC 7541 size
   bool headers_received_ = false;
   bool headers_only_ = false;
