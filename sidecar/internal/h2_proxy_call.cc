@@ -115,6 +115,9 @@ class H2ProxyCall {
 
  private:
   rt::Task<void> serve();
+  // Answers the call when it never needs an upstream (not gRPC, no route, deadline budget below
+  // min_budget) and returns true; otherwise sets deadline_ and returns false.
+  bool answered_before_upstream();
   rt::Task<void> forward(const config::Route& route);
   // Fan-out, retry and mirror routes: the one request message buffered, the policy, the reply.
   rt::Task<void> serve_unary(const config::Route& route);
@@ -142,6 +145,13 @@ class H2ProxyCall {
   bool request_chunk_allowed(std::string_view chunk);
   rt::Task<bool> relay_response(const config::Route& route, h2::Stream& up, RequestReplay& replay,
                                 bool may_retry);
+  // Plain functions for relay_response's synchronous steps (their temporaries stay out of its
+  // frame, which lives as long as the call). An HTTP status other than 200 without grpc-status:
+  // answered with the mapped code, true.
+  bool answered_http_error(const config::Route& route, const h2::Headers& headers,
+                           UpstreamAttempt& attempt);
+  // Relays the upstream's status (grpc-status, grpc-message, forwardable trailers).
+  void reply_upstream_status(const h2::Headers& trailers, UpstreamAttempt& attempt);
   // Forwards the rest of the response message in progress, up to its end.
   rt::Task<void> finish_message_in_flight(h2::Stream& up);
   // Answers the caller: trailers-only before any response headers, trailers after.
@@ -269,9 +279,8 @@ rt::Task<void> H2ProxyCall::run() {
   reply(StatusCode::INTERNAL, "curfew: internal error on route '" + route + "'");
 }
 
-rt::Task<void> H2ProxyCall::serve() {
+bool H2ProxyCall::answered_before_upstream() {
   const config::Listener& listener = *ctx_.listener;
-  if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(method_);
   const auto content_type = h2::find_header(caller_.headers(), "content-type");
   if (!content_type || !wire::is_grpc_content_type(*content_type)) {
     replied_ = true;
@@ -280,12 +289,12 @@ rt::Task<void> H2ProxyCall::serve() {
         {{":status", "415"},
          {"grpc-status", std::to_string(static_cast<int>(StatusCode::INTERNAL))},
          {"grpc-message", "curfew: not a gRPC request (content-type)"}});
-    co_return;
+    return true;
   }
   if (route_ == nullptr) {
     reply(StatusCode::UNIMPLEMENTED,
           "curfew: no route for " + method_ + " on listener '" + listener.name + "'");
-    co_return;
+    return true;
   }
   std::optional<rt::Duration> caller_timeout;
   if (auto t = h2::find_header(caller_.headers(), "grpc-timeout")) {
@@ -298,8 +307,16 @@ rt::Task<void> H2ProxyCall::serve() {
                                              deadline_.describe() +
                                              " left, below its min_budget; the upstream was not "
                                              "called");
-    co_return;
+    return true;
   }
+  return false;
+}
+
+rt::Task<void> H2ProxyCall::serve() {
+  if (CallFaultHook hook = g_call_fault_hook.load(std::memory_order_relaxed)) hook(method_);
+  // The checks before any upstream work are a plain function: their temporaries stay out of this
+  // coroutine's frame, which lives as long as the call does (an idle stream's memory).
+  if (answered_before_upstream()) co_return;
   if (route_->fanout || route_->retry || route_->hedge || route_->mirror) {
     try {
       co_await serve_unary(*route_);
@@ -526,17 +543,7 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     fail_from_stream();
     co_return false;
   }
-  const int http_status = wire::http_status_of(h2::find_header(up.headers(), ":status"));
-  if (http_status != 200 && !h2::find_header(up.headers(), "grpc-status")) {
-    const auto code = static_cast<StatusCode>(wire::grpc_code_from_http_status(http_status));
-    attempt.code = code;
-    attempt.won = true;
-    report_.upstream_code = code;
-    judge_endpoint(code, "answered HTTP " + std::to_string(http_status));
-    reply(code,
-          "curfew: upstream '" + route.upstream + "' answered HTTP " + std::to_string(http_status));
-    co_return false;
-  }
+  if (answered_http_error(route, up.headers(), attempt)) co_return false;
   const h2::Headers* trailers = &up.headers();  // a trailers-only response
   if (!up.headers_only()) {
     // The caller's response headers go with the first DATA (or the trailers): a first message
@@ -617,13 +624,32 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
     start_response();  // headers and trailers both go out, even with no message between
     trailers = &up.trailers();
   }
+  reply_upstream_status(*trailers, attempt);
+  co_return false;
+}
+
+bool H2ProxyCall::answered_http_error(const config::Route& route, const h2::Headers& headers,
+                                      UpstreamAttempt& attempt) {
+  const int http_status = wire::http_status_of(h2::find_header(headers, ":status"));
+  if (http_status == 200 || h2::find_header(headers, "grpc-status")) return false;
+  const auto code = static_cast<StatusCode>(wire::grpc_code_from_http_status(http_status));
+  attempt.code = code;
+  attempt.won = true;
+  report_.upstream_code = code;
+  judge_endpoint(code, "answered HTTP " + std::to_string(http_status));
+  reply(code,
+        "curfew: upstream '" + route.upstream + "' answered HTTP " + std::to_string(http_status));
+  return true;
+}
+
+void H2ProxyCall::reply_upstream_status(const h2::Headers& trailers, UpstreamAttempt& attempt) {
   StatusCode code = StatusCode::UNKNOWN;
   std::string message;
-  if (auto s = h2::find_header(*trailers, "grpc-status")) {
+  if (auto s = h2::find_header(trailers, "grpc-status")) {
     auto parsed = wire::parse_grpc_status(*s);
     code = parsed.ok() ? static_cast<StatusCode>(*parsed) : StatusCode::UNKNOWN;
   }
-  if (auto m = h2::find_header(*trailers, "grpc-message")) message = wire::decode_grpc_message(*m);
+  if (auto m = h2::find_header(trailers, "grpc-message")) message = wire::decode_grpc_message(*m);
   attempt.code = code;
   attempt.won = true;
   report_.upstream_code = code;
@@ -636,8 +662,7 @@ rt::Task<bool> H2ProxyCall::relay_response(const config::Route& route, h2::Strea
       report_.timeout = TimeoutCause::kUpstream;
     }
   }
-  reply(code, message, forwardable(*trailers));
-  co_return false;
+  reply(code, message, forwardable(trailers));
 }
 
 rt::Task<void> H2ProxyCall::finish_message_in_flight(h2::Stream& up) {
