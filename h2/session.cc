@@ -706,6 +706,7 @@ rt::Task<void> Session::run(StreamHandler handler) {
 }
 
 rt::Task<void> Session::serve(rt::TaskGroup& group) {
+  kick();  // our SETTINGS (queued by the constructor) go first
   auto writer = group.spawn(write_loop(), "h2-writer");
   rt::TaskHandle<void> keepalive;
   last_read_ = rt::Clock::now();
@@ -726,9 +727,9 @@ rt::Task<void> Session::serve(rt::TaskGroup& group) {
   done_ = true;
   kick();
   detach_streams();
-  // The writer ends by itself once it flushed, unless the peer stopped taking bytes.
-  // A few loop passes: a writer woken just before may still be in its coalescing pass.
-  for (int pass = 0; pass < 3 && !writer.done(); ++pass) co_await rt::yield_now();
+  // The writer ends by itself once it flushed, unless the peer stopped taking bytes. kick() put
+  // it on the before-poll list ahead of this task: a few such turns let it flush.
+  for (int turn = 0; turn < 3 && !writer.done(); ++turn) co_await rt::before_poll();
   if (!writer.done()) writer.cancel("the connection is closed");
 }
 
@@ -820,11 +821,12 @@ rt::Task<void> Session::keepalive_loop() {
 
 rt::Task<void> Session::write_loop() {
   std::string out;
+  bool more = false;  // the last write was a full batch: nghttp2 may have more at once
   for (;;) {
-    // Woken by the first frame submitted: one loop pass more lets the tasks readied with it add
-    // theirs (a proxied request's HEADERS, then the pump's DATA and END_STREAM), so they leave
-    // in one write instead of one each (measured: two sends per unary call without this).
-    if (!done_) co_await rt::yield_now();
+    // Woken by kick() just before the loop next polls: every frame this burst of work queued
+    // (a proxied request's HEADERS, DATA and END_STREAM; a response's HEADERS, DATA and
+    // trailers) leaves in one write, with no loop pass spent waiting for the rest.
+    if (!done_ && !more) co_await want_write_.wait();
     // Cleared before asking nghttp2, so a kick() made while this pass writes is not lost.
     want_write_.clear();
     // Coalesce what nghttp2 has into one buffer, then one write.
@@ -849,7 +851,7 @@ rt::Task<void> Session::write_loop() {
       transport_->shutdown_both();  // the reader sees the end
       co_return;
     }
-    const bool more = out.size() >= kWriteBatchBytes;
+    more = out.size() >= kWriteBatchBytes;
     out.clear();
     if (more) continue;
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
@@ -861,7 +863,6 @@ rt::Task<void> Session::write_loop() {
       transport_->shutdown_both();
       co_return;
     }
-    if (!want_write_.is_set()) co_await want_write_.wait();
   }
 }
 

@@ -25,6 +25,7 @@
 #include "h2/limits.h"
 #include "h2/stream.h"
 #include "h2/transport.h"
+#include "runtime/before_poll.h"
 #include "runtime/clock.h"
 #include "runtime/event.h"
 #include "runtime/socket.h"
@@ -113,7 +114,7 @@ class Session {
   rt::Task<void> write_loop();
   rt::Task<void> keepalive_loop();
   rt::Task<void> final_goaway_later();
-  // Wakes the writer: nghttp2 may have something to send.
+  // Wakes the writer, just before the loop next polls: nghttp2 may have something to send.
   void kick() noexcept { want_write_.set(); }
   void finish(CloseReason reason) noexcept;
   // A stream the peer opened came to nothing before any work was done for it: the rapid-reset
@@ -161,7 +162,7 @@ class Session {
   rt::TaskGroup* group_ = nullptr;  // while run() runs
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
   internal::IdleResetFilter idle_resets_;  // server role
-  rt::Event want_write_;
+  rt::BeforePollEvent want_write_;
   rt::Event ready_;  // the peer's SETTINGS arrived, or the session ended
   // Keepalive (client role): when bytes last arrived; a PING is out and bytes are awaited; they
   // arrived.

@@ -38,6 +38,41 @@ void Loop::post(Runnable& r) noexcept {
   ready_tail_ = &r;
 }
 
+void Loop::post_before_poll(BeforePollRunnable& r) noexcept {
+  if (r.queued_ || r.before_poll_queued_) return;
+  r.before_poll_queued_ = true;
+  r.next_before_poll_ = nullptr;
+  r.prev_before_poll_ = before_poll_tail_;
+  if (before_poll_tail_ != nullptr) {
+    before_poll_tail_->next_before_poll_ = &r;
+  } else {
+    before_poll_head_ = &r;
+  }
+  before_poll_tail_ = &r;
+}
+
+void Loop::remove_before_poll(BeforePollRunnable& r) noexcept {
+  if (!r.before_poll_queued_) return;
+  r.before_poll_queued_ = false;
+  (r.prev_before_poll_ != nullptr ? r.prev_before_poll_->next_before_poll_ : before_poll_head_) =
+      r.next_before_poll_;
+  (r.next_before_poll_ != nullptr ? r.next_before_poll_->prev_before_poll_ : before_poll_tail_) =
+      r.prev_before_poll_;
+  r.prev_before_poll_ = r.next_before_poll_ = nullptr;
+}
+
+void Loop::release_before_poll() noexcept {
+  BeforePollRunnable* r = before_poll_head_;
+  before_poll_head_ = before_poll_tail_ = nullptr;
+  while (r != nullptr) {
+    BeforePollRunnable* next = r->next_before_poll_;
+    r->before_poll_queued_ = false;
+    r->prev_before_poll_ = r->next_before_poll_ = nullptr;
+    post(*r);
+    r = next;
+  }
+}
+
 bool Loop::post_threadsafe(std::function<void()> fn) {
   std::lock_guard<std::mutex> lock(inbox_mu_);
   if (closed_) return false;
@@ -81,14 +116,24 @@ void Loop::run(const bool& finished) {
   for (;;) {
     if (timers_.size() > 0) timers_.fire_due(Clock::now());
     run_ready();
-    if (finished && ready_head_ == nullptr && close_inbox()) break;
+    if (ready_head_ == nullptr && before_poll_head_ != nullptr && !released_since_poll_) {
+      // Nothing else is ready: the before-poll turn. Once per poll: what queues itself again
+      // meanwhile waits for the poll below.
+      release_before_poll();
+      released_since_poll_ = true;
+      continue;
+    }
+    if (finished && ready_head_ == nullptr && before_poll_head_ == nullptr && close_inbox()) break;
 
     std::optional<Duration> timeout;  // none: until an event
-    const bool tasks_ready = ready_head_ != nullptr;
+    const bool tasks_ready = ready_head_ != nullptr || before_poll_head_ != nullptr;
     TimePoint poll_at{};
     if (tasks_ready) {
       poll_at = Clock::now();
-      if (poll_at - last_poll_ < kRepollInterval) continue;
+      if (ready_head_ != nullptr && poll_at - last_poll_ < kRepollInterval) continue;
+      // A loop that stays busy gives the before-poll list its turn at each poll instead: right
+      // after it, in the next pass.
+      release_before_poll();
       timeout = Duration::zero();
     } else if (busy_poll_ > Duration::zero() && Clock::now() - last_event_ < busy_poll_) {
       timeout = Duration::zero();  // spin: see set_busy_poll()
@@ -99,6 +144,7 @@ void Loop::run(const bool& finished) {
     // A non-blocking poll is timed by the clock read just before it; a blocking one by a clock
     // read after it (it may have slept long).
     last_poll_ = tasks_ready ? poll_at : Clock::now();
+    released_since_poll_ = false;
     if (events > 0 && busy_poll_ > Duration::zero()) last_event_ = last_poll_;
   }
   current_loop = previous;

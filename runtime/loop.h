@@ -4,9 +4,11 @@
 // One iteration: fire the timers that are due, run the Runnables that were ready when the
 // iteration began (FIFO, like asyncio's call_soon), then wait in the poller until the next timer
 // or the next event (with tasks still ready: poll it without waiting, skipped within a few
-// microseconds of the last poll). Tasks never migrate between loops, so
-// everything a task touches is touched by one thread only; the only cross-thread entry is
-// post_threadsafe().
+// microseconds of the last poll). Runnables posted "before poll" (libuv's prepare phase) run once
+// nothing else is ready, before the poll: a connection's writer sends what a whole burst of its
+// streams' work queued, in one write, without a pass of its own. Tasks never migrate between
+// loops, so everything a task touches is touched by one thread only; the only cross-thread entry
+// is post_threadsafe().
 #pragma once
 
 #include <cassert>
@@ -44,6 +46,15 @@ class Loop {
   // Queues `r` to run on this loop (loop thread only). A Runnable already queued stays queued once.
   void post(Runnable& r) noexcept;
 
+  // Queues `r` to run just before this loop next polls for I/O: once no other Runnable is ready
+  // (every one ready now, and every one those make ready, has run), or, while some stay ready,
+  // at the next poll (at most kRepollInterval away, loop.cc). A loop polls between two such
+  // turns, so a Runnable that queues itself again each time cannot starve I/O. Loop thread
+  // only; a Runnable already queued (on either list) stays queued once.
+  void post_before_poll(BeforePollRunnable& r) noexcept;
+  // Takes `r` off the before-poll list if it is on it (a cancelled waiter).
+  void remove_before_poll(BeforePollRunnable& r) noexcept;
+
   // Runs `fn` on the loop thread soon; callable from any thread. Returns false (and drops `fn`)
   // once the loop has been closed.
   bool post_threadsafe(std::function<void()> fn);
@@ -63,6 +74,7 @@ class Loop {
 
  private:
   void run_ready();
+  void release_before_poll() noexcept;  // the before-poll list, in order, onto the ready list
   void run_inbox();
   bool close_inbox();
 
@@ -75,6 +87,9 @@ class Loop {
   TimePoint last_event_{};  // when the poller last gave an event
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
+  BeforePollRunnable* before_poll_head_ = nullptr;
+  BeforePollRunnable* before_poll_tail_ = nullptr;
+  bool released_since_poll_ = false;  // the before-poll list had its turn since the last poll
 
   // Cross-thread inbox, woken through EpollPoller::wake().
   std::mutex inbox_mu_;

@@ -18,4 +18,17 @@ class Runnable {
   bool queued_ = false;
 };
 
+// A Runnable that can also wait on its loop's before-poll list (Loop::post_before_poll): doubly
+// linked, so that a cancelled waiter leaves it at once, without a search.
+class BeforePollRunnable : public Runnable {
+ protected:
+  ~BeforePollRunnable() = default;
+
+ private:
+  friend class Loop;
+  BeforePollRunnable* prev_before_poll_ = nullptr;
+  BeforePollRunnable* next_before_poll_ = nullptr;
+  bool before_poll_queued_ = false;
+};
+
 }  // namespace curfew::rt
