@@ -40,12 +40,17 @@ bool Stream::send_trailers_only(const Headers& headers) {
   return session_->submit_response(*this, headers, /*with_body=*/false);
 }
 
-rt::Task<bool> Stream::write(std::string bytes) {
-  if (session_ == nullptr || closed_ || out_end_) co_return false;
-  if (bytes.empty()) co_return true;
+bool Stream::write_now(std::string bytes) {
+  if (session_ == nullptr || closed_ || out_end_) return false;
+  if (bytes.empty()) return true;
   out_bytes_ += bytes.size();
   out_.push_back(std::move(bytes));
   session_->resume(*this);
+  return true;
+}
+
+rt::Task<bool> Stream::write(std::string bytes) {
+  if (!write_now(std::move(bytes))) co_return false;
   while (session_ != nullptr && !closed_ &&
          out_bytes_ > session_->limits_.stream_send_buffer_bytes) {
     send_space_.clear();

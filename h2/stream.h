@@ -54,6 +54,8 @@ class Stream {
   // The peer ended its side with END_STREAM: its body is complete (a reset or a lost
   // connection after that does not change it).
   bool ended_cleanly() const noexcept { return inbound_ended_; }
+  // The peer's whole body is here and has been read: END_STREAM came, nothing is left queued.
+  bool body_read_to_end() const noexcept { return inbound_ended_ && inbound_.empty(); }
   // We refused the peer's header block: over SessionLimits::max_header_list_bytes.
   bool header_list_too_large() const noexcept { return header_list_too_large_; }
   // Frees the received header block (headers(), empty after this) once nobody reads it again: a
@@ -70,6 +72,9 @@ class Stream {
   // Queues body bytes; waits while the send buffer holds more than its limit. False when the
   // stream is gone (reset, closed, connection lost): stop writing.
   rt::Task<bool> write(std::string bytes);
+  // Queues body bytes without waiting for send space: for a bounded amount the caller already
+  // holds (a request's first DATA chunk, at most one frame). False when the stream is gone.
+  bool write_now(std::string bytes);
   // Ends our side: with trailers (server), or a plain END_STREAM (client: `trailers` empty).
   void end(Headers trailers = {});
   // Resets the stream with an HTTP/2 error code (RFC 9113: CANCEL = 8). Idempotent.

@@ -450,6 +450,18 @@ rt::Task<bool> H2ProxyCall::exchange(const config::Route& route, h2::Stream& up,
   } reset_on_exit{up, co_await rt::this_task{}, report_};
 
   bool refused = false;
+  if (!replaying && caller_.body_read_to_end()) {
+    // The whole request came before the upstream was called (a unary caller's usual case: its
+    // END_STREAM came with its message): it is queued here, bounded (one DATA chunk), and no
+    // pump task runs beside the relay.
+    if (first) {
+      replay.record(*first);
+      up.write_now(std::move(*first));
+    }
+    up.end();
+    refused = co_await relay_response(route, up, replay, may_retry);
+    co_return refused;
+  }
   rt::TaskGroup pumps;
   co_await pumps.run([](H2ProxyCall& self, rt::TaskGroup& g, const config::Route& route,
                         h2::Stream& up, std::optional<std::string> first, bool replaying,
