@@ -454,8 +454,9 @@ rt::Task<bool> H2ProxyCall::exchange(const config::Route& route, h2::Stream& up,
   bool refused = false;
   // The whole request came before the upstream was called (a unary caller's usual case: its
   // END_STREAM came with its message): it is queued here, bounded (one DATA chunk), and no pump
-  // task runs beside the relay. (One call site of relay_response either way: a second one made
-  // clang embed a copy of its frame, +0.8 KiB per idle stream.)
+  // task runs beside the relay. relay_response keeps a single call site: with a second one,
+  // here, a frame that lives as long as the call grew by 0.8 KiB (the pumps' lambda, 336 ->
+  // 1,136 B, measured with a uprobe on rt::detail::allocate_frame).
   const bool request_here = !replaying && caller_.body_read_to_end();
   if (request_here) queue_whole_request(up, std::exchange(first, std::nullopt), replay);
   rt::TaskGroup pumps;
