@@ -853,7 +853,12 @@ rt::Task<void> Session::write_loop() {
     }
     more = out.size() >= kWriteBatchBytes;
     out.clear();
-    if (more) continue;
+    if (more) {
+      // A full batch: nghttp2 may have more at once, but the loop's other connections, timers
+      // and cancellations get a pass first.
+      co_await rt::yield_now();
+      continue;
+    }
     if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
       finish(CloseReason::kGoaway);
       transport_->shutdown_both();

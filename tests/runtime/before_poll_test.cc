@@ -55,6 +55,36 @@ TEST_F(BeforePollTest, RunsAfterEveryTaskReadyBeforeIt) {
   EXPECT_EQ(log.back(), "before-poll");  // queued first, yet after all 20
 }
 
+// A chain that spans passes: each link readies the next one for the next pass.
+Task<void> chain(std::vector<std::string>& log, int links) {
+  for (int i = 0; i < links; ++i) co_await rt::yield_now();
+  log.push_back("chain");
+}
+
+// The waiter runs after the whole burst: after the tasks that the tasks ready before it make
+// ready in later passes, not merely after one more pass (the writer's old "let one pass go by").
+// Under constant load the turn comes at the loop's next poll instead, 20 µs after the last one
+// at most: each trial starts right after a blocking poll, and most trials must see the order
+// (with a turn at the end of every pass, none would).
+TEST_F(BeforePollTest, RunsAfterTheTasksThoseReadyInLaterPasses) {
+  constexpr int kTrials = 20;
+  int waiter_last = 0;
+  rt::run([&]() -> Task<void> {
+    for (int trial = 0; trial < kTrials; ++trial) {
+      std::vector<std::string> log;
+      co_await rt::sleep(200us);  // a blocking poll: the 20 µs start now
+      rt::TaskGroup group;
+      co_await group.run([&]() -> Task<void> {
+        group.spawn(before_poll_then_record(log), "waiter");
+        group.spawn(chain(log, 3), "chain");
+        co_return;
+      }());
+      if (log.size() == 2 && log.back() == "before-poll") ++waiter_last;
+    }
+  }());
+  EXPECT_GE(waiter_last, kTrials * 3 / 4) << waiter_last << " of " << kTrials;
+}
+
 Task<void> wait_and_count(rt::BeforePollEvent& event, int& wakeups, int bursts) {
   for (int i = 0; i < bursts; ++i) {
     co_await event.wait();
