@@ -11,7 +11,7 @@
 //   }
 //
 // Under constant load (tasks always ready) the turn comes at the loop's next poll, at most a
-// few microseconds later (loop.cc, kRepollInterval). Both waits are cancellation points: a
+// few microseconds later (Loop::set_repoll_interval). Both waits are cancellation points: a
 // cancelled waiter leaves the loop's list at once and resumes with CancelledError. As with
 // Event, a cancellation withdrawn (TaskState::uncancel) before the waiter ran makes it return
 // early, without the turn (or the set()): waiters treat a return as "look again", never as proof.

@@ -9,13 +9,13 @@ thread_local Loop* current_loop = nullptr;
 // so a flood of events cannot starve timers.
 constexpr int kMaxEventsPerIteration = 64;
 
-// A pass with tasks ready polls without blocking. Such a poll (a system call) costs about as much
-// as a short pass itself, and chains of short passes (a spawn, an event set, a yield) are common
-// on the proxy path: a proxied request is read, routed, and written upstream over three or four
-// passes. So passes within this interval of the last poll (blocking or not, whatever it found) do
-// not poll again: a busy loop polls at most about once per interval, and an event waits for at
-// most this long.
-constexpr Duration kRepollInterval = std::chrono::microseconds(20);
+// The repoll interval (Loop::repoll_interval_, 20 µs unless set_repoll_interval() says
+// otherwise). A pass with tasks ready polls without blocking. Such a poll (a system call) costs
+// about as much as a short pass itself, and chains of short passes (a spawn, an event set, a yield)
+// are common on the proxy path: a proxied request is read, routed, and written upstream over three
+// or four passes. So passes within this interval of the last poll (blocking or not, whatever it
+// found) do not poll again: a busy loop polls at most about once per interval, and an event waits
+// for at most this long.
 
 }  // namespace
 
@@ -130,7 +130,7 @@ void Loop::run(const bool& finished) {
     TimePoint poll_at{};
     if (tasks_ready) {
       poll_at = Clock::now();
-      if (ready_head_ != nullptr && poll_at - last_poll_ < kRepollInterval) continue;
+      if (ready_head_ != nullptr && poll_at - last_poll_ < repoll_interval_) continue;
       // A loop that stays busy gives the before-poll list its turn at each poll instead: right
       // after it, in the next pass.
       release_before_poll();

@@ -48,8 +48,8 @@ class Loop {
 
   // Queues `r` to run just before this loop next polls for I/O: once no other Runnable is ready
   // (every one ready now, and every one those make ready, has run), or, while some stay ready,
-  // at the next poll (at most kRepollInterval away, loop.cc). A loop polls between two such
-  // turns, so a Runnable that queues itself again each time cannot starve I/O. Loop thread
+  // at the next poll (at most the repoll interval away, 20 µs by default). A loop polls between two
+  // such turns, so a Runnable that queues itself again each time cannot starve I/O. Loop thread
   // only; a Runnable already queued (on either list) stays queued once.
   void post_before_poll(BeforePollRunnable& r) noexcept;
   // Takes `r` off the before-poll list if it is on it (a cancelled waiter).
@@ -68,6 +68,11 @@ class Loop {
   // only, before run().
   void set_busy_poll(Duration window) noexcept { busy_poll_ = window; }
 
+  // The interval within which a pass with tasks ready does not poll again (loop.cc; 20 µs by
+  // default). Loop thread only; for tests that need a burst of passes without
+  // a poll in between whatever the build's speed.
+  void set_repoll_interval(Duration interval) noexcept { repoll_interval_ = interval; }
+
   // Refuses further post_threadsafe() calls and closes the poller. Returns how many fd watches
   // were still registered (0 unless a bug left one behind).
   size_t close();
@@ -82,9 +87,10 @@ class Loop {
   BlockingPool& pool_;
   int index_;
   Timers timers_;
-  TimePoint last_poll_{};   // when the poller was last asked (see kRepollInterval)
-  Duration busy_poll_{};    // see set_busy_poll()
-  TimePoint last_event_{};  // when the poller last gave an event
+  TimePoint last_poll_{};                                     // when the poller was last asked
+  Duration repoll_interval_ = std::chrono::microseconds(20);  // see set_repoll_interval()
+  Duration busy_poll_{};                                      // see set_busy_poll()
+  TimePoint last_event_{};                                    // when the poller last gave an event
   Runnable* ready_head_ = nullptr;
   Runnable* ready_tail_ = nullptr;
   BeforePollRunnable* before_poll_head_ = nullptr;
