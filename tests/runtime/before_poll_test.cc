@@ -193,6 +193,37 @@ TEST_F(BeforePollTest, ACancelledWaiterLeavesTheListAtOnceAndALaterSetDoesNotTou
   EXPECT_TRUE(later_set_ok);
 }
 
+// The turn came (the waiters are on the ready list, in order) and the first to run cancels the
+// others before they have run: each resumes once, with CancelledError; the cancel path must not
+// queue a waiter that is already queued.
+Task<void> before_poll_then_cancel(std::vector<rt::TaskHandle<void>>& victims, bool& ran) {
+  co_await rt::before_poll();
+  for (auto& victim : victims) victim.cancel("test");
+  ran = true;
+}
+
+TEST_F(BeforePollTest, AWaiterCancelledAfterItsTurnCameResumesOnceWithCancelledError) {
+  CancelLog plain, on_event;
+  bool canceller_ran = false;
+  rt::run([&]() -> Task<void> {
+    rt::BeforePollEvent event;
+    std::vector<rt::TaskHandle<void>> victims;
+    rt::TaskGroup group;
+    co_await group.run([&]() -> Task<void> {
+      group.spawn(before_poll_then_cancel(victims, canceller_ran), "canceller");
+      victims.push_back(group.spawn(before_poll_and_log(plain), "plain"));
+      victims.push_back(group.spawn(wait_event_and_log(event, on_event), "on-event"));
+      co_await rt::yield_now();  // all three suspended, the canceller first on the list
+      event.set();
+    }());
+  }());
+  EXPECT_TRUE(canceller_ran);
+  EXPECT_TRUE(plain.cancelled);
+  EXPECT_FALSE(plain.returned);
+  EXPECT_TRUE(on_event.cancelled);
+  EXPECT_FALSE(on_event.returned);
+}
+
 // A task that queues itself before every poll does not keep the loop from polling: a post from
 // another thread (seen only by polling the loop's eventfd) arrives while it spins.
 Task<void> spin_before_poll(const std::atomic<bool>& posted_seen, int& turns) {
