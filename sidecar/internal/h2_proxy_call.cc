@@ -394,7 +394,8 @@ rt::Task<std::shared_ptr<h2::Stream>> H2ProxyCall::open_upstream(const config::R
   for (int turn = 0; turn < 2; ++turn) {
     try {
       lease_ = EndpointLease();  // the previous stream's endpoint is not in use any more
-      lease_ = co_await ctx_.pool->pick(*upstream, tls, tried_);
+      if (!ctx_.pool->pick_connected(*upstream, tls, tried_, lease_))
+        lease_ = co_await ctx_.pool->pick(*upstream, tls, tried_);
     } catch (const UpstreamUnavailable& e) {
       unavailable = e.why();  // the reply names the upstream
       break;

@@ -170,7 +170,8 @@ rt::Task<UpstreamReply> H2UnaryCaller::call(const std::string& upstream,
   for (int turn = 0; turn < 2; ++turn) {
     EndpointLease lease;
     try {
-      lease = co_await rt::deadline(deadline, pool_.pick(*config, tls, tried));
+      if (!pool_.pick_connected(*config, tls, tried, lease))
+        lease = co_await rt::deadline(deadline, pool_.pick(*config, tls, tried));
     } catch (const UpstreamUnavailable& e) {
       co_return failure(StatusCode::UNAVAILABLE, e.what());
     } catch (const rt::TimeoutError&) {

@@ -157,6 +157,28 @@ rt::Task<void> UpstreamPool::serve_connection(std::shared_ptr<h2::Session> sessi
   co_await session->run(nullptr);
 }
 
+bool UpstreamPool::pick_connected(const config::Upstream& upstream, const UpstreamTls* tls,
+                                  TriedEndpoints& tried, EndpointLease& lease) {
+  if (group_ == nullptr || group_->aborting()) return false;  // pick() says why
+  std::shared_ptr<EndpointSet> set = set_for(upstream, tls);
+  const rt::TimePoint now = rt::Clock::now();
+  start_due_resolutions(set, now);
+  // All connected or none taken: the balancer's choice is then pick()'s first, and a set being
+  // connected keeps its round-robin turn and random draws for pick() alone.
+  bool any = false;
+  for (const std::shared_ptr<Endpoint>& e : set->endpoints()) {
+    if (e->draining) continue;
+    if (!e->session || !e->session->accepting_streams()) return false;
+    any = true;
+  }
+  if (!any) return false;
+  std::shared_ptr<Endpoint> e = set->pick(tried, now, random_);
+  if (std::find(tried.begin(), tried.end(), e->id) == tried.end()) tried.push_back(e->id);
+  std::shared_ptr<h2::Session> session = e->session;
+  lease = EndpointLease(std::move(set), std::move(e), std::move(session), now);
+  return true;
+}
+
 rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, const UpstreamTls* tls,
                                            TriedEndpoints& tried) {
   if (group_ == nullptr || group_->aborting())
@@ -213,10 +235,8 @@ rt::Task<EndpointLease> UpstreamPool::pick(const config::Upstream& upstream, con
   throw UpstreamUnavailable(name, last_error);
 }
 
-rt::Task<void> UpstreamPool::refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up) {
-  // `targets()` never changes size after the set is made, and `set` keeps the set alive: the
-  // Target references below stay put across the waits.
-  const rt::TimePoint now = rt::Clock::now();
+void UpstreamPool::start_due_resolutions(const std::shared_ptr<EndpointSet>& set,
+                                         rt::TimePoint now) {
   for (size_t i = 0; i < set->targets().size(); ++i) {
     EndpointSet::Target& t = set->targets()[i];
     if (!t.parse_error.empty() || !t.target.needs_resolution()) continue;
@@ -225,6 +245,12 @@ rt::Task<void> UpstreamPool::refresh(std::shared_ptr<EndpointSet> set, rt::TimeP
     t.resolve_done.clear();
     group_->spawn(resolve(set, i), "resolve " + t.text);
   }
+}
+
+rt::Task<void> UpstreamPool::refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up) {
+  // `targets()` never changes size after the set is made, and `set` keeps the set alive: the
+  // Target references below stay put across the waits.
+  start_due_resolutions(set, rt::Clock::now());
   // A set with endpoints serves with what it has while its names are resolved again; one with
   // none waits for the first answers (a name that never resolved keeps being asked: each call
   // starts a lookup if none is under way).

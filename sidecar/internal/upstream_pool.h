@@ -75,6 +75,11 @@ class UpstreamPool {
   // from the call's Routing, which the call keeps alive across this wait.
   rt::Task<EndpointLease> pick(const config::Upstream& upstream, const UpstreamTls* tls,
                                TriedEndpoints& tried);
+  // pick() when it needs no wait, as most calls do: every endpoint of the set (that is not
+  // draining) has a connection that takes streams. Then `lease` is the pick and true is
+  // returned; else false, nothing was picked, and the caller co_awaits pick(). No coroutine.
+  bool pick_connected(const config::Upstream& upstream, const UpstreamTls* tls,
+                      TriedEndpoints& tried, EndpointLease& lease);
 
   // A reload: sets of upstreams `routing` no longer has (by name, endpoints and TLS settings)
   // drain, and their connections close as their calls end.
@@ -86,6 +91,8 @@ class UpstreamPool {
 
  private:
   std::shared_ptr<EndpointSet> set_for(const config::Upstream& upstream, const UpstreamTls* tls);
+  // Starts a background lookup of each of the set's names that is due.
+  void start_due_resolutions(const std::shared_ptr<EndpointSet>& set, rt::TimePoint now);
   // Resolves the set's names that are due: waits (until `give_up`) for those never resolved,
   // starts the others in the background.
   rt::Task<void> refresh(std::shared_ptr<EndpointSet> set, rt::TimePoint give_up);
