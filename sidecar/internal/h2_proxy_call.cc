@@ -234,8 +234,13 @@ bool H2ProxyCall::upstream_deadline_was_ours() const {
 }
 
 void H2ProxyCall::record_cancellation(CancelCause cause) {
-  report_.cancel = cause;
-  report_.code = StatusCode::CANCELLED;
+  // Once the caller's status is on its way, it is the call's outcome, counted as sent: a deadline
+  // or a reset that comes while the call unwinds (the upstream answered as the deadline came)
+  // only cuts what is still open upstream.
+  if (!replied_) {
+    report_.cancel = cause;
+    report_.code = StatusCode::CANCELLED;
+  }
   for (UpstreamAttempt& a : report_.attempts) {
     if (!a.won && a.cancelled == CancelCause::kNone) {
       a.code = StatusCode::CANCELLED;
@@ -342,10 +347,7 @@ rt::Task<void> H2ProxyCall::serve() {
     throw;
   }
   record_cancellation(CancelCause::kDeadline);
-  if (replied_) {
-    co_return;  // the upstream's status was already on its way
-  }
-  report_.code = StatusCode::OK;
+  if (replied_) co_return;  // the upstream's status was already on its way: it stands
   reply_deadline_exceeded();
 }
 
