@@ -211,7 +211,8 @@ void H2ProxyCall::reply(StatusCode code, const std::string& message, h2::Headers
   if (response_started_ && !response_cut_at_boundary_ &&
       !response_messages_.at_message_boundary()) {
     // Part of a message went out and the rest never will: a status now would read as a broken
-    // message. A reset says the call ended without one.
+    // message. A reset says the call ended without one: the caller reads CANCELLED.
+    report_.code = StatusCode::CANCELLED;
     caller_.reset(static_cast<uint32_t>(wire::H2Error::kCancel));
   } else if (response_started_) {
     caller_.end(std::move(h));
@@ -234,10 +235,11 @@ bool H2ProxyCall::upstream_deadline_was_ours() const {
 }
 
 void H2ProxyCall::record_cancellation(CancelCause cause) {
-  // Once the caller's status is on its way, it is the call's outcome, counted as sent: a deadline
-  // or a reset that comes while the call unwinds (the upstream answered as the deadline came)
-  // only cuts what is still open upstream.
-  if (!replied_) {
+  // A deadline that comes while the call unwinds after its status was queued (the upstream
+  // answered as the deadline came) does not take that status back: it still goes out, and is
+  // what is counted; the deadline only cuts what is still open upstream. A caller's reset does
+  // take it back: the session cancels a call only while its end is unsent, and drops it.
+  if (!replied_ || cause != CancelCause::kDeadline) {
     report_.cancel = cause;
     report_.code = StatusCode::CANCELLED;
   }
