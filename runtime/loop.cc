@@ -9,14 +9,6 @@ thread_local Loop* current_loop = nullptr;
 // so a flood of events cannot starve timers.
 constexpr int kMaxEventsPerIteration = 64;
 
-// The repoll interval (Loop::repoll_interval_, 20 µs unless set_repoll_interval() says
-// otherwise). A pass with tasks ready polls without blocking. Such a poll (a system call) costs
-// about as much as a short pass itself, and chains of short passes (a spawn, an event set, a yield)
-// are common on the proxy path: a proxied request is read, routed, and written upstream over three
-// or four passes. So passes within this interval of the last poll (blocking or not, whatever it
-// found) do not poll again: a busy loop polls at most about once per interval, and an event waits
-// for at most this long.
-
 }  // namespace
 
 Loop::Loop(BlockingPool& pool, int index)

@@ -68,9 +68,12 @@ class Loop {
   // only, before run().
   void set_busy_poll(Duration window) noexcept { busy_poll_ = window; }
 
-  // The interval within which a pass with tasks ready does not poll again (loop.cc; 20 µs by
-  // default). Loop thread only; for tests that need a burst of passes without
-  // a poll in between whatever the build's speed.
+  // The interval within which a pass with tasks ready does not poll again (20 µs by default).
+  // Such a pass would poll without blocking, a system call that costs about as much as a short
+  // pass, and chains of short passes are common on the proxy path (a request is read, routed and
+  // written upstream over three or four). So a busy loop polls about once per interval, and an
+  // event waits at most this long. Loop thread only; for tests that need a burst of passes
+  // without a poll in between, whatever the build's speed.
   void set_repoll_interval(Duration interval) noexcept { repoll_interval_ = interval; }
 
   // Refuses further post_threadsafe() calls and closes the poller. Returns how many fd watches
