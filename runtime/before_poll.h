@@ -17,6 +17,7 @@
 // early, without the turn (or the set()): waiters treat a return as "look again", never as proof.
 #pragma once
 
+#include <cassert>
 #include <coroutine>
 
 #include "runtime/detail/runnable.h"
@@ -63,6 +64,9 @@ inline BeforePollAwaiter before_poll() noexcept { return {}; }
 class BeforePollEvent {
  public:
   BeforePollEvent() = default;
+  ~BeforePollEvent() {
+    assert(waiter_ == nullptr && "BeforePollEvent destroyed while a task waits on it");
+  }
   BeforePollEvent(const BeforePollEvent&) = delete;
   BeforePollEvent& operator=(const BeforePollEvent&) = delete;
 
@@ -89,6 +93,7 @@ class BeforePollEvent {
     void await_suspend(std::coroutine_handle<P> caller) noexcept {
       waiter_ = caller;
       task_ = caller.promise().task_state();
+      assert(event_.waiter_ == nullptr && "two tasks wait on one BeforePollEvent");
       event_.waiter_ = this;
       if (event_.set_) queue();
       task_->suspend(*this);
