@@ -283,6 +283,13 @@ struct Session::Callbacks {
     return 0;
   }
 
+  // nghttp2 answers an invalid frame with a RST_STREAM or, for a connection error, a GOAWAY that
+  // ends the session; which one shows only when the GOAWAY is produced (on_frame_send).
+  static int on_invalid_frame_recv(nghttp2_session*, const nghttp2_frame*, int, void* user_data) {
+    self(user_data).invalid_frame_in_read_ = true;
+    return 0;
+  }
+
   static int on_frame_send(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     Session& s = self(user_data);
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)
@@ -370,6 +377,8 @@ Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionL
                                                             Callbacks::on_data_chunk_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, Callbacks::on_frame_send);
+  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks,
+                                                               Callbacks::on_invalid_frame_recv);
 
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
@@ -781,6 +790,16 @@ rt::Task<void> Session::read_loop() {
     } else {
       deliver(bytes);
     }
+    if (invalid_frame_in_read_ && role_ == Role::kServer && rv >= 0) {
+      // The peer sent an invalid frame: if nghttp2 is ending the connection for it, the streams
+      // this read opened must start no work (a caller over the stream limit would otherwise
+      // have each of its streams reach the upstream, only to be reset there). nghttp2 says so
+      // only as it produces its GOAWAY, so the output is produced now (the writer sends it
+      // first); a connection error marks the session done, and serve() detaches the streams
+      // before their tasks first run.
+      invalid_frame_in_read_ = false;
+      produce_output(early_out_);
+    }
     kick();
     if (rv < 0) {
       // Fatal for the connection; nghttp2 has queued a GOAWAY where the protocol asks for one,
@@ -819,6 +838,19 @@ rt::Task<void> Session::keepalive_loop() {
   }
 }
 
+void Session::produce_output(std::string& out) {
+  while (out.size() < kWriteBatchBytes) {
+    const uint8_t* data = nullptr;
+    const ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      finish(CloseReason::kProtocolError);
+      return;
+    }
+    if (n == 0) return;
+    out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
+  }
+}
+
 rt::Task<void> Session::write_loop() {
   std::string out;
   bool more = false;  // the last write was a full batch: nghttp2 may have more at once
@@ -829,17 +861,10 @@ rt::Task<void> Session::write_loop() {
     if (!done_ && !more) co_await want_write_.wait();
     // Cleared before asking nghttp2, so a kick() made while this pass writes is not lost.
     want_write_.clear();
+    // What the reader produced early goes first (out is empty here: cleared after each write).
+    out.swap(early_out_);
     // Coalesce what nghttp2 has into one buffer, then one write.
-    while (out.size() < kWriteBatchBytes) {
-      const uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        finish(CloseReason::kProtocolError);
-        break;
-      }
-      if (n == 0) break;
-      out.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
-    }
+    produce_output(out);
     try {
       std::string_view pending = out;
       while (!pending.empty()) {
@@ -851,7 +876,7 @@ rt::Task<void> Session::write_loop() {
       transport_->shutdown_both();  // the reader sees the end
       co_return;
     }
-    more = out.size() >= kWriteBatchBytes;
+    more = out.size() >= kWriteBatchBytes || !early_out_.empty();
     out.clear();
     if (more) {
       // A full batch: nghttp2 may have more at once, but the loop's other connections, timers

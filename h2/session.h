@@ -114,6 +114,8 @@ class Session {
   rt::Task<void> write_loop();
   rt::Task<void> keepalive_loop();
   rt::Task<void> final_goaway_later();
+  // Appends what nghttp2 has to send to `out`, up to a write batch (kWriteBatchBytes).
+  void produce_output(std::string& out);
   // Wakes the writer, just before the loop next polls: nghttp2 may have something to send.
   void kick() noexcept { want_write_.set(); }
   void finish(CloseReason reason) noexcept;
@@ -163,7 +165,11 @@ class Session {
   std::unordered_map<int32_t, std::shared_ptr<Stream>> streams_;
   internal::IdleResetFilter idle_resets_;  // server role
   rt::BeforePollEvent want_write_;
-  rt::Event ready_;  // the peer's SETTINGS arrived, or the session ended
+  // Output the reader produced before the writer's turn (see read_loop), sent first. A member
+  // apart from the writer's own buffer: the writer may be suspended mid-write of that one.
+  std::string early_out_;
+  bool invalid_frame_in_read_ = false;  // nghttp2 rejected a frame of the read being processed
+  rt::Event ready_;                     // the peer's SETTINGS arrived, or the session ended
   // Keepalive (client role): when bytes last arrived; a PING is out and bytes are awaited; they
   // arrived.
   rt::TimePoint last_read_{};

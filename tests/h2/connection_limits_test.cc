@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -118,6 +119,69 @@ TEST(ControlFrameBudget, ControlFramesThatComeWithRealTrafficAreNeverCutOff) {
   EXPECT_TRUE(ended(frames, last)) << "not every call was answered";
   EXPECT_FALSE(closed);
   for (const auto& f : frames) EXPECT_NE(f.type, 0x7) << "GOAWAY";
+}
+
+// Counts the streams whose handler found them still open when it first ran (and so would have
+// started work for them: a proxy's upstream call), and answers them.
+struct StartedStreams {
+  std::shared_ptr<std::atomic<int>> count = std::make_shared<std::atomic<int>>(0);
+  h2::StreamHandler handler() const {
+    return [count = count](std::shared_ptr<h2::Stream> s) -> rt::Task<void> {
+      if (s->closed()) co_return;
+      count->fetch_add(1);
+      s->note_work_started();
+      s->send_trailers_only(
+          {{":status", "200"}, {"content-type", "application/grpc"}, {"grpc-status", "0"}});
+    };
+  }
+};
+
+// A caller that opens more streams than the limit it acknowledged, in one write, breaks the
+// protocol (nghttp2 ends the connection with PROTOCOL_ERROR). None of the streams of that write
+// starts work: a proxy would otherwise call its upstream for each, only to reset them all.
+TEST(StreamLimit, StreamsOfAWriteThatBreaksTheLimitStartNoWork) {
+  h2::SessionLimits limits;
+  limits.max_concurrent_streams = 10;
+  StartedStreams started;
+  H2TestServer server(started.handler(), limits);
+  const int fd = connect_to(server.port());
+  std::string out = hello();
+  for (uint32_t i = 0; i < 30; ++i) out += frame(kHeaders, kEndHeaders, 1 + 2 * i, request_block());
+  send_all(fd, out);
+  bool closed = false;
+  const long goaway = read_until_close(fd, &closed);
+  ::close(fd);
+  EXPECT_TRUE(closed);
+  EXPECT_EQ(goaway, kProtocolError);
+  EXPECT_EQ(closures(server, 1), std::vector{h2::CloseReason::kProtocolError});
+  EXPECT_EQ(started.count->load(), 0);
+}
+
+// An invalid frame that costs only its stream (nghttp2 resets it) leaves the rest of the read
+// alone: the other stream of the same write is served, and the connection stays open.
+TEST(StreamLimit, AStreamErrorInAWriteFailsThatStreamAlone) {
+  StartedStreams started;
+  H2TestServer server(started.handler());
+  const int fd = connect_to(server.port());
+  constexpr uint8_t kRstStream = 0x3;
+  // An upper-case header name: a malformed request, a stream error (RFC 9113 §8.2.1).
+  send_all(fd, hello() + frame(kHeaders, kEndHeaders | kEndStream, 1, request_block()) +
+                   frame(kHeaders, kEndHeaders | kEndStream, 3,
+                         request_block() + curfew_test::literal("Bad-Name", "x")));
+  bool closed = false;
+  const auto frames = curfew_test::read_frames(
+      fd,
+      [](const std::vector<curfew_test::RawFrame>& fs) {
+        return ended(fs, 1) && std::any_of(fs.begin(), fs.end(), [](const auto& f) {
+                 return f.type == kRstStream && f.stream == 3;
+               });
+      },
+      &closed);
+  ::close(fd);
+  EXPECT_TRUE(ended(frames, 1)) << "stream 1 was not answered";
+  EXPECT_FALSE(closed);
+  for (const auto& f : frames) EXPECT_NE(f.type, 0x7) << "GOAWAY";
+  EXPECT_GE(started.count->load(), 1);
 }
 
 TEST(HandshakeTimeout, AConnectionThatNeverSendsItsPrefaceIsClosed) {
