@@ -377,8 +377,10 @@ Session::Session(std::unique_ptr<Transport> transport, Role role, const SessionL
                                                             Callbacks::on_data_chunk_recv);
   nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, Callbacks::on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, Callbacks::on_frame_send);
-  nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks,
-                                                               Callbacks::on_invalid_frame_recv);
+  if (role_ == Role::kServer) {
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(callbacks,
+                                                                 Callbacks::on_invalid_frame_recv);
+  }
 
   nghttp2_option* option = nullptr;
   nghttp2_option_new(&option);
@@ -790,7 +792,7 @@ rt::Task<void> Session::read_loop() {
     } else {
       deliver(bytes);
     }
-    if (invalid_frame_in_read_ && role_ == Role::kServer && rv >= 0) {
+    if (invalid_frame_in_read_ && rv >= 0) {  // server role: see on_invalid_frame_recv
       // The peer sent an invalid frame: if nghttp2 is ending the connection for it, the streams
       // this read opened must start no work (a caller over the stream limit would otherwise
       // have each of its streams reach the upstream, only to be reset there). nghttp2 says so
@@ -862,7 +864,11 @@ rt::Task<void> Session::write_loop() {
     // Cleared before asking nghttp2, so a kick() made while this pass writes is not lost.
     want_write_.clear();
     // What the reader produced early goes first (out is empty here: cleared after each write).
-    out.swap(early_out_);
+    // Appended and released, not swapped: a connection keeps one write buffer, not two.
+    if (!early_out_.empty()) {
+      out.append(early_out_);
+      std::string().swap(early_out_);
+    }
     // Coalesce what nghttp2 has into one buffer, then one write.
     produce_output(out);
     try {
